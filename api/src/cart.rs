@@ -1,0 +1,158 @@
+//! The signed-in user's cart. It lives in PostgreSQL, so it survives API restarts and a flushed
+//! Redis. Every change is one statement: concurrent adds to one line never lose an update, and
+//! a line that would pass the per-line maximum is refused by the table's CHECK.
+
+use crate::{
+    error::ApiError, extract::Json, products::product_id, sessions::CurrentUser, startup::AppState,
+};
+use axum::{
+    extract::State,
+    routing::{get, post},
+    Router,
+};
+use serde::{Deserialize, Serialize};
+use shop_domain::{Money, Quantity, UserId};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/cart", get(show))
+        .route("/cart/add", post(add))
+        .route("/cart/update", post(update))
+        .route("/cart/remove", post(remove))
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct CartLine {
+    pub product_id: i64,
+    pub name: String,
+    pub unit_price_cents: i64,
+    pub quantity: i32,
+    #[sqlx(skip)]
+    pub line_total_cents: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Cart {
+    pub items: Vec<CartLine>,
+    pub total_cents: i64,
+}
+
+impl Cart {
+    fn from_lines(mut items: Vec<CartLine>) -> Result<Self, ApiError> {
+        let mut totals = Vec::with_capacity(items.len());
+        for line in &mut items {
+            let price = Money::new(line.unit_price_cents)?;
+            let total = price.times(Quantity::new(line.quantity.into())?);
+            line.line_total_cents = total.minor_units();
+            totals.push(total);
+        }
+        Ok(Self {
+            items,
+            total_cents: Money::sum(totals).minor_units(),
+        })
+    }
+}
+
+pub async fn load(state: &AppState, user: UserId) -> Result<Cart, ApiError> {
+    let lines: Vec<CartLine> = sqlx::query_as(
+        "SELECT c.product_id, p.name, p.price_cents AS unit_price_cents, c.quantity
+         FROM cart_items c JOIN products p ON p.id = c.product_id
+         WHERE c.user_id = $1
+         ORDER BY c.added_at, c.product_id",
+    )
+    .bind(user.get())
+    .fetch_all(&state.db)
+    .await?;
+    Cart::from_lines(lines)
+}
+
+#[derive(Debug, Deserialize)]
+struct LineChange {
+    product_id: i64,
+    quantity: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct LineRef {
+    product_id: i64,
+}
+
+/// `GET /cart`: lines with product name, unit price, line total, and the cart total.
+async fn show(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Cart>, ApiError> {
+    Ok(Json(load(&state, user.id).await?))
+}
+
+/// `POST /cart/add {product_id, quantity}`: adds to the line, creating it if needed.
+async fn add(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<LineChange>,
+) -> Result<Json<Cart>, ApiError> {
+    let quantity = Quantity::new(body.quantity)?;
+    let product = product_id(body.product_id)?;
+    sqlx::query(
+        "INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, $3)
+         ON CONFLICT ON CONSTRAINT cart_items_pkey
+         DO UPDATE SET quantity = cart_items.quantity + EXCLUDED.quantity",
+    )
+    .bind(user.id.get())
+    .bind(product.get())
+    .bind(i32::from(quantity))
+    .execute(&state.db)
+    .await?;
+    Ok(Json(load(&state, user.id).await?))
+}
+
+/// `POST /cart/update {product_id, quantity}`: sets the line's quantity; 0 removes the line.
+async fn update(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<LineChange>,
+) -> Result<Json<Cart>, ApiError> {
+    let product = product_id(body.product_id)?;
+    if body.quantity == 0 {
+        return remove_line(&state, user.id, product.get()).await;
+    }
+    let quantity = Quantity::new(body.quantity)?;
+    sqlx::query(
+        "INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, $3)
+         ON CONFLICT ON CONSTRAINT cart_items_pkey DO UPDATE SET quantity = EXCLUDED.quantity",
+    )
+    .bind(user.id.get())
+    .bind(product.get())
+    .bind(i32::from(quantity))
+    .execute(&state.db)
+    .await?;
+    Ok(Json(load(&state, user.id).await?))
+}
+
+/// `POST /cart/remove {product_id}`: removes the line. Removing a line that is not in the cart
+/// is not an error; naming a product that does not exist is (404).
+async fn remove(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<LineRef>,
+) -> Result<Json<Cart>, ApiError> {
+    let product = product_id(body.product_id)?;
+    remove_line(&state, user.id, product.get()).await
+}
+
+async fn remove_line(state: &AppState, user: UserId, product: i64) -> Result<Json<Cart>, ApiError> {
+    let removed = sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
+        .bind(user.get())
+        .bind(product)
+        .execute(&state.db)
+        .await?
+        .rows_affected();
+    if removed == 0 {
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)")
+                .bind(product)
+                .fetch_one(&state.db)
+                .await?;
+        if !exists {
+            return Err(ApiError::not_found("product"));
+        }
+    }
+    Ok(Json(load(state, user).await?))
+}

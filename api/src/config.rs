@@ -1,0 +1,62 @@
+//! Every setting of the API, read from the environment in this one place, with local defaults.
+
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name} has an invalid value {value:?}: {reason}")]
+pub struct ConfigError {
+    name: &'static str,
+    value: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `API_ADDR`: where the HTTP server listens. Port 0 picks a free port.
+    pub listen_addr: SocketAddr,
+    /// `DATABASE_URL`: the PostgreSQL system of record.
+    pub database_url: String,
+    /// `DATABASE_MAX_CONNECTIONS`: pool size per API process.
+    pub database_max_connections: u32,
+    /// `REDIS_URL`: sessions, product cache.
+    pub redis_url: String,
+    /// `REDIS_KEY_PREFIX`: prepended to every Redis key and channel, so several shops (or tests) can share one Redis.
+    pub redis_key_prefix: String,
+    /// `SESSION_TTL_SECS`: sliding lifetime of a session token; every authenticated request renews it.
+    pub session_ttl: Duration,
+    /// `PRODUCT_CACHE_TTL_SECS`: upper bound on how long a cached product may live.
+    pub product_cache_ttl: Duration,
+    /// `MAX_BODY_BYTES`: larger request bodies get 413.
+    pub max_body_bytes: usize,
+    /// `REQUEST_TIMEOUT_SECS`: a request that takes longer is answered 408.
+    pub request_timeout: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            listen_addr: var("API_ADDR", "127.0.0.1:8080")?,
+            database_url: var("DATABASE_URL", "postgres://shop:shop@127.0.0.1:5432/shop")?,
+            database_max_connections: var("DATABASE_MAX_CONNECTIONS", "20")?,
+            redis_url: var("REDIS_URL", "redis://127.0.0.1:6379")?,
+            redis_key_prefix: var("REDIS_KEY_PREFIX", "shop:")?,
+            session_ttl: Duration::from_secs(var("SESSION_TTL_SECS", "604800")?),
+            product_cache_ttl: Duration::from_secs(var("PRODUCT_CACHE_TTL_SECS", "300")?),
+            max_body_bytes: var("MAX_BODY_BYTES", "65536")?,
+            request_timeout: Duration::from_secs(var("REQUEST_TIMEOUT_SECS", "10")?),
+        })
+    }
+}
+
+fn var<T>(name: &'static str, default: &str) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let value = std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    value.parse().map_err(|e: T::Err| ConfigError {
+        name,
+        value,
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,165 @@
+//! The API's one error type, and the one place where errors become HTTP responses.
+//!
+//! Client errors carry a stable `code` and a message written for people. Server errors answer
+//! with an opaque body and log their cause chain inside the request's span.
+
+use axum::{
+    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+use shop_domain::{ValidationError, MAX_LINE_QUANTITY};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A value in the request failed domain validation: 422.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Any other client error, with its status.
+    #[error("{message}")]
+    Client {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    #[error("a valid session token is required: send `Authorization: Bearer <token>`; POST /sessions issues one")]
+    Unauthorized,
+    /// PostgreSQL or Redis could not be reached in time: 503, the client may retry.
+    #[error("a backing service is unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl ApiError {
+    pub fn not_found(what: &str) -> Self {
+        Self::client(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::client(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn client(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Client {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Invalid(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
+            Self::Client { status, code, .. } => (*status, code),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// Renders the error body every endpoint uses: `{"error":{"code":…,"message":…}}`.
+pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({ "error": { "code": code, "message": message } });
+    (status, axum::Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        let mut response = error_body(status, code, &self.to_string());
+        if matches!(self, Self::Unauthorized) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// Database errors: constraint violations that a client caused become precise 4xx answers;
+/// the rest is a 503 when the database is out of reach and a 500 otherwise.
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        let constraint = match &err {
+            sqlx::Error::Database(db) => db.constraint(),
+            _ => None,
+        };
+        match constraint {
+            Some("users_email_key") => {
+                return Self::conflict("email_taken", "an account with this email already exists")
+            }
+            Some("users_phone_number_key") => {
+                return Self::conflict(
+                    "phone_number_taken",
+                    "an account with this phone number already exists",
+                )
+            }
+            Some("cart_items_product_id_fkey") => return Self::not_found("product"),
+            Some("cart_items_quantity_range") => {
+                return Self::unprocessable(
+                    "quantity_too_large",
+                    format!("a cart line holds at most {MAX_LINE_QUANTITY} units"),
+                )
+            }
+            _ => {}
+        }
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable(err.into())
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    fn from(err: redis::RedisError) -> Self {
+        Self::Unavailable(err.into())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+            _ => "malformed_json",
+        };
+        Self::client(status, code, rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::bad_request("invalid_path", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request("invalid_query", rejection.body_text())
+    }
+}

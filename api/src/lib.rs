@@ -1,0 +1,17 @@
+//! The shop's HTTP API. `startup::Application` assembles it; each feature module (`users`,
+//! `products`, `cart`) owns its routes and queries.
+
+pub mod cache;
+pub mod cart;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod metrics;
+pub mod products;
+pub mod sessions;
+pub mod startup;
+pub mod telemetry;
+pub mod users;

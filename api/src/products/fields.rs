@@ -1,0 +1,213 @@
+//! Request bodies for product writes, and their validated forms.
+
+use crate::error::ApiError;
+use serde::Deserialize;
+use shop_domain::{Money, ValidationError};
+
+/// Most units a seller may set in stock for one product.
+pub const MAX_STOCK: i64 = 1_000_000_000;
+
+#[derive(Debug, Deserialize)]
+pub struct CreateProduct {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub price_cents: i64,
+    #[serde(default)]
+    pub available_quantity: i64,
+    pub image_url: Option<String>,
+    pub category: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct UpdateProduct {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub price_cents: Option<i64>,
+    pub available_quantity: Option<i64>,
+    pub image_url: Option<String>,
+    pub category: Option<String>,
+    /// Optimistic concurrency: apply only if the product is still at this version.
+    pub expected_version: Option<i64>,
+}
+
+pub struct NewProduct {
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    pub available_quantity: i32,
+    pub image_url: Option<String>,
+    pub category: String,
+}
+
+pub struct ProductChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub price: Option<Money>,
+    pub available_quantity: Option<i32>,
+    pub image_url: Option<String>,
+    pub category: Option<String>,
+    pub expected_version: Option<i64>,
+}
+
+fn invalid(field: &'static str, reason: &'static str) -> ValidationError {
+    ValidationError::Field { field, reason }
+}
+
+fn name(raw: &str) -> Result<String, ValidationError> {
+    let name = raw.trim();
+    match name.chars().count() {
+        1..=200 => Ok(name.to_owned()),
+        _ => Err(invalid("name", "must be 1 to 200 characters")),
+    }
+}
+
+fn description(raw: &str) -> Result<String, ValidationError> {
+    if raw.chars().count() <= 5000 {
+        Ok(raw.trim().to_owned())
+    } else {
+        Err(invalid("description", "must be at most 5000 characters"))
+    }
+}
+
+fn stock(raw: i64) -> Result<i32, ValidationError> {
+    if (0..=MAX_STOCK).contains(&raw) {
+        i32::try_from(raw).map_err(|_| invalid("available_quantity", "is too large"))
+    } else {
+        Err(invalid(
+            "available_quantity",
+            "must be between 0 and 1000000000",
+        ))
+    }
+}
+
+fn image_url(raw: &str) -> Result<String, ValidationError> {
+    let url = raw.trim();
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() <= 2048
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(url.to_owned())
+    } else {
+        Err(invalid(
+            "image_url",
+            "must be an http(s) URL of at most 2048 characters",
+        ))
+    }
+}
+
+/// A category slug: lower case letters, digits and dashes, 1 to 64 long, starting with a letter or digit.
+pub fn category(raw: &str) -> Result<String, ValidationError> {
+    let slug = raw.trim().to_ascii_lowercase();
+    let ok = (1..=64).contains(&slug.len())
+        && slug.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(slug)
+    } else {
+        Err(invalid(
+            "category",
+            "must be a slug of letters, digits and dashes",
+        ))
+    }
+}
+
+impl TryFrom<CreateProduct> for NewProduct {
+    type Error = ValidationError;
+
+    fn try_from(body: CreateProduct) -> Result<Self, ValidationError> {
+        Ok(Self {
+            name: name(&body.name)?,
+            description: description(&body.description)?,
+            price: Money::new(body.price_cents)?,
+            available_quantity: stock(body.available_quantity)?,
+            image_url: body.image_url.as_deref().map(image_url).transpose()?,
+            category: category(&body.category)?,
+        })
+    }
+}
+
+impl TryFrom<UpdateProduct> for ProductChanges {
+    type Error = ApiError;
+
+    fn try_from(body: UpdateProduct) -> Result<Self, ApiError> {
+        let changes = Self {
+            name: body.name.as_deref().map(name).transpose()?,
+            description: body.description.as_deref().map(description).transpose()?,
+            price: body.price_cents.map(Money::new).transpose()?,
+            available_quantity: body.available_quantity.map(stock).transpose()?,
+            image_url: body.image_url.as_deref().map(image_url).transpose()?,
+            category: body.category.as_deref().map(category).transpose()?,
+            expected_version: body.expected_version,
+        };
+        let nothing = changes.name.is_none()
+            && changes.description.is_none()
+            && changes.price.is_none()
+            && changes.available_quantity.is_none()
+            && changes.image_url.is_none()
+            && changes.category.is_none();
+        if nothing {
+            return Err(ApiError::unprocessable(
+                "empty_update",
+                "name the fields to change: name, description, price_cents, available_quantity, image_url, category",
+            ));
+        }
+        Ok(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body() -> CreateProduct {
+        CreateProduct {
+            name: " Kettle ".into(),
+            description: String::new(),
+            price_cents: 2599,
+            available_quantity: 10,
+            image_url: Some("https://img.example.com/k.png".into()),
+            category: "Home".into(),
+        }
+    }
+
+    #[test]
+    fn normalises_a_valid_product() -> Result<(), ValidationError> {
+        let p = NewProduct::try_from(body())?;
+        assert_eq!((p.name.as_str(), p.category.as_str()), ("Kettle", "home"));
+        assert_eq!(p.price.minor_units(), 2599);
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_invalid_fields() {
+        let cases: [fn(&mut CreateProduct); 6] = [
+            |b| b.name = "   ".into(),
+            |b| b.price_cents = -1,
+            |b| b.available_quantity = -5,
+            |b| b.image_url = Some("javascript:alert(1)".into()),
+            |b| b.category = "home & garden".into(),
+            |b| b.category = "-home".into(),
+        ];
+        for mutate in cases {
+            let mut b = body();
+            mutate(&mut b);
+            assert!(NewProduct::try_from(b).is_err());
+        }
+    }
+
+    #[test]
+    fn an_update_must_change_something() {
+        assert!(ProductChanges::try_from(UpdateProduct::default()).is_err());
+        let only_version = UpdateProduct {
+            expected_version: Some(3),
+            ..UpdateProduct::default()
+        };
+        assert!(ProductChanges::try_from(only_version).is_err());
+        let restock = UpdateProduct {
+            available_quantity: Some(40),
+            ..UpdateProduct::default()
+        };
+        assert!(ProductChanges::try_from(restock).is_ok());
+    }
+}

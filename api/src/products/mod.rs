@@ -1,0 +1,265 @@
+//! The catalog: keyset-paged listing, cached reads, and sellers' writes.
+//!
+//! Any signed-in user may list products for sale and becomes their seller; only the seller may
+//! change a product. Reads go through Redis (cache-aside, versioned, see `crate::cache`); every
+//! write refreshes the cached copy.
+
+mod cursor;
+mod fields;
+
+use crate::{
+    error::ApiError,
+    extract::{Json, Path, Query},
+    metrics::cache_lookup,
+    sessions::CurrentUser,
+    startup::AppState,
+};
+use axum::{
+    extract::State,
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use chrono::{DateTime, Utc};
+use cursor::Cursor;
+use fields::{CreateProduct, NewProduct, ProductChanges, UpdateProduct};
+use serde::{Deserialize, Serialize};
+use shop_domain::ProductId;
+
+pub use fields::category;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/products", get(list).post(create))
+        .route("/products/{id}", get(show).patch(update))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Product {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    /// Integer minor units (cents).
+    pub price_cents: i64,
+    pub available_quantity: i32,
+    pub image_url: Option<String>,
+    pub category: String,
+    pub seller_id: i64,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, description, price_cents, available_quantity, image_url, \
+                       category, seller_id, version, created_at, updated_at";
+
+pub const DEFAULT_PAGE: i64 = 20;
+pub const MAX_PAGE: i64 = 100;
+
+/// A product id from a path: anything that is not a positive integer names no product.
+pub fn product_id(raw: i64) -> Result<ProductId, ApiError> {
+    ProductId::new(raw).map_err(|_| ApiError::not_found("product"))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    category: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Page {
+    items: Vec<Product>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// `GET /products?category=&limit=&cursor=`: products in id order. A cursor marks the last id
+/// seen, so products added while a client pages never shift or repeat what it has seen.
+async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::unprocessable(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let after = match query.cursor.as_deref() {
+        Some(raw) => Cursor::decode(raw)?.after_id(),
+        None => 0,
+    };
+    let rows: Vec<Product> = match query.category.as_deref() {
+        Some(raw) => {
+            let category = fields::category(raw)?;
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM products WHERE category = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ))
+            .bind(category)
+            .bind(after)
+            .bind(limit + 1)
+            .fetch_all(&state.db)
+            .await?
+        }
+        None => {
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM products WHERE id > $1 ORDER BY id LIMIT $2"
+            ))
+            .bind(after)
+            .bind(limit + 1)
+            .fetch_all(&state.db)
+            .await?
+        }
+    };
+    let mut items = rows;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|p| Cursor::after(p.id).encode())
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next_cursor }))
+}
+
+fn json_response(status: StatusCode, json: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+}
+
+/// `GET /products/{id}`: from Redis when cached, else from PostgreSQL (then cached). Redis being
+/// down slows this path but does not fail it.
+async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let id = product_id(id)?;
+    let key = state.keys.product(id.get());
+    match state.cache.get(&key).await {
+        Ok(Some(json)) => {
+            cache_lookup("hit");
+            return Ok(json_response(StatusCode::OK, json));
+        }
+        Ok(None) => cache_lookup("miss"),
+        Err(error) => {
+            cache_lookup("error");
+            tracing::warn!(%error, "product cache read failed; reading PostgreSQL");
+        }
+    }
+    let product = find(&state, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("product"))?;
+    Ok(json_response(
+        StatusCode::OK,
+        publish(&state, &product).await?,
+    ))
+}
+
+pub async fn find(state: &AppState, id: ProductId) -> Result<Option<Product>, ApiError> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM products WHERE id = $1"))
+            .bind(id.get())
+            .fetch_optional(&state.db)
+            .await?,
+    )
+}
+
+/// Serialises a product and offers it to the cache at its version. Returns the JSON.
+async fn publish(state: &AppState, product: &Product) -> Result<String, ApiError> {
+    let json = serde_json::to_string(product).map_err(|e| ApiError::Internal(e.into()))?;
+    let key = state.keys.product(product.id);
+    if let Err(error) = state.cache.put_if_newer(&key, product.version, &json).await {
+        tracing::warn!(%error, product_id = product.id, "product cache write failed");
+    }
+    Ok(json)
+}
+
+/// `POST /products`: the signed-in user lists a product and becomes its seller.
+async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Json(body): Json<CreateProduct>,
+) -> Result<Response, ApiError> {
+    let new = NewProduct::try_from(body)?;
+    let product: Product = sqlx::query_as(&format!(
+        "INSERT INTO products (name, description, price_cents, available_quantity, image_url, category, seller_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+    ))
+    .bind(&new.name)
+    .bind(&new.description)
+    .bind(new.price.minor_units())
+    .bind(new.available_quantity)
+    .bind(&new.image_url)
+    .bind(&new.category)
+    .bind(user.id.get())
+    .fetch_one(&state.db)
+    .await?;
+    let location = format!("/products/{}", product.id);
+    let json = publish(&state, &product).await?;
+    let mut response = json_response(StatusCode::CREATED, json);
+    if let Ok(value) = location.parse() {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// `PATCH /products/{id}`: the seller changes any of the fields (price, stock, …). With
+/// `expected_version`, the change applies only if nobody changed the product since (else 409).
+async fn update(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Json(body): Json<UpdateProduct>,
+) -> Result<Response, ApiError> {
+    let id = product_id(id)?;
+    let changes = ProductChanges::try_from(body)?;
+    let updated: Option<Product> = sqlx::query_as(&format!(
+        "UPDATE products SET
+            name = COALESCE($3, name),
+            description = COALESCE($4, description),
+            price_cents = COALESCE($5, price_cents),
+            available_quantity = COALESCE($6, available_quantity),
+            image_url = COALESCE($7, image_url),
+            category = COALESCE($8, category),
+            version = version + 1,
+            updated_at = now()
+         WHERE id = $1 AND seller_id = $2 AND ($9::BIGINT IS NULL OR version = $9)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id.get())
+    .bind(user.id.get())
+    .bind(&changes.name)
+    .bind(&changes.description)
+    .bind(changes.price.map(|p| p.minor_units()))
+    .bind(changes.available_quantity)
+    .bind(&changes.image_url)
+    .bind(&changes.category)
+    .bind(changes.expected_version)
+    .fetch_optional(&state.db)
+    .await?;
+    let Some(product) = updated else {
+        // Nothing matched: say why.
+        let existing = find(&state, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("product"))?;
+        return Err(if existing.seller_id != user.id.get() {
+            ApiError::client(
+                StatusCode::FORBIDDEN,
+                "not_seller",
+                "only the product's seller may change it",
+            )
+        } else {
+            ApiError::conflict(
+                "version_conflict",
+                format!(
+                    "the product changed since version {}; it is now at version {}",
+                    changes.expected_version.unwrap_or_default(),
+                    existing.version
+                ),
+            )
+        });
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        publish(&state, &product).await?,
+    ))
+}

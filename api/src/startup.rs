@@ -1,0 +1,158 @@
+//! Building the application from settings and running it until SIGTERM or Ctrl-C.
+
+use crate::{cache::Cache, cache::Keys, config::Settings, error::error_body};
+use axum::{
+    extract::DefaultBodyLimit,
+    http::StatusCode,
+    middleware,
+    response::{IntoResponse, Response},
+    Router,
+};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sqlx::PgPool;
+use std::{any::Any, net::SocketAddr, sync::Arc, time::Duration};
+use tokio::net::TcpListener;
+use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot connect to PostgreSQL")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot apply migrations")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot connect to Redis")]
+    Redis(#[from] redis::RedisError),
+    #[error("cannot listen")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every handler may use. Cheap to clone: pools and handles share their insides.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub keys: Keys,
+    pub cache: Cache,
+    pub settings: Arc<Settings>,
+}
+
+pub async fn connect_redis(url: &str) -> Result<ConnectionManager, redis::RedisError> {
+    // Fail fast when Redis is absent at start (a supervisor restarts us); reconnects after that
+    // happen lazily, on the next command.
+    let config = ConnectionManagerConfig::new()
+        .set_number_of_retries(2)
+        .set_factor(100)
+        .set_max_delay(500)
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(2));
+    redis::Client::open(url)?
+        .get_connection_manager_with_config(config)
+        .await
+}
+
+impl AppState {
+    pub async fn connect(settings: Settings) -> Result<Self, StartupError> {
+        let db = crate::db::connect(&settings).await?;
+        crate::db::migrate(&db).await?;
+        let redis = connect_redis(&settings.redis_url).await?;
+        Ok(Self {
+            keys: Keys::new(&settings.redis_key_prefix),
+            cache: Cache::new(redis.clone(), settings.product_cache_ttl),
+            db,
+            redis,
+            settings: Arc::new(settings),
+        })
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    Router::new()
+        .merge(crate::health::router())
+        .merge(crate::users::router())
+        .merge(crate::products::router())
+        .merge(crate::cart::router())
+        .fallback(|| async { error_body(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            error_body(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not accept that method",
+            )
+        })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(crate::metrics::track_http))
+        .layer(TraceLayer::new_for_http())
+}
+
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    error_body(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+    .into_response()
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(settings.listen_addr).await?;
+        let state = AppState::connect(settings).await?;
+        crate::metrics::handle();
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C; in-flight requests then finish before the server exits.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,118 @@
+//! Registration and passwordless sessions.
+
+use crate::{
+    error::ApiError,
+    extract::Json,
+    sessions::{self, CurrentUser},
+    startup::AppState,
+};
+use axum::{
+    extract::State,
+    http::StatusCode,
+    routing::{delete, post},
+    Router,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shop_domain::{Email, PhoneNumber, UserId};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users/register", post(register))
+        .route("/sessions", post(sign_in))
+        .route("/sessions/current", delete(sign_out))
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub phone_number: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+const USER_COLUMNS: &str = "id, email, phone_number, status, created_at, last_login_at";
+
+#[derive(Debug, Deserialize)]
+pub struct Contact {
+    email: String,
+    phone_number: String,
+}
+
+impl Contact {
+    fn parse(&self) -> Result<(Email, PhoneNumber), ApiError> {
+        Ok((
+            Email::parse(&self.email)?,
+            PhoneNumber::parse(&self.phone_number)?,
+        ))
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionResponse {
+    user: User,
+    session_token: String,
+}
+
+async fn session_for(state: &AppState, user: User) -> Result<Json<SessionResponse>, ApiError> {
+    let session_token = sessions::issue(state, UserId::new(user.id)?).await?;
+    Ok(Json(SessionResponse {
+        user,
+        session_token,
+    }))
+}
+
+/// `POST /users/register`: 201 with the new user and a session token; 409 if the email or
+/// phone number belongs to an account already.
+async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<Contact>,
+) -> Result<(StatusCode, Json<SessionResponse>), ApiError> {
+    let (email, phone) = body.parse()?;
+    let user: User = sqlx::query_as(&format!(
+        "INSERT INTO users (email, phone_number, last_login_at) VALUES ($1, $2, now())
+         RETURNING {USER_COLUMNS}"
+    ))
+    .bind(email.as_str())
+    .bind(phone.as_str())
+    .fetch_one(&state.db)
+    .await?;
+    tracing::info!(user_id = user.id, "user registered");
+    Ok((StatusCode::CREATED, session_for(&state, user).await?))
+}
+
+/// `POST /sessions`: a new session for the account with this email *and* phone number.
+async fn sign_in(
+    State(state): State<AppState>,
+    Json(body): Json<Contact>,
+) -> Result<(StatusCode, Json<SessionResponse>), ApiError> {
+    let (email, phone) = body.parse()?;
+    let user: Option<User> = sqlx::query_as(&format!(
+        "UPDATE users SET last_login_at = now()
+         WHERE email = $1 AND phone_number = $2 AND status = 'active'
+         RETURNING {USER_COLUMNS}"
+    ))
+    .bind(email.as_str())
+    .bind(phone.as_str())
+    .fetch_optional(&state.db)
+    .await?;
+    let user = user.ok_or_else(|| {
+        ApiError::client(
+            StatusCode::UNAUTHORIZED,
+            "unknown_account",
+            "no active account has this email and phone number",
+        )
+    })?;
+    Ok((StatusCode::CREATED, session_for(&state, user).await?))
+}
+
+/// `DELETE /sessions/current`: ends the session of the token presented.
+async fn sign_out(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<StatusCode, ApiError> {
+    sessions::revoke(&state, &user.token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

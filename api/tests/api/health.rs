@@ -1,0 +1,62 @@
+use crate::helpers::{expect_error, expect_json, TestApp};
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn liveness_and_readiness_report_up() {
+    let app = TestApp::spawn().await;
+    let body = expect_json(app.get("/healthz", None).await, StatusCode::OK).await;
+    assert_eq!(body["status"], "ok");
+    let body = expect_json(app.get("/readyz", None).await, StatusCode::OK).await;
+    assert_eq!(body["checks"]["postgres"], "up");
+    assert_eq!(body["checks"]["redis"], "up");
+}
+
+#[tokio::test]
+async fn startup_refuses_to_run_without_redis() {
+    let app = TestApp::spawn().await;
+    let mut settings = app.settings.clone();
+    // A port where nothing listens.
+    settings.redis_url = "redis://127.0.0.1:1".into();
+    assert!(
+        shop_api::startup::AppState::connect(settings)
+            .await
+            .is_err(),
+        "startup must fail loudly without Redis"
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_exported_by_matched_route() {
+    let app = TestApp::spawn().await;
+    app.get("/products/12345", None).await;
+    let text = app.get("/metrics", None).await.text().await.expect("text");
+    assert!(text.contains("shop_api_http_requests_total"), "{text}");
+    assert!(text.contains(r#"route="/products/{id}""#), "{text}");
+    assert!(
+        !text.contains(r#"route="/products/12345""#),
+        "raw paths must not become labels"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let app = TestApp::spawn().await;
+    expect_error(
+        app.get("/nope", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let response = app
+        .client
+        .delete(app.url("/products"))
+        .send()
+        .await
+        .expect("sent");
+    expect_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real API on a random port, against real PostgreSQL and Redis, each test
+//! with its own database and its own Redis key prefix.
+
+mod cart;
+mod health;
+mod helpers;
+mod products;
+mod users;

@@ -1,0 +1,300 @@
+use crate::helpers::{expect_error, expect_json, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+
+#[tokio::test]
+async fn a_seller_lists_a_product_and_anyone_reads_it() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let body = json!({
+        "name": "Cast Iron Kettle",
+        "description": "Boils water.",
+        "price_cents": 4599,
+        "available_quantity": 12,
+        "image_url": "https://img.example.com/kettle.png",
+        "category": "Home",
+    });
+    let response = app.create_product(&seller.token, &body).await;
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let created = expect_json(response, StatusCode::CREATED).await;
+    let id = created["id"].as_i64().expect("id");
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("/products/{id}").as_str())
+    );
+    assert_eq!(created["category"], "home");
+    assert_eq!(created["seller_id"], seller.id);
+    assert_eq!(created["version"], 1);
+    let fetched = expect_json(
+        app.get(&format!("/products/{id}"), None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(fetched, created);
+}
+
+#[tokio::test]
+async fn writing_products_needs_a_session_and_valid_fields() {
+    let app = TestApp::spawn().await;
+    let body = json!({"name": "X", "price_cents": 100, "category": "toys"});
+    expect_error(
+        app.post("/products", None, &body).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    let seller = app.new_user().await;
+    for bad in [
+        json!({"name": "X", "price_cents": -1, "category": "toys"}),
+        json!({"name": "", "price_cents": 100, "category": "toys"}),
+        json!({"name": "X", "price_cents": 100, "category": "no spaces"}),
+        json!({"name": "X", "price_cents": 100, "category": "toys", "available_quantity": -3}),
+        json!({"name": "X", "price_cents": 100, "category": "toys", "image_url": "ftp://x"}),
+    ] {
+        let response = app.create_product(&seller.token, &bad).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    let wrong_type = json!({"name": "X", "price_cents": "cheap", "category": "toys"});
+    expect_error(
+        app.create_product(&seller.token, &wrong_type).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_products_are_404_and_bad_ids_400() {
+    let app = TestApp::spawn().await;
+    for path in ["/products/999999", "/products/0", "/products/-4"] {
+        expect_error(
+            app.get(path, None).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        )
+        .await;
+    }
+    expect_error(
+        app.get("/products/abc", None).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_path",
+    )
+    .await;
+    expect_error(
+        app.get("/products/99999999999999999999", None).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_path",
+    )
+    .await;
+}
+
+async fn page(app: &TestApp, query: &str) -> (Vec<i64>, Option<String>) {
+    let body = expect_json(
+        app.get(&format!("/products?{query}"), None).await,
+        StatusCode::OK,
+    )
+    .await;
+    let ids = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| p["id"].as_i64().expect("id"))
+        .collect();
+    (ids, body["next_cursor"].as_str().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn keyset_pages_are_stable_under_inserts() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let mut original = Vec::new();
+    for _ in 0..7 {
+        original.push(
+            app.new_product(&seller, "books", 999, 5).await["id"]
+                .as_i64()
+                .expect("id"),
+        );
+    }
+    let (first, cursor) = page(&app, "limit=3").await;
+    assert_eq!(first, original[..3]);
+    // New products arrive while the client pages.
+    let added = app.new_product(&seller, "books", 999, 5).await["id"]
+        .as_i64()
+        .expect("id");
+    let mut seen = first.clone();
+    let mut cursor = cursor;
+    while let Some(c) = cursor {
+        let (ids, next) = page(&app, &format!("limit=3&cursor={c}")).await;
+        seen.extend(ids);
+        cursor = next;
+    }
+    let mut expected = original.clone();
+    expected.push(added);
+    assert_eq!(seen, expected, "every product exactly once, in id order");
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), seen.len());
+}
+
+#[tokio::test]
+async fn listing_filters_by_category_and_validates_its_query() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let toy = app.new_product(&seller, "toys", 500, 1).await["id"]
+        .as_i64()
+        .expect("id");
+    app.new_product(&seller, "garden", 500, 1).await;
+    let (ids, next) = page(&app, "category=TOYS").await;
+    assert_eq!((ids, next), (vec![toy], None));
+    let (ids, _) = page(&app, "category=fashion").await;
+    assert!(ids.is_empty());
+    expect_error(
+        app.get("/products?cursor=garbage", None).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_cursor",
+    )
+    .await;
+    expect_error(
+        app.get("/products?limit=0", None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_limit",
+    )
+    .await;
+    expect_error(
+        app.get("/products?limit=101", None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_limit",
+    )
+    .await;
+    expect_error(
+        app.get("/products?limit=x", None).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    )
+    .await;
+    expect_error(
+        app.get("/products?category=a%20b", None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+    )
+    .await;
+}
+
+async fn product(app: &TestApp, id: i64) -> Value {
+    expect_json(
+        app.get(&format!("/products/{id}"), None).await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn reads_are_cached_and_every_write_refreshes_the_cache() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let id = app.new_product(&seller, "home", 1000, 3).await["id"]
+        .as_i64()
+        .expect("id");
+    assert_eq!(product(&app, id).await["price_cents"], 1000);
+    // Change the row behind the API's back: a cached read must not see it.
+    sqlx::query("UPDATE products SET name = 'sneaky' WHERE id = $1")
+        .bind(id)
+        .execute(&app.db)
+        .await
+        .expect("update");
+    assert_ne!(
+        product(&app, id).await["name"],
+        "sneaky",
+        "served from the cache"
+    );
+    // A write through the API replaces the cached copy at once.
+    let patched = expect_json(
+        app.patch(
+            &format!("/products/{id}"),
+            Some(&seller.token),
+            &json!({"price_cents": 1250, "available_quantity": 40}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(patched["version"], 2);
+    let after = product(&app, id).await;
+    assert_eq!(
+        (
+            after["price_cents"].as_i64(),
+            after["available_quantity"].as_i64()
+        ),
+        (Some(1250), Some(40))
+    );
+    assert_eq!(after["version"], 2);
+    // With Redis emptied, reads fall back to PostgreSQL.
+    app.flush_redis().await;
+    assert_eq!(product(&app, id).await["name"], "sneaky");
+}
+
+#[tokio::test]
+async fn only_the_seller_may_patch_and_versions_guard_concurrent_edits() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let stranger = app.new_user().await;
+    let id = app.new_product(&seller, "home", 1000, 3).await["id"]
+        .as_i64()
+        .expect("id");
+    let path = format!("/products/{id}");
+    expect_error(
+        app.patch(&path, Some(&stranger.token), &json!({"price_cents": 1}))
+            .await,
+        StatusCode::FORBIDDEN,
+        "not_seller",
+    )
+    .await;
+    expect_error(
+        app.patch(&path, None, &json!({"price_cents": 1})).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    expect_error(
+        app.patch(&path, Some(&seller.token), &json!({})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "empty_update",
+    )
+    .await;
+    expect_error(
+        app.patch(
+            "/products/999999",
+            Some(&seller.token),
+            &json!({"name": "n"}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_json(
+        app.patch(
+            &path,
+            Some(&seller.token),
+            &json!({"name": "v2", "expected_version": 1}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    expect_error(
+        app.patch(
+            &path,
+            Some(&seller.token),
+            &json!({"name": "stale", "expected_version": 1}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "version_conflict",
+    )
+    .await;
+    assert_eq!(product(&app, id).await["name"], "v2");
+}

@@ -1,0 +1,48 @@
+//! Domain types shared by the shop's services.
+//!
+//! Parse, don't validate: every type here can only be built through a constructor that checks its
+//! invariant, so a value that exists is a valid value. Nothing in this crate knows about HTTP, SQL,
+//! Redis or Kafka.
+
+mod contact;
+mod ids;
+mod money;
+mod quantity;
+
+pub use contact::{Email, PhoneNumber};
+pub use ids::{OrderId, ProductId, UserId};
+pub use money::Money;
+pub use quantity::{Quantity, MAX_LINE_QUANTITY};
+
+/// Why a value was refused. `code` is stable and machine-readable; `Display` is for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("email address is not valid: {0}")]
+    Email(&'static str),
+    #[error("phone number must be in E.164 form, like +14155550100: {0}")]
+    Phone(&'static str),
+    #[error("quantity must be between 1 and {max}")]
+    Quantity { max: u32 },
+    #[error("amount must be a whole number of minor units between 0 and {max}")]
+    Money { max: i64 },
+    #[error("{field} is not valid: {reason}")]
+    Field {
+        field: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl ValidationError {
+    /// A stable, machine-readable code for API clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Email(_) => "invalid_email",
+            Self::Phone(_) => "invalid_phone_number",
+            Self::Quantity { .. } => "invalid_quantity",
+            Self::Money { .. } => "invalid_amount",
+            Self::Field { .. } => "invalid_field",
+        }
+    }
+}
+
+pub type Result<T, E = ValidationError> = std::result::Result<T, E>;

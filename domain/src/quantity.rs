@@ -1,0 +1,68 @@
+use crate::{Result, ValidationError};
+use serde::{Deserialize, Serialize};
+
+/// The most units of one product a single cart line or order line may hold.
+pub const MAX_LINE_QUANTITY: u32 = 100;
+
+/// A number of units on a cart or order line: 1 ..= [`MAX_LINE_QUANTITY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u32")]
+pub struct Quantity(u32);
+
+impl Quantity {
+    pub fn new(raw: i64) -> Result<Self> {
+        match u32::try_from(raw) {
+            Ok(n) if (1..=MAX_LINE_QUANTITY).contains(&n) => Ok(Self(n)),
+            _ => Err(ValidationError::Quantity {
+                max: MAX_LINE_QUANTITY,
+            }),
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Quantity {
+    type Error = ValidationError;
+    fn try_from(raw: i64) -> Result<Self> {
+        Self::new(raw)
+    }
+}
+
+impl From<Quantity> for u32 {
+    fn from(q: Quantity) -> u32 {
+        q.0
+    }
+}
+
+/// Lossless: a quantity never exceeds [`MAX_LINE_QUANTITY`].
+impl From<Quantity> for i32 {
+    fn from(q: Quantity) -> i32 {
+        q.0 as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn bounds_are_inclusive() {
+        assert!(Quantity::new(0).is_err());
+        assert!(Quantity::new(-1).is_err());
+        assert_eq!(Quantity::new(1).map(Quantity::get), Ok(1));
+        assert_eq!(Quantity::new(100).map(Quantity::get), Ok(100));
+        assert!(Quantity::new(101).is_err());
+        assert!(Quantity::new(i64::MAX).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn accepted_exactly_in_range(raw in any::<i64>()) {
+            prop_assert_eq!(Quantity::new(raw).is_ok(), (1..=100).contains(&raw));
+        }
+    }
+}

@@ -1,0 +1,84 @@
+# Shared by scripts/run.sh and scripts/test.sh: install and start what the shop needs, when it is
+# missing, on loopback. Every function is idempotent: running it twice changes nothing.
+# shellcheck shell=bash
+
+SHOP_STATE_DIR=${SHOP_STATE_DIR:-/var/lib/shop}
+export DATABASE_URL=${DATABASE_URL:-postgres://shop:shop@127.0.0.1:5432/shop}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root for: $*"; fi
+}
+
+_apt_updated=
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]} (Debian packages)"
+  if [ -z "$_apt_updated" ]; then as_root apt-get update -qq; _apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Waits up to $2 seconds for command $1 to succeed.
+wait_for() {
+  local what=$1 seconds=$2 i
+  for ((i = 0; i < seconds * 10; i++)); do
+    if eval "$what" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+ensure_tools() {
+  apt_install curl jq ca-certificates
+}
+
+ensure_postgres() {
+  if ! command -v pg_lsclusters >/dev/null || ! command -v pg_isready >/dev/null; then
+    apt_install postgresql postgresql-client
+  fi
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    local cluster
+    cluster=$(pg_lsclusters -h | awk '$3 == 5432 {print $1" "$2; exit}')
+    if [ -z "$cluster" ]; then
+      local version
+      version=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -1)
+      [ -n "$version" ] || die "PostgreSQL is installed but no server version was found"
+      log "creating PostgreSQL $version cluster"
+      as_root pg_createcluster "$version" main --port 5432 >/dev/null
+      cluster="$version main"
+    fi
+    log "starting PostgreSQL ($cluster)"
+    # shellcheck disable=SC2086
+    as_root pg_ctlcluster $cluster start || true
+    wait_for "pg_isready -q -h 127.0.0.1 -p 5432" 30 || die "PostgreSQL did not start; see /var/log/postgresql/"
+  fi
+  if ! psql "$DATABASE_URL" -qtAc 'SELECT 1' >/dev/null 2>&1; then
+    log "creating PostgreSQL role and database 'shop'"
+    as_root runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop') THEN
+    CREATE ROLE shop LOGIN CREATEDB PASSWORD 'shop';
+  END IF;
+END $$;
+SELECT 'CREATE DATABASE shop OWNER shop' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'shop')\gexec
+SQL
+    psql "$DATABASE_URL" -qtAc 'SELECT 1' >/dev/null || die "cannot connect to $DATABASE_URL"
+  fi
+}
+
+ensure_redis() {
+  command -v redis-server >/dev/null || apt_install redis-server
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    log "starting Redis"
+    as_root mkdir -p "$SHOP_STATE_DIR/redis"
+    as_root redis-server --daemonize yes --bind 127.0.0.1 --port 6379 \
+      --dir "$SHOP_STATE_DIR/redis" --appendonly yes --appendfsync everysec \
+      --logfile "$SHOP_STATE_DIR/redis/redis.log"
+    wait_for "redis-cli -h 127.0.0.1 -p 6379 ping" 20 || die "Redis did not start; see $SHOP_STATE_DIR/redis/redis.log"
+  fi
+}

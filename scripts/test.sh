@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, lints, unit and integration tests against real
+# PostgreSQL and Redis, and the README's curl examples. Installs and starts what the tests need
+# when it is missing. Safe to run twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+ensure_tools
+ensure_postgres
+ensure_redis
+
+# Each integration test makes its own database; drop those of earlier runs.
+psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'shop_test_%' OR datname LIKE 'shop_readme_%'" |
+  while read -r db; do psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+log "cargo test"
+cargo test --locked --workspace -- --test-threads "${TEST_THREADS:-4}"
+log "README examples"
+scripts/check-readme.sh
