@@ -1,14 +1,7 @@
 //! Every setting of the API, read from the environment in this one place, with local defaults.
 
-use std::{net::SocketAddr, str::FromStr, time::Duration};
-
-#[derive(Debug, thiserror::Error)]
-#[error("environment variable {name} has an invalid value {value:?}: {reason}")]
-pub struct ConfigError {
-    name: &'static str,
-    value: String,
-    reason: String,
-}
+use shop_infra::env::{var, ConfigError};
+use std::{net::SocketAddr, time::Duration};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -46,17 +39,4 @@ impl Settings {
             request_timeout: Duration::from_secs(var("REQUEST_TIMEOUT_SECS", "10")?),
         })
     }
-}
-
-fn var<T>(name: &'static str, default: &str) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    let value = std::env::var(name).unwrap_or_else(|_| default.to_owned());
-    value.parse().map_err(|e: T::Err| ConfigError {
-        name,
-        value,
-        reason: e.to_string(),
-    })
 }

@@ -43,5 +43,5 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics() -> String {
-    crate::metrics::handle().render()
+    shop_infra::metrics::handle().render()
 }

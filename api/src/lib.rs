@@ -1,7 +1,6 @@
 //! The shop's HTTP API. `startup::Application` assembles it; each feature module (`users`,
 //! `products`, `cart`) owns its routes and queries.
 
-pub mod cache;
 pub mod cart;
 pub mod config;
 pub mod db;
@@ -13,5 +12,4 @@ pub mod metrics;
 pub mod products;
 pub mod sessions;
 pub mod startup;
-pub mod telemetry;
 pub mod users;

@@ -5,7 +5,7 @@ const USAGE: &str = "usage: shop-api [serve | migrate | load-demo [COUNT]]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    shop_api::telemetry::init();
+    shop_infra::telemetry::init();
     let settings = Settings::from_env()?;
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {

@@ -6,45 +6,13 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::{sync::OnceLock, time::Instant};
+use std::time::Instant;
 
 pub const HTTP_REQUESTS: &str = "shop_api_http_requests_total";
 pub const HTTP_DURATION: &str = "shop_api_http_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "shop_api_http_requests_in_flight";
 /// Label `result`: `hit`, `miss` or `error`.
 pub const CACHE_LOOKUPS: &str = "shop_api_cache_lookups_total";
-
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
-
-/// The process-wide Prometheus recorder, installed on first use, with an upkeep task that keeps
-/// histogram memory bounded. Several apps in one process (tests) share it.
-pub fn handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-                .unwrap_or_else(|_| PrometheusBuilder::new());
-            let handle = match builder.install_recorder() {
-                Ok(handle) => handle,
-                // Another recorder is installed already: render ours without recording into it.
-                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
-            };
-            let upkeep = handle.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-                loop {
-                    tick.tick().await;
-                    upkeep.run_upkeep();
-                }
-            });
-            handle
-        })
-        .clone()
-}
 
 pub async fn track_http(request: Request, next: Next) -> Response {
     let route = request

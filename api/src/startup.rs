@@ -1,6 +1,6 @@
 //! Building the application from settings and running it until SIGTERM or Ctrl-C.
 
-use crate::{cache::Cache, cache::Keys, config::Settings, error::error_body};
+use crate::{config::Settings, error::error_body};
 use axum::{
     extract::DefaultBodyLimit,
     http::StatusCode,
@@ -8,9 +8,10 @@ use axum::{
     response::{IntoResponse, Response},
     Router,
 };
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
+use shop_infra::{connect_redis, Cache, Keys};
 use sqlx::PgPool;
-use std::{any::Any, net::SocketAddr, sync::Arc, time::Duration};
+use std::{any::Any, net::SocketAddr, sync::Arc};
 use tokio::net::TcpListener;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
@@ -34,20 +35,6 @@ pub struct AppState {
     pub keys: Keys,
     pub cache: Cache,
     pub settings: Arc<Settings>,
-}
-
-pub async fn connect_redis(url: &str) -> Result<ConnectionManager, redis::RedisError> {
-    // Fail fast when Redis is absent at start (a supervisor restarts us); reconnects after that
-    // happen lazily, on the next command.
-    let config = ConnectionManagerConfig::new()
-        .set_number_of_retries(2)
-        .set_factor(100)
-        .set_max_delay(500)
-        .set_connection_timeout(Duration::from_secs(2))
-        .set_response_timeout(Duration::from_secs(2));
-    redis::Client::open(url)?
-        .get_connection_manager_with_config(config)
-        .await
 }
 
 impl AppState {
@@ -110,7 +97,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let listener = TcpListener::bind(settings.listen_addr).await?;
         let state = AppState::connect(settings).await?;
-        crate::metrics::handle();
+        shop_infra::metrics::handle();
         Ok(Self {
             listener,
             router: router(state),
@@ -123,36 +110,7 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(shop_infra::shutdown::signal())
             .await
     }
-}
-
-/// Resolves on SIGTERM or Ctrl-C; in-flight requests then finish before the server exits.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

@@ -1,8 +1,10 @@
 //! The catalog: keyset-paged listing, cached reads, and sellers' writes.
 //!
 //! Any signed-in user may list products for sale and becomes their seller; only the seller may
-//! change a product. Reads go through Redis (cache-aside, versioned, see `crate::cache`); every
-//! write refreshes the cached copy.
+//! change a product. Reads go through Redis (cache-aside, versioned, see `shop_infra::cache`);
+//! every write refreshes the cached copy. The available quantity changes with every checkout, so
+//! it is cached apart (`stock:<id>`, kept by the checkout worker) and laid over the cached product
+//! when it is newer.
 
 mod cursor;
 mod fields;
@@ -133,18 +135,34 @@ fn json_response(status: StatusCode, json: String) -> Response {
 /// down slows this path but does not fail it.
 async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let id = product_id(id)?;
-    let key = state.keys.product(id.get());
-    match state.cache.get(&key).await {
-        Ok(Some(json)) => {
-            cache_lookup("hit");
-            return Ok(json_response(StatusCode::OK, json));
+    let keys = [state.keys.product(id.get()), state.keys.stock(id.get())];
+    let (cached, stock) = match state.cache.get_many(&keys).await {
+        Ok(mut found) => {
+            let stock = found.pop().flatten();
+            (found.pop().flatten(), stock)
         }
-        Ok(None) => cache_lookup("miss"),
         Err(error) => {
             cache_lookup("error");
             tracing::warn!(%error, "product cache read failed; reading PostgreSQL");
+            (None, None)
         }
+    };
+    if let Some(entry) = cached {
+        cache_lookup("hit");
+        let json = match stock.filter(|s| s.version > entry.version) {
+            None => entry.value,
+            Some(stock) => {
+                let mut product: Product =
+                    serde_json::from_str(&entry.value).map_err(|e| ApiError::Internal(e.into()))?;
+                product.available_quantity =
+                    stock.value.parse().unwrap_or(product.available_quantity);
+                product.version = stock.version;
+                serde_json::to_string(&product).map_err(|e| ApiError::Internal(e.into()))?
+            }
+        };
+        return Ok(json_response(StatusCode::OK, json));
     }
+    cache_lookup("miss");
     let product = find(&state, id)
         .await?
         .ok_or_else(|| ApiError::not_found("product"))?;
@@ -163,11 +181,22 @@ pub async fn find(state: &AppState, id: ProductId) -> Result<Option<Product>, Ap
     )
 }
 
-/// Serialises a product and offers it to the cache at its version. Returns the JSON.
+/// Serialises a product and offers it, and its stock, to the cache at its version. Returns the JSON.
 async fn publish(state: &AppState, product: &Product) -> Result<String, ApiError> {
     let json = serde_json::to_string(product).map_err(|e| ApiError::Internal(e.into()))?;
-    let key = state.keys.product(product.id);
-    if let Err(error) = state.cache.put_if_newer(&key, product.version, &json).await {
+    let entries = [
+        (
+            state.keys.product(product.id),
+            product.version,
+            json.clone(),
+        ),
+        (
+            state.keys.stock(product.id),
+            product.version,
+            product.available_quantity.to_string(),
+        ),
+    ];
+    if let Err(error) = state.cache.put_many_if_newer(&entries).await {
         tracing::warn!(%error, product_id = product.id, "product cache write failed");
     }
     Ok(json)

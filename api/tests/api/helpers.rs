@@ -38,7 +38,7 @@ fn with_database(url: &str, name: &str) -> String {
 impl TestApp {
     /// A fresh database and Redis prefix, and the API serving them on a random port.
     pub async fn spawn() -> Self {
-        shop_api::telemetry::init();
+        shop_infra::telemetry::init();
         let mut settings = Settings::from_env().expect("settings from environment");
         let id = Uuid::new_v4().simple().to_string();
         let database = format!("shop_test_{id}");
@@ -65,7 +65,7 @@ impl TestApp {
         let db = PgPool::connect(&settings.database_url)
             .await
             .expect("test pool");
-        let redis = shop_api::startup::connect_redis(&settings.redis_url)
+        let redis = shop_infra::connect_redis(&settings.redis_url)
             .await
             .expect("redis");
         Self {

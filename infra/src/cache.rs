@@ -1,0 +1,163 @@
+//! Redis: key layout and the versioned cache-aside primitive.
+//!
+//! Every key starts with the configured prefix. Cached entities are stored as
+//! `"<version>|<json>"` and written only through [`Cache::put_many_if_newer`], a script that refuses to
+//! replace a newer version with an older one. A reader that fetched a row just before a writer
+//! committed therefore cannot overwrite the writer's fresh entry with its stale one.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::{sync::Arc, time::Duration};
+
+/// A multiplexed, self-reconnecting Redis connection. Fails fast when Redis is absent at start
+/// (a supervisor restarts the process); reconnects after that happen lazily, on the next command.
+pub async fn connect_redis(url: &str) -> Result<ConnectionManager, redis::RedisError> {
+    let config = ConnectionManagerConfig::new()
+        .set_number_of_retries(2)
+        .set_factor(100)
+        .set_max_delay(500)
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(2));
+    redis::Client::open(url)?
+        .get_connection_manager_with_config(config)
+        .await
+}
+
+#[derive(Clone)]
+pub struct Keys {
+    prefix: Arc<str>,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// `<prefix>s:<sha256 of token>`: the raw 32-byte digest, to keep 10 M sessions small.
+    pub fn session(&self, token_digest: &[u8]) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.prefix.len() + 2 + token_digest.len());
+        key.extend_from_slice(self.prefix.as_bytes());
+        key.extend_from_slice(b"s:");
+        key.extend_from_slice(token_digest);
+        key
+    }
+
+    /// `<prefix>product:<id>`: a cached product (`version|json`).
+    pub fn product(&self, id: i64) -> String {
+        format!("{}product:{id}", self.prefix)
+    }
+
+    /// `<prefix>stock:<id>`: hot inventory, the product's available quantity (`version|quantity`),
+    /// written by the checkout worker after each batch and by the API on restocks.
+    pub fn stock(&self, id: i64) -> String {
+        format!("{}stock:{id}", self.prefix)
+    }
+
+    /// `<prefix>order-status`: the pub/sub channel on which order status changes are announced.
+    pub fn order_status_channel(&self) -> String {
+        format!("{}order-status", self.prefix)
+    }
+}
+
+/// A cached value with the version it was written at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub version: i64,
+    pub value: String,
+}
+
+impl Versioned {
+    fn parse(raw: &str) -> Option<Self> {
+        let (version, value) = raw.split_once('|')?;
+        Some(Self {
+            version: version.parse().ok()?,
+            value: value.to_owned(),
+        })
+    }
+}
+
+const PUT_IF_NEWER: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if current then
+  local v = tonumber(string.match(current, '^(%d+)|'))
+  if v and v >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[3])
+return 1
+"#;
+
+#[derive(Clone)]
+pub struct Cache {
+    redis: ConnectionManager,
+    ttl_secs: u64,
+}
+
+impl Cache {
+    pub fn new(redis: ConnectionManager, ttl: Duration) -> Self {
+        Self {
+            redis,
+            ttl_secs: ttl.as_secs().max(1),
+        }
+    }
+
+    /// Several cached values in one round trip; `None` where a key is absent or unreadable.
+    pub async fn get_many(&self, keys: &[String]) -> redis::RedisResult<Vec<Option<Versioned>>> {
+        let mut conn = self.redis.clone();
+        let raw: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query_async(&mut conn).await?;
+        Ok(raw
+            .into_iter()
+            .map(|v| v.as_deref().and_then(Versioned::parse))
+            .collect())
+    }
+
+    /// Stores each `(key, version, value)` unless a version at least as new is cached there
+    /// already; pipelined in one round trip.
+    pub async fn put_many_if_newer(
+        &self,
+        entries: &[(String, i64, String)],
+    ) -> redis::RedisResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (key, version, value) in entries {
+            pipe.cmd("EVAL")
+                .arg(PUT_IF_NEWER)
+                .arg(1)
+                .arg(key)
+                .arg(*version)
+                .arg(value)
+                .arg(self.ttl_secs)
+                .ignore();
+        }
+        let mut conn = self.redis.clone();
+        pipe.query_async::<()>(&mut conn).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioned_values_parse_strictly() {
+        assert_eq!(
+            Versioned::parse("7|{\"a\":1}"),
+            Some(Versioned {
+                version: 7,
+                value: "{\"a\":1}".into()
+            })
+        );
+        assert_eq!(Versioned::parse("x|1"), None);
+        assert_eq!(Versioned::parse("17"), None);
+    }
+
+    #[test]
+    fn keys_carry_the_prefix() {
+        let keys = Keys::new("t1:");
+        assert_eq!(keys.product(5), "t1:product:5");
+        assert_eq!(keys.stock(5), "t1:stock:5");
+        assert!(keys.session(&[1, 2]).starts_with(b"t1:s:"));
+    }
+}
