@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod metrics;
+pub mod orders;
 pub mod products;
 pub mod sessions;
 pub mod startup;

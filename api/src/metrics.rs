@@ -13,6 +13,10 @@ pub const HTTP_DURATION: &str = "shop_api_http_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "shop_api_http_requests_in_flight";
 /// Label `result`: `hit`, `miss` or `error`.
 pub const CACHE_LOOKUPS: &str = "shop_api_cache_lookups_total";
+/// Checkouts recorded as PENDING and handed to the pipeline.
+pub const CHECKOUTS_ACCEPTED: &str = "shop_api_checkouts_accepted_total";
+/// Checkouts refused at once because the hot inventory showed a line short.
+pub const CHECKOUTS_REJECTED_EARLY: &str = "shop_api_checkouts_rejected_early_total";
 
 pub async fn track_http(request: Request, next: Next) -> Response {
     let route = request
@@ -34,4 +38,12 @@ pub async fn track_http(request: Request, next: Next) -> Response {
 
 pub fn cache_lookup(result: &'static str) {
     metrics::counter!(CACHE_LOOKUPS, "result" => result).increment(1);
+}
+
+pub fn checkout_accepted() {
+    metrics::counter!(CHECKOUTS_ACCEPTED).increment(1);
+}
+
+pub fn checkout_rejected_early() {
+    metrics::counter!(CHECKOUTS_REJECTED_EARLY).increment(1);
 }

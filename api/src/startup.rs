@@ -9,10 +9,12 @@ use axum::{
     Router,
 };
 use redis::aio::ConnectionManager;
+use shop_domain::messages::OrderStatusChanged;
 use shop_infra::{connect_redis, Cache, Keys};
 use sqlx::PgPool;
 use std::{any::Any, net::SocketAddr, sync::Arc};
 use tokio::net::TcpListener;
+use tokio::sync::broadcast;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,8 @@ pub struct AppState {
     pub keys: Keys,
     pub cache: Cache,
     pub settings: Arc<Settings>,
+    /// Order status changes announced by the checkout worker, for SSE streams.
+    pub order_updates: broadcast::Sender<OrderStatusChanged>,
 }
 
 impl AppState {
@@ -42,8 +46,16 @@ impl AppState {
         let db = crate::db::connect(&settings).await?;
         crate::db::migrate(&db).await?;
         let redis = connect_redis(&settings.redis_url).await?;
+        let keys = Keys::new(&settings.redis_key_prefix);
+        let (order_updates, _) = broadcast::channel(4096);
+        tokio::spawn(crate::orders::forward_status_announcements(
+            settings.redis_url.clone(),
+            keys.order_status_channel(),
+            order_updates.clone(),
+        ));
         Ok(Self {
-            keys: Keys::new(&settings.redis_key_prefix),
+            keys,
+            order_updates,
             cache: Cache::new(redis.clone(), settings.product_cache_ttl),
             db,
             redis,
@@ -59,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::users::router())
         .merge(crate::products::router())
         .merge(crate::cart::router())
+        .merge(crate::orders::router())
         .fallback(|| async { error_body(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             error_body(

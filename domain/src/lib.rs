@@ -2,10 +2,11 @@
 //!
 //! Parse, don't validate: every type here can only be built through a constructor that checks its
 //! invariant, so a value that exists is a valid value. Nothing in this crate knows about HTTP, SQL,
-//! Redis or Kafka.
+//! Redis or Kafka clients; `messages` defines the JSON that travels on Kafka topics.
 
 mod contact;
 mod ids;
+pub mod messages;
 mod money;
 mod quantity;
 

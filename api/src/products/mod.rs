@@ -64,6 +64,19 @@ pub fn product_id(raw: i64) -> Result<ProductId, ApiError> {
     ProductId::new(raw).map_err(|_| ApiError::not_found("product"))
 }
 
+/// A page size from a query: `DEFAULT_PAGE` when absent, 422 outside 1..=`MAX_PAGE`.
+pub fn page_limit(requested: Option<i64>) -> Result<i64, ApiError> {
+    let limit = requested.unwrap_or(DEFAULT_PAGE);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ))
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     category: Option<String>,
@@ -84,13 +97,7 @@ async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::unprocessable(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(query.limit)?;
     let after = match query.cursor.as_deref() {
         Some(raw) => Cursor::decode(raw)?.after_id(),
         None => 0,

@@ -1,0 +1,84 @@
+//! After a batch commits: the hot inventory view in Redis and order status announcements.
+//! Both are best effort; PostgreSQL stays the truth, and readers fall back to it.
+
+use crate::batch::BatchResult;
+use redis::aio::ConnectionManager;
+use shop_domain::messages::OrderStatusChanged;
+use shop_infra::{Cache, Keys};
+use sqlx::PgPool;
+
+#[derive(Clone)]
+pub struct Announcer {
+    pub cache: Cache,
+    pub keys: Keys,
+    pub redis: ConnectionManager,
+}
+
+impl Announcer {
+    pub async fn after_commit(&self, result: &BatchResult) {
+        let stock: Vec<_> = result
+            .stock
+            .iter()
+            .map(|(id, available, version)| (self.keys.stock(*id), *version, available.to_string()))
+            .collect();
+        if let Err(error) = self.cache.put_many_if_newer(&stock).await {
+            tracing::warn!(%error, "hot inventory update failed");
+        }
+        if result.finalized.is_empty() {
+            return;
+        }
+        let channel = self.keys.order_status_channel();
+        let mut pipe = redis::pipe();
+        for order in &result.finalized {
+            let update = OrderStatusChanged {
+                order_id: order.order_id,
+                status: order.status,
+            };
+            match serde_json::to_string(&update) {
+                Ok(json) => {
+                    pipe.cmd("PUBLISH").arg(&channel).arg(json).ignore();
+                }
+                Err(error) => tracing::warn!(%error, "cannot encode a status announcement"),
+            }
+        }
+        let mut conn = self.redis.clone();
+        if let Err(error) = pipe.query_async::<()>(&mut conn).await {
+            tracing::warn!(%error, "order status announcement failed; SSE clients will poll");
+        }
+    }
+
+    /// Writes every product's stock to the hot inventory view, page by page (after a restart or
+    /// a flushed Redis). Newer entries written meanwhile are kept: writes are version-guarded.
+    pub async fn rebuild_stock(&self, pool: &PgPool) -> Result<usize, RebuildError> {
+        let mut after = 0i64;
+        let mut written = 0;
+        loop {
+            let page: Vec<(i64, i32, i64)> = sqlx::query_as(
+                "SELECT id, available_quantity, version FROM products WHERE id > $1 ORDER BY id LIMIT 5000",
+            )
+            .bind(after)
+            .fetch_all(pool)
+            .await?;
+            let Some(last) = page.last() else {
+                return Ok(written);
+            };
+            after = last.0;
+            let entries: Vec<_> = page
+                .iter()
+                .map(|(id, available, version)| {
+                    (self.keys.stock(*id), *version, available.to_string())
+                })
+                .collect();
+            self.cache.put_many_if_newer(&entries).await?;
+            written += entries.len();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("cannot read products")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot write the hot inventory")]
+    Redis(#[from] redis::RedisError),
+}

@@ -1,0 +1,46 @@
+//! Every setting of the checkout worker, read from the environment in this one place.
+
+use inventory_partitioner::KafkaSettings;
+use shop_infra::env::{var, ConfigError};
+use std::{net::SocketAddr, time::Duration};
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// `DATABASE_URL`
+    pub database_url: String,
+    /// `WORKER_DATABASE_MAX_CONNECTIONS`: one per partition task, plus the relay.
+    pub database_max_connections: u32,
+    /// `REDIS_URL`
+    pub redis_url: String,
+    /// `REDIS_KEY_PREFIX`: must match the API's.
+    pub redis_key_prefix: String,
+    /// `KAFKA_BROKERS`, `INVENTORY_TOPIC`, `INVENTORY_PARTITIONS`, `ORDER_EVENTS_TOPIC`, `ORDER_EVENTS_PARTITIONS`.
+    pub kafka: KafkaSettings,
+    /// `CONSUMER_GROUP`: workers in one group split the partitions between them.
+    pub consumer_group: String,
+    /// `WORKER_MAX_BATCH`: most commands applied in one transaction.
+    pub max_batch: usize,
+    /// `RELAY_BATCH`: most outbox rows moved to Kafka per round.
+    pub relay_batch: i64,
+    /// `RELAY_IDLE_POLL_MS`: how long the relay waits when the outbox is empty.
+    pub relay_idle_poll: Duration,
+    /// `WORKER_METRICS_ADDR`: `/metrics` and `/healthz` of the worker.
+    pub metrics_addr: SocketAddr,
+}
+
+impl WorkerSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            database_url: var("DATABASE_URL", "postgres://shop:shop@127.0.0.1:5432/shop")?,
+            database_max_connections: var("WORKER_DATABASE_MAX_CONNECTIONS", "16")?,
+            redis_url: var("REDIS_URL", "redis://127.0.0.1:6379")?,
+            redis_key_prefix: var("REDIS_KEY_PREFIX", "shop:")?,
+            kafka: KafkaSettings::from_env()?,
+            consumer_group: var("CONSUMER_GROUP", "shop-checkout-worker")?,
+            max_batch: var("WORKER_MAX_BATCH", "500")?,
+            relay_batch: var("RELAY_BATCH", "1000")?,
+            relay_idle_poll: Duration::from_millis(var("RELAY_IDLE_POLL_MS", "10")?),
+            metrics_addr: var("WORKER_METRICS_ADDR", "127.0.0.1:9101")?,
+        })
+    }
+}

@@ -1,0 +1,186 @@
+//! The inventory consumer: one sequential lane (task) per assigned partition.
+//!
+//! The receive loop hands each message to its partition's lane, in order. A lane takes what has
+//! queued up (up to `WORKER_MAX_BATCH`) as one batch, applies it in one transaction, and only
+//! then stores the offset after it (`enable.auto.offset.store=false`; librdkafka commits stored
+//! offsets in the background and on rebalance). A crash before the store means redelivery, which
+//! the ledger turns into no-ops.
+
+use crate::{announce::Announcer, batch, metrics};
+use inventory_partitioner::partition_for;
+use rdkafka::{
+    consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer},
+    message::Message,
+    ClientContext, Statistics,
+};
+use shop_domain::messages::InventoryCommand;
+use sqlx::PgPool;
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+use tokio::{sync::mpsc, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Turns librdkafka's periodic statistics into the consumer lag gauge.
+pub struct WorkerContext;
+
+impl ClientContext for WorkerContext {
+    fn stats(&self, statistics: Statistics) {
+        for topic in statistics.topics.values() {
+            for (partition, stats) in &topic.partitions {
+                if *partition >= 0 && stats.consumer_lag >= 0 {
+                    metrics::consumer_lag(*partition, stats.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for WorkerContext {}
+
+pub type InventoryConsumer = StreamConsumer<WorkerContext>;
+
+pub struct Lanes {
+    pub pool: PgPool,
+    pub consumer: Arc<InventoryConsumer>,
+    pub announcer: Announcer,
+    pub topic: String,
+    pub partitions: i32,
+    pub max_batch: usize,
+    pub stop: CancellationToken,
+}
+
+struct Envelope {
+    offset: i64,
+    /// `None` for a message that is not an inventory command: skipped, but its offset is stored.
+    command: Option<InventoryCommand>,
+}
+
+/// Receives until `stop` is cancelled, then lets every lane finish what it holds, commits the
+/// stored offsets and returns (dropping the consumer then leaves the group).
+pub async fn run(lanes: Arc<Lanes>) -> Result<(), rdkafka::error::KafkaError> {
+    lanes.consumer.subscribe(&[&lanes.topic])?;
+    let mut senders: HashMap<i32, mpsc::Sender<Envelope>> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    loop {
+        let received = tokio::select! {
+            () = lanes.stop.cancelled() => break,
+            received = lanes.consumer.recv() => received,
+        };
+        let message = match received {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%error, "consumer error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let partition = message.partition();
+        let command = match message
+            .payload()
+            .map(serde_json::from_slice::<InventoryCommand>)
+        {
+            Some(Ok(command)) => {
+                if partition_for(command.product_id, lanes.partitions) != partition {
+                    metrics::misrouted();
+                    tracing::warn!(partition, product_id = %command.product_id, "command on the wrong partition; applying it anyway");
+                }
+                Some(command)
+            }
+            _ => {
+                metrics::malformed();
+                tracing::warn!(
+                    partition,
+                    offset = message.offset(),
+                    "skipping a message that is not an inventory command"
+                );
+                None
+            }
+        };
+        let envelope = Envelope {
+            offset: message.offset(),
+            command,
+        };
+        let sender = senders.entry(partition).or_insert_with(|| {
+            let (sender, receiver) = mpsc::channel(lanes.max_batch * 2);
+            tasks.spawn(lane(partition, receiver, lanes.clone()));
+            sender
+        });
+        if sender.send(envelope).await.is_err() {
+            tracing::error!(partition, "partition lane stopped");
+            break;
+        }
+    }
+    drop(senders);
+    while tasks.join_next().await.is_some() {}
+    if let Err(error) = lanes.consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(%error, "nothing to commit at shutdown");
+    }
+    Ok(())
+}
+
+async fn lane(partition: i32, mut receiver: mpsc::Receiver<Envelope>, lanes: Arc<Lanes>) {
+    let mut batch: Vec<Envelope> = Vec::with_capacity(lanes.max_batch);
+    while let Some(first) = receiver.recv().await {
+        batch.push(first);
+        while batch.len() < lanes.max_batch {
+            match receiver.try_recv() {
+                Ok(envelope) => batch.push(envelope),
+                Err(_) => break,
+            }
+        }
+        let (first_offset, last_offset) = (batch[0].offset, batch[batch.len() - 1].offset);
+        let span = tracing::info_span!(
+            "batch",
+            partition,
+            first_offset,
+            last_offset,
+            size = batch.len()
+        );
+        if !apply(&batch, &lanes).instrument(span).await {
+            return;
+        }
+        if let Err(error) = lanes
+            .consumer
+            .store_offset(&lanes.topic, partition, last_offset + 1)
+        {
+            // The partition was revoked meanwhile; its new owner redoes (and dedupes) the batch.
+            tracing::debug!(%error, partition, "offset not stored");
+        }
+        batch.clear();
+    }
+}
+
+/// Applies a batch, retrying until it commits. Returns false if told to stop first.
+async fn apply(batch: &[Envelope], lanes: &Lanes) -> bool {
+    let commands: Vec<InventoryCommand> = batch.iter().filter_map(|e| e.command).collect();
+    let mut attempt = 0u32;
+    loop {
+        let started = Instant::now();
+        match batch::apply_batch(&lanes.pool, &commands).await {
+            Ok(result) => {
+                metrics::record_batch(&result, started.elapsed());
+                lanes.announcer.after_commit(&result).await;
+                return true;
+            }
+            Err(error) => {
+                attempt = attempt.saturating_add(1);
+                let reason = match error.as_database_error().and_then(|e| e.code()).as_deref() {
+                    Some("23505") => "concurrent_duplicate",
+                    Some("40P01") => "deadlock",
+                    _ => "database",
+                };
+                metrics::batch_failed(reason);
+                tracing::warn!(%error, reason, attempt, "batch failed; retrying");
+                let pause = Duration::from_millis(20u64.saturating_mul(1 << attempt.min(7)));
+                tokio::select! {
+                    () = lanes.stop.cancelled() => return false,
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The checkout worker: applies inventory commands one partition at a time ([`consumer`],
+//! [`batch`]), finalises orders, keeps the hot inventory view ([`announce`]), and relays the
+//! outbox to Kafka ([`relay`]). `Worker::build` then `Worker::run` until cancelled.
+
+pub mod announce;
+pub mod batch;
+pub mod config;
+pub mod consumer;
+pub mod metrics;
+pub mod relay;
+
+use announce::Announcer;
+use axum::{routing::get, Router};
+use config::WorkerSettings;
+use consumer::{InventoryConsumer, Lanes, WorkerContext};
+use rdkafka::producer::FutureProducer;
+use shop_infra::{connect_redis, Cache, Keys};
+use sqlx::{postgres::PgPoolOptions, PgPool};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("PostgreSQL")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot apply migrations")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("Redis")]
+    Redis(#[from] redis::RedisError),
+    #[error("Kafka client")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("Kafka topics")]
+    Topics(#[from] inventory_partitioner::Error),
+    #[error("cannot listen")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Worker {
+    settings: WorkerSettings,
+    pool: PgPool,
+    announcer: Announcer,
+    producer: FutureProducer,
+    consumer: Arc<InventoryConsumer>,
+    metrics_listener: TcpListener,
+}
+
+impl Worker {
+    /// Connects to PostgreSQL (applying migrations), Redis and Kafka, and creates the topics.
+    pub async fn build(settings: WorkerSettings) -> Result<Self, Error> {
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.database_max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&settings.database_url)
+            .await?;
+        sqlx::migrate!("../schema").run(&pool).await?;
+        let redis = connect_redis(&settings.redis_url).await?;
+        let announcer = Announcer {
+            // Hot inventory entries live as long as product cache entries at most: a day.
+            cache: Cache::new(redis.clone(), Duration::from_secs(86_400)),
+            keys: Keys::new(&settings.redis_key_prefix),
+            redis,
+        };
+        settings.kafka.ensure_topics().await?;
+        let producer = relay::producer(&settings)?;
+        let consumer: InventoryConsumer = settings
+            .kafka
+            .client_config()
+            .set("group.id", &settings.consumer_group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "200")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(WorkerContext)?;
+        let metrics_listener = TcpListener::bind(settings.metrics_addr).await?;
+        shop_infra::metrics::handle();
+        Ok(Self {
+            settings,
+            pool,
+            announcer,
+            producer,
+            consumer: Arc::new(consumer),
+            metrics_listener,
+        })
+    }
+
+    pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        self.metrics_listener.local_addr()
+    }
+
+    /// Runs the relay and the partition lanes until `stop` is cancelled; then finishes the
+    /// batches in hand, commits offsets and leaves the consumer group.
+    pub async fn run(self, stop: CancellationToken) -> Result<(), Error> {
+        let Self {
+            settings,
+            pool,
+            announcer,
+            producer,
+            consumer,
+            metrics_listener,
+        } = self;
+        let router = Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/metrics",
+                get(|| async { shop_infra::metrics::handle().render() }),
+            );
+        let server_stop = stop.clone();
+        tokio::spawn(async move {
+            let serve = axum::serve(metrics_listener, router)
+                .with_graceful_shutdown(async move { server_stop.cancelled().await });
+            if let Err(error) = serve.await {
+                tracing::warn!(%error, "metrics server stopped");
+            }
+        });
+        let rebuild = (announcer.clone(), pool.clone());
+        tokio::spawn(async move {
+            match rebuild.0.rebuild_stock(&rebuild.1).await {
+                Ok(products) => tracing::info!(products, "hot inventory rebuilt"),
+                Err(error) => tracing::warn!(%error, "hot inventory rebuild failed"),
+            }
+        });
+        let relay = tokio::spawn(relay::run(
+            pool.clone(),
+            producer,
+            settings.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(relay::report_backlog(pool.clone(), stop.clone()));
+        let lanes = Arc::new(Lanes {
+            pool,
+            consumer,
+            announcer,
+            topic: settings.kafka.inventory_topic.clone(),
+            partitions: settings.kafka.inventory_partitions,
+            max_batch: settings.max_batch.max(1),
+            stop,
+        });
+        tracing::info!(topic = %lanes.topic, group = %settings.consumer_group, "checkout worker running");
+        consumer::run(lanes).await?;
+        if relay.await.is_err() {
+            tracing::warn!("outbox relay task ended abnormally");
+        }
+        tracing::info!("checkout worker stopped");
+        Ok(())
+    }
+}

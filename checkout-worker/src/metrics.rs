@@ -1,0 +1,85 @@
+//! Every metric the checkout worker exports, declared in this one place.
+
+use crate::batch::{BatchResult, Outcome};
+use chrono::Utc;
+use shop_domain::messages::CommandKind;
+use std::time::Duration;
+
+/// Labels `kind` (reserve, release) and `outcome` (reserved, short, released, duplicate).
+pub const COMMANDS: &str = "checkout_worker_commands_total";
+pub const BATCH_SIZE: &str = "checkout_worker_batch_size";
+pub const BATCH_DURATION: &str = "checkout_worker_batch_duration_seconds";
+/// Batches that failed and were retried. Label `reason`.
+pub const BATCH_FAILURES: &str = "checkout_worker_batch_failures_total";
+/// From checkout accepted to CONFIRMED / REJECTED.
+pub const ORDER_COMPLETION: &str = "checkout_worker_order_completion_seconds";
+/// Orders finalised. Label `status`.
+pub const ORDERS: &str = "checkout_worker_orders_total";
+/// Order lines that could not be reserved. Label `reason`.
+pub const REJECTED_LINES: &str = "checkout_worker_rejected_lines_total";
+/// Commands found on a partition that `partition_for` does not give them (still applied).
+pub const MISROUTED: &str = "checkout_worker_misrouted_commands_total";
+/// Messages that are not inventory commands (skipped).
+pub const MALFORMED: &str = "checkout_worker_malformed_messages_total";
+/// Per partition, from librdkafka's statistics. Label `partition`.
+pub const CONSUMER_LAG: &str = "checkout_worker_consumer_lag";
+/// Rows waiting in the outbox.
+pub const OUTBOX_BACKLOG: &str = "checkout_worker_outbox_backlog";
+/// Outbox rows delivered to Kafka. Label `stream`.
+pub const OUTBOX_RELAYED: &str = "checkout_worker_outbox_relayed_total";
+pub const RELAY_FAILURES: &str = "checkout_worker_relay_failures_total";
+
+pub fn record_batch(result: &BatchResult, took: Duration) {
+    metrics::histogram!(BATCH_SIZE).record(result.decisions.len() as f64);
+    metrics::histogram!(BATCH_DURATION).record(took.as_secs_f64());
+    for decision in &result.decisions {
+        let kind = match decision.command.kind {
+            CommandKind::Reserve => "reserve",
+            CommandKind::Release => "release",
+        };
+        let outcome = match decision.outcome {
+            Outcome::Reserved => "reserved",
+            Outcome::Short { .. } => {
+                metrics::counter!(REJECTED_LINES, "reason" => "insufficient_stock").increment(1);
+                "short"
+            }
+            Outcome::Released => "released",
+            Outcome::Duplicate => "duplicate",
+        };
+        metrics::counter!(COMMANDS, "kind" => kind, "outcome" => outcome).increment(1);
+    }
+    let now = Utc::now();
+    for order in &result.finalized {
+        metrics::counter!(ORDERS, "status" => order.status.as_str()).increment(1);
+        let took = (now - order.created_at).to_std().unwrap_or_default();
+        metrics::histogram!(ORDER_COMPLETION).record(took.as_secs_f64());
+    }
+}
+
+pub fn batch_failed(reason: &'static str) {
+    metrics::counter!(BATCH_FAILURES, "reason" => reason).increment(1);
+}
+
+pub fn relayed(stream: &str) {
+    metrics::counter!(OUTBOX_RELAYED, "stream" => stream.to_owned()).increment(1);
+}
+
+pub fn relay_failed() {
+    metrics::counter!(RELAY_FAILURES).increment(1);
+}
+
+pub fn outbox_backlog(rows: i64) {
+    metrics::gauge!(OUTBOX_BACKLOG).set(rows as f64);
+}
+
+pub fn consumer_lag(partition: i32, lag: i64) {
+    metrics::gauge!(CONSUMER_LAG, "partition" => partition.to_string()).set(lag as f64);
+}
+
+pub fn misrouted() {
+    metrics::counter!(MISROUTED).increment(1);
+}
+
+pub fn malformed() {
+    metrics::counter!(MALFORMED).increment(1);
+}

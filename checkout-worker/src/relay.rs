@@ -1,0 +1,157 @@
+//! The outbox relay: moves rows that checkouts and finalised orders wrote to `outbox` onto Kafka.
+//!
+//! A round claims the oldest rows (`FOR UPDATE SKIP LOCKED`, so relays in several worker
+//! processes share the work), produces them with an idempotent producer (`acks=all`), waits for
+//! every acknowledgement, then deletes the rows in the same transaction. A crash between the
+//! acknowledgement and the commit sends those rows again: consumers dedupe (commands by the
+//! ledger, events by `event_id`). Nothing is deleted before the broker has it.
+
+use crate::{config::WorkerSettings, metrics};
+use futures_util::future::join_all;
+use inventory_partitioner::partition_for;
+use rdkafka::{
+    producer::{FutureProducer, FutureRecord},
+    util::Timeout,
+};
+use shop_domain::ProductId;
+use sqlx::PgPool;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("outbox query failed")]
+    Database(#[from] sqlx::Error),
+    #[error("Kafka did not take an outbox message")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("outbox row {id} has key {key:?}, which is not a product id")]
+    BadKey { id: i64, key: String },
+    #[error("outbox row {id} names unknown stream {stream:?}")]
+    BadStream { id: i64, stream: String },
+}
+
+pub fn producer(settings: &WorkerSettings) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+    settings
+        .kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        // Order events: the same partition for a key as Kafka's Java client would choose.
+        .set("partitioner", "murmur2_random")
+        .set("message.timeout.ms", "30000")
+        .create()
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    stream: String,
+    message_key: String,
+    payload: String,
+}
+
+/// One round: relays up to `RELAY_BATCH` rows. Returns how many.
+pub async fn relay_once(
+    pool: &PgPool,
+    producer: &FutureProducer,
+    settings: &WorkerSettings,
+) -> Result<usize, RelayError> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, stream, message_key, payload FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(settings.relay_batch)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let kafka = &settings.kafka;
+    let mut records = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let record = match row.stream.as_str() {
+            "inventory" => {
+                let product = row
+                    .message_key
+                    .parse()
+                    .ok()
+                    .and_then(|id| ProductId::new(id).ok())
+                    .ok_or_else(|| RelayError::BadKey {
+                        id: row.id,
+                        key: row.message_key.clone(),
+                    })?;
+                FutureRecord::to(&kafka.inventory_topic)
+                    .partition(partition_for(product, kafka.inventory_partitions))
+            }
+            "order-events" => FutureRecord::to(&kafka.order_events_topic),
+            other => {
+                return Err(RelayError::BadStream {
+                    id: row.id,
+                    stream: other.to_owned(),
+                })
+            }
+        };
+        records.push(record.key(&row.message_key).payload(&row.payload));
+    }
+    let deliveries = records
+        .into_iter()
+        .map(|record| producer.send(record, Timeout::After(Duration::from_secs(30))));
+    for delivery in join_all(deliveries).await {
+        delivery.map_err(|(error, _)| error)?;
+    }
+    sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    for row in &rows {
+        metrics::relayed(&row.stream);
+    }
+    Ok(rows.len())
+}
+
+/// Relays until `stop` is cancelled. Errors (broker or database down) are retried.
+pub async fn run(
+    pool: PgPool,
+    producer: FutureProducer,
+    settings: WorkerSettings,
+    stop: CancellationToken,
+) {
+    let mut failures = 0u32;
+    while !stop.is_cancelled() {
+        let pause = match relay_once(&pool, &producer, &settings).await {
+            Ok(0) => settings.relay_idle_poll,
+            Ok(_) => {
+                failures = 0;
+                continue;
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                metrics::relay_failed();
+                tracing::warn!(error = %error, source = ?std::error::Error::source(&error), failures, "outbox relay round failed; retrying");
+                Duration::from_millis(100 * u64::from(failures.min(20)))
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// Reports the outbox backlog every few seconds until `stop` is cancelled.
+pub async fn report_backlog(pool: PgPool, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        if let Ok(rows) = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox")
+            .fetch_one(&pool)
+            .await
+        {
+            metrics::outbox_backlog(rows);
+        }
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}

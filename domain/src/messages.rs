@@ -1,0 +1,245 @@
+//! Kafka message schemas: versioned JSON, readable by any Kafka client.
+//!
+//! | topic (default name)            | key          | partition                              | value              |
+//! |---------------------------------|--------------|----------------------------------------|--------------------|
+//! | `shop.inventory-commands`       | product id   | `inventory_partitioner::partition_for` | [`InventoryCommand`] |
+//! | `shop.order-events`             | order id     | the client's default partitioner       | [`OrderEvent`]     |
+//!
+//! Every message carries `v` (its schema version). Consumers must ignore fields they do not know;
+//! a change that is not backward compatible bumps `v`.
+
+use crate::{OrderId, ProductId, Quantity, UserId};
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA_VERSION: u16 = 1;
+
+/// Where an order stands. PENDING until every line is decided; then CONFIRMED or REJECTED, for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+    Rejected,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Confirmed => "CONFIRMED",
+            Self::Rejected => "REJECTED",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "PENDING" => Some(Self::Pending),
+            "CONFIRMED" => Some(Self::Confirmed),
+            "REJECTED" => Some(Self::Rejected),
+            _ => None,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self != Self::Pending
+    }
+}
+
+/// Announced on Redis pub/sub (channel `<prefix>order-status`) when an order reaches a status,
+/// so every API replica can push it to the clients watching that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderStatusChanged {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    /// Take `quantity` units of the product for the order, if that many are available.
+    Reserve,
+    /// Give back units reserved for an order that was rejected.
+    Release,
+}
+
+/// A command for the worker that owns the product's partition. Applying the same command twice
+/// has the effect of applying it once: the worker records `(order_id, product_id, kind)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryCommand {
+    pub v: u16,
+    pub kind: CommandKind,
+    pub order_id: OrderId,
+    pub product_id: ProductId,
+    pub quantity: Quantity,
+}
+
+impl InventoryCommand {
+    pub fn new(
+        kind: CommandKind,
+        order_id: OrderId,
+        product_id: ProductId,
+        quantity: Quantity,
+    ) -> Self {
+        Self {
+            v: SCHEMA_VERSION,
+            kind,
+            order_id,
+            product_id,
+            quantity,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventLine {
+    pub product_id: ProductId,
+    pub quantity: Quantity,
+    pub price_cents: i64,
+}
+
+/// Why a line of a rejected order could not be reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShortLine {
+    pub product_id: ProductId,
+    pub requested: u32,
+    pub available: i64,
+}
+
+/// What happened to an order. `event_id` is the same for redeliveries of one event, so a
+/// consumer that dedupes on it sees each event once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum OrderEvent {
+    OrderCreated {
+        v: u16,
+        event_id: String,
+        order_id: OrderId,
+        user_id: UserId,
+        total_cents: i64,
+        lines: Vec<EventLine>,
+        at_ms: i64,
+    },
+    OrderConfirmed {
+        v: u16,
+        event_id: String,
+        order_id: OrderId,
+        user_id: UserId,
+        at_ms: i64,
+    },
+    OrderRejected {
+        v: u16,
+        event_id: String,
+        order_id: OrderId,
+        user_id: UserId,
+        short_lines: Vec<ShortLine>,
+        at_ms: i64,
+    },
+}
+
+impl OrderEvent {
+    pub fn created(
+        order_id: OrderId,
+        user_id: UserId,
+        total_cents: i64,
+        lines: Vec<EventLine>,
+        at_ms: i64,
+    ) -> Self {
+        Self::OrderCreated {
+            v: SCHEMA_VERSION,
+            event_id: format!("{order_id}/created"),
+            order_id,
+            user_id,
+            total_cents,
+            lines,
+            at_ms,
+        }
+    }
+
+    pub fn confirmed(order_id: OrderId, user_id: UserId, at_ms: i64) -> Self {
+        Self::OrderConfirmed {
+            v: SCHEMA_VERSION,
+            event_id: format!("{order_id}/terminal"),
+            order_id,
+            user_id,
+            at_ms,
+        }
+    }
+
+    pub fn rejected(
+        order_id: OrderId,
+        user_id: UserId,
+        short_lines: Vec<ShortLine>,
+        at_ms: i64,
+    ) -> Self {
+        Self::OrderRejected {
+            v: SCHEMA_VERSION,
+            event_id: format!("{order_id}/terminal"),
+            order_id,
+            user_id,
+            short_lines,
+            at_ms,
+        }
+    }
+
+    pub fn order_id(&self) -> OrderId {
+        match self {
+            Self::OrderCreated { order_id, .. }
+            | Self::OrderConfirmed { order_id, .. }
+            | Self::OrderRejected { order_id, .. } => *order_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_have_a_stable_wire_form() -> Result<(), Box<dyn std::error::Error>> {
+        let order = OrderId::from_uuid("0192f0c4-0000-7000-8000-000000000001".parse()?);
+        let cmd = InventoryCommand::new(
+            CommandKind::Reserve,
+            order,
+            ProductId::new(42)?,
+            Quantity::new(3)?,
+        );
+        let json = serde_json::to_string(&cmd)?;
+        assert_eq!(
+            json,
+            r#"{"v":1,"kind":"reserve","order_id":"0192f0c4-0000-7000-8000-000000000001","product_id":42,"quantity":3}"#
+        );
+        assert_eq!(serde_json::from_str::<InventoryCommand>(&json)?, cmd);
+        // Unknown fields from a newer producer are ignored; invalid values are refused.
+        let newer = json.replace("\"v\":1", "\"v\":1,\"trace\":\"x\"");
+        assert_eq!(serde_json::from_str::<InventoryCommand>(&newer)?, cmd);
+        assert!(serde_json::from_str::<InventoryCommand>(&json.replace(":3}", ":0}")).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for status in [
+            OrderStatus::Pending,
+            OrderStatus::Confirmed,
+            OrderStatus::Rejected,
+        ] {
+            assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(OrderStatus::parse("pending"), None);
+        assert!(!OrderStatus::Pending.is_terminal() && OrderStatus::Rejected.is_terminal());
+    }
+
+    #[test]
+    fn terminal_events_share_one_id_per_order() -> Result<(), Box<dyn std::error::Error>> {
+        let order = OrderId::generate();
+        let user = UserId::new(1)?;
+        let confirmed = OrderEvent::confirmed(order, user, 1);
+        let json = serde_json::to_value(&confirmed)?;
+        assert_eq!(json["type"], "OrderConfirmed");
+        assert_eq!(json["event_id"], format!("{order}/terminal"));
+        assert_eq!(confirmed.order_id(), order);
+        let rejected = serde_json::to_value(OrderEvent::rejected(order, user, vec![], 2))?;
+        assert_eq!(rejected["event_id"], json["event_id"]);
+        Ok(())
+    }
+}

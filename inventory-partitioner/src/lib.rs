@@ -1,0 +1,228 @@
+//! Which partition of the inventory topic owns a product, and the topics themselves.
+//!
+//! ## The mapping
+//! A product's inventory commands are keyed by the product id in decimal (`"42"`), and go to
+//! partition `(murmur2(key) & 0x7fffffff) % partitions` — exactly what Apache Kafka's Java
+//! client does by default for that key. So the mapping is stable (it depends only on the id and
+//! the partition count), and a producer in any language that uses Kafka's default partitioner
+//! with the same key agrees with it. Changing the partition count moves products between
+//! partitions: drain the topic first (see README, "Re-partitioning").
+//!
+//! Every producer (the outbox relay) and the worker (which checks that each command arrived on
+//! the partition it should) go through [`partition_for`].
+
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    config::ClientConfig,
+    consumer::{BaseConsumer, Consumer},
+    error::KafkaError,
+    types::RDKafkaErrorCode,
+};
+use shop_domain::ProductId;
+use shop_infra::env::{var, ConfigError};
+use std::time::Duration;
+
+/// Kafka's murmur2 (as in `org.apache.kafka.common.utils.Utils.murmur2`).
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let mut h = SEED ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = chunks.remainder();
+    if tail.len() >= 3 {
+        h ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= u32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= u32::from(tail[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// The message key of a product's inventory commands.
+pub fn product_key(product: ProductId) -> String {
+    product.get().to_string()
+}
+
+/// The partition that owns `product` when the inventory topic has `partitions` partitions.
+pub fn partition_for(product: ProductId, partitions: i32) -> i32 {
+    let hash = murmur2(product_key(product).as_bytes()) & 0x7fff_ffff;
+    hash % partitions.max(1)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("Kafka admin request failed")]
+    Kafka(#[from] KafkaError),
+    #[error("cannot create topic {topic}: {code}")]
+    CreateTopic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("topic {topic} has {actual} partitions but {expected} are configured; products would move between partitions")]
+    PartitionMismatch {
+        topic: String,
+        expected: i32,
+        actual: usize,
+    },
+}
+
+/// The broker and the topics of the pipeline, from the environment.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `KAFKA_BROKERS`: bootstrap servers.
+    pub brokers: String,
+    /// `INVENTORY_TOPIC`: reserve/release commands, keyed and partitioned by product.
+    pub inventory_topic: String,
+    /// `INVENTORY_PARTITIONS`: partitions of the inventory topic (the unit of parallelism).
+    pub inventory_partitions: i32,
+    /// `ORDER_EVENTS_TOPIC`: OrderCreated / OrderConfirmed / OrderRejected, keyed by order.
+    pub order_events_topic: String,
+    /// `ORDER_EVENTS_PARTITIONS`: partitions of the order events topic.
+    pub order_events_partitions: i32,
+}
+
+impl KafkaSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            brokers: var("KAFKA_BROKERS", "127.0.0.1:9092")?,
+            inventory_topic: var("INVENTORY_TOPIC", "shop.inventory-commands")?,
+            inventory_partitions: var("INVENTORY_PARTITIONS", "8")?,
+            order_events_topic: var("ORDER_EVENTS_TOPIC", "shop.order-events")?,
+            order_events_partitions: var("ORDER_EVENTS_PARTITIONS", "4")?,
+        })
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        config
+    }
+
+    /// Creates both topics when missing, and checks that an existing inventory topic has the
+    /// configured partition count.
+    pub async fn ensure_topics(&self) -> Result<(), Error> {
+        let admin: AdminClient<DefaultClientContext> = self.client_config().create()?;
+        let topics = [
+            NewTopic::new(
+                &self.inventory_topic,
+                self.inventory_partitions,
+                TopicReplication::Fixed(1),
+            ),
+            NewTopic::new(
+                &self.order_events_topic,
+                self.order_events_partitions,
+                TopicReplication::Fixed(1),
+            ),
+        ];
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin.create_topics(&topics, &options).await? {
+            match result {
+                Ok(topic) => tracing::info!(%topic, "topic created"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => return Err(Error::CreateTopic { topic, code }),
+            }
+        }
+        let actual = self.partition_count(&self.inventory_topic).await?;
+        if actual != self.inventory_partitions as usize {
+            return Err(Error::PartitionMismatch {
+                topic: self.inventory_topic.clone(),
+                expected: self.inventory_partitions,
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<usize, Error> {
+        let consumer: BaseConsumer = self.client_config().create()?;
+        let topic = topic.to_owned();
+        // librdkafka's metadata call blocks; keep it off the async threads.
+        let count = tokio_blocking(move || {
+            let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+            Ok::<_, KafkaError>(
+                metadata
+                    .topics()
+                    .first()
+                    .map_or(0, |t| t.partitions().len()),
+            )
+        })
+        .await?;
+        Ok(count)
+    }
+}
+
+async fn tokio_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
+) -> Result<T, KafkaError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Apache Kafka's `UtilsTest.testMurmur2`.
+    #[test]
+    fn murmur2_matches_the_java_client() {
+        let vectors: [(&[u8], i32); 6] = [
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
+            (b"abc", 479_470_107),
+        ];
+        for (input, expected) in vectors {
+            assert_eq!(
+                murmur2(input),
+                expected,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        // As the Java client places "foobar" among 50 partitions.
+        assert_eq!((murmur2(b"foobar") & 0x7fff_ffff) % 50, 16);
+    }
+
+    #[test]
+    fn partitions_are_stable_in_range_and_spread() -> Result<(), shop_domain::ValidationError> {
+        let mut counts = [0u32; 8];
+        for id in 1..=8000 {
+            let p = partition_for(ProductId::new(id)?, 8);
+            assert!((0..8).contains(&p));
+            assert_eq!(p, partition_for(ProductId::new(id)?, 8), "stable");
+            counts[p as usize] += 1;
+        }
+        // Roughly even: every partition within 15 % of the mean.
+        assert!(
+            counts.iter().all(|&c| (850..=1150).contains(&c)),
+            "{counts:?}"
+        );
+        assert_eq!(partition_for(ProductId::new(5)?, 1), 0);
+        Ok(())
+    }
+}
