@@ -13,7 +13,10 @@ pub async fn connect(settings: &Settings) -> Result<PgPool, sqlx::Error> {
 }
 
 /// Applies `schema/` (append-only, checksummed). Safe to run from several processes at once:
-/// sqlx takes an advisory lock.
+/// sqlx takes an advisory lock. A database already migrated further (by a newer release during
+/// a rolling deploy) is accepted: migrations only add.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("../schema").run(pool).await
+    let mut migrator = sqlx::migrate!("../schema");
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await
 }

@@ -10,6 +10,7 @@
 //! workers racing on one command (during a rebalance) collide on the ledger's primary key and one
 //! of them rolls back and retries.
 
+use crate::membership::Position;
 use chrono::{DateTime, Utc};
 use shop_domain::{
     messages::{CommandKind, InventoryCommand, OrderEvent, OrderStatus, ShortLine},
@@ -122,16 +123,22 @@ fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error 
     sqlx::Error::Decode(Box::new(e))
 }
 
-/// Applies `commands` (in partition order) in one transaction. Safe to call again with the same
-/// commands: they come back as duplicates.
+/// Applies `commands` (in partition order) in one transaction, and with them moves the
+/// partition's `position` past them. Safe to call again with the same commands: they come back
+/// as duplicates.
 pub async fn apply_batch(
     pool: &PgPool,
     commands: &[InventoryCommand],
+    position: Option<&Position<'_>>,
 ) -> Result<BatchResult, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if let Some(position) = position {
+        position.save(&mut tx).await?;
+    }
     if commands.is_empty() {
+        tx.commit().await?;
         return Ok(BatchResult::default());
     }
-    let mut tx = pool.begin().await?;
 
     let mut product_ids: Vec<i64> = commands.iter().map(|c| c.product_id.get()).collect();
     product_ids.sort_unstable();

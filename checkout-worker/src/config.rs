@@ -18,6 +18,9 @@ pub struct WorkerSettings {
     pub kafka: KafkaSettings,
     /// `CONSUMER_GROUP`: workers in one group split the partitions between them.
     pub consumer_group: String,
+    /// `MEMBER_LEASE_MS`: a worker that has not renewed its membership for this long is
+    /// presumed dead and its partitions move to the others. Renewed every third of it.
+    pub member_lease: Duration,
     /// `WORKER_MAX_BATCH`: most commands applied in one transaction.
     pub max_batch: usize,
     /// `RELAY_BATCH`: most outbox rows moved to Kafka per round.
@@ -37,6 +40,7 @@ impl WorkerSettings {
             redis_key_prefix: var("REDIS_KEY_PREFIX", "shop:")?,
             kafka: KafkaSettings::from_env()?,
             consumer_group: var("CONSUMER_GROUP", "shop-checkout-worker")?,
+            member_lease: Duration::from_millis(var("MEMBER_LEASE_MS", "6000")?),
             max_batch: var("WORKER_MAX_BATCH", "500")?,
             relay_batch: var("RELAY_BATCH", "1000")?,
             relay_idle_poll: Duration::from_millis(var("RELAY_IDLE_POLL_MS", "10")?),

@@ -1,17 +1,23 @@
-//! The inventory consumer: one sequential lane (task) per assigned partition.
+//! The inventory consumer: one sequential lane (task) per owned partition.
 //!
-//! The receive loop hands each message to its partition's lane, in order. A lane takes what has
-//! queued up (up to `WORKER_MAX_BATCH`) as one batch, applies it in one transaction, and only
-//! then stores the offset after it (`enable.auto.offset.store=false`; librdkafka commits stored
-//! offsets in the background and on rebalance). A crash before the store means redelivery, which
-//! the ledger turns into no-ops.
+//! Every heartbeat of [`Membership`] says which partitions this worker owns; when that changes,
+//! the consumer is assigned exactly those, each from its position in PostgreSQL. The receive
+//! loop hands each message to its partition's lane, in order. A lane takes what has queued up
+//! (up to `WORKER_MAX_BATCH`) as one batch and applies it in one transaction that also moves the
+//! partition's position. A crash before the commit means the batch is read again; the ledger
+//! turns what was already applied into no-ops.
 
-use crate::{announce::Announcer, batch, metrics};
+use crate::{
+    announce::Announcer,
+    batch,
+    membership::{Membership, Position},
+    metrics,
+};
 use inventory_partitioner::partition_for;
 use rdkafka::{
-    consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer},
+    consumer::{Consumer, ConsumerContext, StreamConsumer},
     message::Message,
-    ClientContext, Statistics,
+    ClientContext, Offset, Statistics, TopicPartitionList,
 };
 use shop_domain::messages::InventoryCommand;
 use sqlx::PgPool;
@@ -24,15 +30,16 @@ use tokio::{sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// Turns librdkafka's periodic statistics into the consumer lag gauge.
+/// Turns librdkafka's periodic statistics into the consumer lag gauge: messages on the broker
+/// that this worker has not yet taken in.
 pub struct WorkerContext;
 
 impl ClientContext for WorkerContext {
     fn stats(&self, statistics: Statistics) {
         for topic in statistics.topics.values() {
             for (partition, stats) in &topic.partitions {
-                if *partition >= 0 && stats.consumer_lag >= 0 {
-                    metrics::consumer_lag(*partition, stats.consumer_lag);
+                if *partition >= 0 && stats.hi_offset >= 0 && stats.app_offset >= 0 {
+                    metrics::consumer_lag(*partition, stats.hi_offset - stats.app_offset);
                 }
             }
         }
@@ -44,6 +51,7 @@ impl ConsumerContext for WorkerContext {}
 pub type InventoryConsumer = StreamConsumer<WorkerContext>;
 
 pub struct Lanes {
+    pub membership: Membership,
     pub pool: PgPool,
     pub consumer: Arc<InventoryConsumer>,
     pub announcer: Announcer,
@@ -55,19 +63,49 @@ pub struct Lanes {
 
 struct Envelope {
     offset: i64,
-    /// `None` for a message that is not an inventory command: skipped, but its offset is stored.
+    /// `None` for a message that is not an inventory command: skipped, but its offset counts.
     command: Option<InventoryCommand>,
 }
 
-/// Receives until `stop` is cancelled, then lets every lane finish what it holds, commits the
-/// stored offsets and returns (dropping the consumer then leaves the group).
-pub async fn run(lanes: Arc<Lanes>) -> Result<(), rdkafka::error::KafkaError> {
-    lanes.consumer.subscribe(&[&lanes.topic])?;
+impl Lanes {
+    /// Assigns the consumer `owned`, each partition from its saved position (or the beginning).
+    async fn assign(&self, owned: &[i32]) -> Result<(), crate::Error> {
+        let positions = self.membership.positions(owned).await?;
+        let mut list = TopicPartitionList::new();
+        for &partition in owned {
+            let offset = positions
+                .get(&partition)
+                .map_or(Offset::Beginning, |&o| Offset::Offset(o));
+            list.add_partition_offset(&self.topic, partition, offset)?;
+        }
+        self.consumer.assign(&list)?;
+        tracing::info!(group = %self.membership.group, partitions = ?owned, "partitions assigned");
+        Ok(())
+    }
+}
+
+/// Receives until `stop` is cancelled, then lets every lane finish what it holds and leaves the
+/// group.
+pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
     let mut senders: HashMap<i32, mpsc::Sender<Envelope>> = HashMap::new();
     let mut tasks = JoinSet::new();
+    let mut owned: Vec<i32> = Vec::new();
+    let mut heartbeat = tokio::time::interval(lanes.membership.lease / 3);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let received = tokio::select! {
             () = lanes.stop.cancelled() => break,
+            _ = heartbeat.tick() => {
+                match lanes.membership.heartbeat().await {
+                    Ok(now_owned) if now_owned != owned => match lanes.assign(&now_owned).await {
+                        Ok(()) => owned = now_owned,
+                        Err(error) => tracing::warn!(%error, "cannot take the new assignment; retrying"),
+                    },
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "membership heartbeat failed"),
+                }
+                continue;
+            }
             received = lanes.consumer.recv() => received,
         };
         let message = match received {
@@ -79,6 +117,9 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), rdkafka::error::KafkaError> {
             }
         };
         let partition = message.partition();
+        if !owned.contains(&partition) {
+            continue; // fetched before a reassignment; the new owner reads it.
+        }
         let command = match message
             .payload()
             .map(serde_json::from_slice::<InventoryCommand>)
@@ -116,8 +157,8 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), rdkafka::error::KafkaError> {
     }
     drop(senders);
     while tasks.join_next().await.is_some() {}
-    if let Err(error) = lanes.consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(%error, "nothing to commit at shutdown");
+    if let Err(error) = lanes.membership.leave().await {
+        tracing::warn!(%error, "cannot leave the group; the lease will expire");
     }
     Ok(())
 }
@@ -140,27 +181,26 @@ async fn lane(partition: i32, mut receiver: mpsc::Receiver<Envelope>, lanes: Arc
             last_offset,
             size = batch.len()
         );
-        if !apply(&batch, &lanes).instrument(span).await {
+        let position = Position {
+            group: &lanes.membership.group,
+            topic: &lanes.topic,
+            partition,
+            next_offset: last_offset + 1,
+        };
+        if !apply(&batch, &position, &lanes).instrument(span).await {
             return;
-        }
-        if let Err(error) = lanes
-            .consumer
-            .store_offset(&lanes.topic, partition, last_offset + 1)
-        {
-            // The partition was revoked meanwhile; its new owner redoes (and dedupes) the batch.
-            tracing::debug!(%error, partition, "offset not stored");
         }
         batch.clear();
     }
 }
 
 /// Applies a batch, retrying until it commits. Returns false if told to stop first.
-async fn apply(batch: &[Envelope], lanes: &Lanes) -> bool {
+async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> bool {
     let commands: Vec<InventoryCommand> = batch.iter().filter_map(|e| e.command).collect();
     let mut attempt = 0u32;
     loop {
         let started = Instant::now();
-        match batch::apply_batch(&lanes.pool, &commands).await {
+        match batch::apply_batch(&lanes.pool, &commands, Some(position)).await {
             Ok(result) => {
                 metrics::record_batch(&result, started.elapsed());
                 lanes.announcer.after_commit(&result).await;

@@ -6,6 +6,7 @@ pub mod announce;
 pub mod batch;
 pub mod config;
 pub mod consumer;
+pub mod membership;
 pub mod metrics;
 pub mod relay;
 
@@ -53,7 +54,9 @@ impl Worker {
             .acquire_timeout(Duration::from_secs(5))
             .connect(&settings.database_url)
             .await?;
-        sqlx::migrate!("../schema").run(&pool).await?;
+        let mut migrator = sqlx::migrate!("../schema");
+        migrator.set_ignore_missing(true);
+        migrator.run(&pool).await?;
         let redis = connect_redis(&settings.redis_url).await?;
         let announcer = Announcer {
             // Hot inventory entries live as long as product cache entries at most: a day.
@@ -66,12 +69,12 @@ impl Worker {
         let consumer: InventoryConsumer = settings
             .kafka
             .client_config()
+            // Partitions are assigned by `membership` and positions kept in PostgreSQL; the
+            // group id only names this consumer to the broker.
             .set("group.id", &settings.consumer_group)
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "200")
+            .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
             .set("statistics.interval.ms", "5000")
             .create_with_context(WorkerContext)?;
         let metrics_listener = TcpListener::bind(settings.metrics_addr).await?;
@@ -129,7 +132,16 @@ impl Worker {
             stop.clone(),
         ));
         tokio::spawn(relay::report_backlog(pool.clone(), stop.clone()));
+        let membership = membership::Membership {
+            pool: pool.clone(),
+            group: settings.consumer_group.clone(),
+            topic: settings.kafka.inventory_topic.clone(),
+            partitions: settings.kafka.inventory_partitions,
+            member: uuid::Uuid::new_v4(),
+            lease: settings.member_lease,
+        };
         let lanes = Arc::new(Lanes {
+            membership,
             pool,
             consumer,
             announcer,

@@ -1,6 +1,6 @@
-use crate::helpers::{expect_error, expect_json, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
+use shop_testkit::{expect_error, expect_json, TestApp};
 
 #[tokio::test]
 async fn add_update_remove_with_totals() {
@@ -216,7 +216,7 @@ async fn carts_are_private_and_survive_restarts_and_a_flushed_redis() {
     )
     .await;
     // A second API process on the same stores, as after a restart.
-    let restarted = TestApp::start(app.settings.clone()).await;
+    let restarted = TestApp::start(app.settings.clone(), app.id.clone()).await;
     let body = expect_json(
         restarted
             .sign_in(&shopper.email, &shopper.phone_number)

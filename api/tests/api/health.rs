@@ -1,5 +1,5 @@
-use crate::helpers::{expect_error, expect_json, TestApp};
 use reqwest::StatusCode;
+use shop_testkit::{expect_error, expect_json, TestApp};
 
 #[tokio::test]
 async fn liveness_and_readiness_report_up() {

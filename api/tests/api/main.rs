@@ -3,6 +3,5 @@
 
 mod cart;
 mod health;
-mod helpers;
 mod products;
 mod users;

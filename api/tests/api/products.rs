@@ -1,6 +1,6 @@
-use crate::helpers::{expect_error, expect_json, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use shop_testkit::{expect_error, expect_json, TestApp};
 use std::collections::HashSet;
 
 #[tokio::test]

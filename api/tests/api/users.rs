@@ -1,6 +1,6 @@
-use crate::helpers::{expect_error, expect_json, unique_contact, TestApp};
 use reqwest::StatusCode;
 use serde_json::json;
+use shop_testkit::{expect_error, expect_json, unique_contact, TestApp};
 
 #[tokio::test]
 async fn register_returns_the_normalised_user_and_a_working_token() {

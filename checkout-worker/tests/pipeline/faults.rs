@@ -1,0 +1,118 @@
+//! Faults: a worker process killed mid-stream, workers joining and leaving the group.
+
+use crate::{buyer, checkout_all, product, status_counts};
+use shop_testkit::{TestApp, TestUser};
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const SETTLE: Duration = Duration::from_secs(90);
+
+fn start_worker_process(app: &TestApp) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_checkout-worker"))
+        .envs(app.worker_env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("worker process starts")
+}
+
+async fn decided(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM orders WHERE status <> 'PENDING'")
+        .fetch_one(&app.db)
+        .await
+        .expect("count")
+}
+
+/// A shop with a few products and `n` buyers with one- to three-line carts.
+async fn shop(app: &TestApp, n: usize) -> Vec<TestUser> {
+    let seller = app.new_user().await;
+    let mut products = Vec::new();
+    for _ in 0..6 {
+        products.push(product(app, &seller, 40).await);
+    }
+    let mut buyers = Vec::new();
+    for i in 0..n {
+        let lines: Vec<(i64, i64)> = (0..1 + i % 3)
+            .map(|j| (products[(i + j * 2) % products.len()], 1 + (i % 2) as i64))
+            .collect();
+        buyers.push(buyer(app, &lines).await);
+    }
+    buyers
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_stream_and_restarted_loses_and_repeats_nothing() {
+    let app = TestApp::spawn().await;
+    let buyers = shop(&app, 90).await;
+    let initial = app.stock().await;
+    let mut worker = start_worker_process(&app);
+    let (early, late) = buyers.split_at(60);
+    let accepted_early = checkout_all(&app, early).await;
+    // Kill it with work under way: some orders decided, not all.
+    let deadline = Instant::now() + SETTLE;
+    while decided(&app).await == 0 {
+        assert!(Instant::now() < deadline, "the worker decided nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    worker.kill().expect("SIGKILL");
+    worker.wait().expect("reaped");
+    let accepted = accepted_early.iter().filter(|o| o.is_some()).count() as i64;
+    let checked = decided(&app).await;
+    eprintln!("killed the worker with {checked} of {accepted} orders decided");
+    // Checkouts keep being accepted while no worker runs.
+    checkout_all(&app, late).await;
+    let mut restarted = start_worker_process(&app);
+    app.wait_until_settled(SETTLE).await;
+    restarted.kill().expect("stop");
+    restarted.wait().expect("reaped");
+    app.assert_invariants(&initial).await;
+    let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM order_items")
+        .fetch_one(&app.db)
+        .await
+        .expect("lines");
+    let reserves: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM inventory_ledger WHERE kind = 'reserve'")
+            .fetch_one(&app.db)
+            .await
+            .expect("ledger");
+    assert_eq!(reserves, lines, "each line reserved exactly once");
+}
+
+#[tokio::test]
+async fn two_workers_split_the_partitions_and_a_rebalance_keeps_the_invariants() {
+    let app = TestApp::spawn().await;
+    let buyers = shop(&app, 90).await;
+    let initial = app.stock().await;
+    let (first, rest) = buyers.split_at(30);
+    let (second, third) = rest.split_at(30);
+    let a = app.spawn_worker().await;
+    checkout_all(&app, first).await;
+    // A second worker joins: the partitions are split between the two while orders flow.
+    let b = app.spawn_worker().await;
+    let group = app.worker_settings().consumer_group;
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let members: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM consumer_members WHERE consumer_group = $1")
+                .bind(&group)
+                .fetch_one(&app.db)
+                .await
+                .expect("members");
+        if members == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the second worker never joined");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    checkout_all(&app, second).await;
+    // The first leaves (SIGTERM): its partitions move to the second.
+    a.stop().await;
+    checkout_all(&app, third).await;
+    app.wait_until_settled(SETTLE).await;
+    app.assert_invariants(&initial).await;
+    let counts = status_counts(&app).await;
+    assert_eq!(counts.get("PENDING"), None, "{counts:?}");
+    b.stop().await;
+}

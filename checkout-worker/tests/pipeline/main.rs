@@ -1,0 +1,84 @@
+//! The checkout pipeline against real PostgreSQL, Redis and a Kafka-protocol broker: each test
+//! with its own database, Redis prefix, topics and consumer group.
+
+mod e2e;
+mod faults;
+mod step;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use shop_testkit::{expect_json, TestApp, TestUser};
+use std::collections::HashMap;
+
+/// Lists a product with `stock` units and returns its id.
+pub async fn product(app: &TestApp, seller: &TestUser, stock: i64) -> i64 {
+    app.new_product(seller, "home", 1000, stock).await["id"]
+        .as_i64()
+        .expect("id")
+}
+
+/// Registers a buyer whose cart holds `lines` of `(product, quantity)`.
+pub async fn buyer(app: &TestApp, lines: &[(i64, i64)]) -> TestUser {
+    let user = app.new_user().await;
+    for &(product, quantity) in lines {
+        expect_json(
+            app.cart_add(&user.token, product, quantity).await,
+            StatusCode::OK,
+        )
+        .await;
+    }
+    user
+}
+
+/// Every buyer checks out at once. Returns, per buyer, the accepted order id or `None` when the
+/// checkout was refused at once (409, sold out).
+pub async fn checkout_all(app: &TestApp, buyers: &[TestUser]) -> Vec<Option<String>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, buyer) in buyers.iter().enumerate() {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url("/orders/checkout"),
+            buyer.token.clone(),
+        );
+        tasks.spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("sent");
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.expect("json");
+            match status {
+                StatusCode::ACCEPTED => {
+                    (i, Some(body["order_id"].as_str().expect("id").to_owned()))
+                }
+                StatusCode::CONFLICT => {
+                    assert_eq!(body["error"]["code"], "out_of_stock", "{body}");
+                    (i, None)
+                }
+                other => panic!("unexpected checkout answer {other}: {body}"),
+            }
+        });
+    }
+    let mut results = vec![None; buyers.len()];
+    while let Some(done) = tasks.join_next().await {
+        let (i, order) = done.expect("checkout task");
+        results[i] = order;
+    }
+    results
+}
+
+/// Orders by terminal status.
+pub async fn status_counts(app: &TestApp) -> HashMap<String, i64> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM orders GROUP BY status")
+            .fetch_all(&app.db)
+            .await
+            .expect("counts");
+    rows.into_iter().collect()
+}
+
+pub fn no_body() -> serde_json::Value {
+    json!({})
+}

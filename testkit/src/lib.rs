@@ -1,0 +1,442 @@
+//! Test helpers. [`TestApp`] is the API on a random port against its own fresh database and Redis
+//! prefix, with one method per endpoint; [`TestApp::worker_settings`] points a checkout worker at
+//! the same stores and at topics and a consumer group of the test's own.
+//!
+//! Everything here panics on failure: it is for tests only.
+#![allow(clippy::missing_panics_doc)]
+
+use checkout_worker::{config::WorkerSettings, Worker};
+use inventory_partitioner::KafkaSettings;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use shop_api::{config::Settings, startup::Application};
+use sqlx::{Connection, PgConnection, PgPool};
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: PgPool,
+    pub settings: Settings,
+    pub redis: redis::aio::ConnectionManager,
+    /// Unique per test: names its database, Redis prefix, topics and consumer group.
+    pub id: String,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub struct TestUser {
+    pub id: i64,
+    pub email: String,
+    pub phone_number: String,
+    pub token: String,
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// A contact no other user of this test has.
+pub fn unique_contact() -> (String, String) {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    (format!("user{n}@example.com"), format!("+1555{n:07}"))
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, _) = url
+        .rsplit_once('/')
+        .expect("DATABASE_URL has a database name");
+    format!("{base}/{name}")
+}
+
+impl TestApp {
+    /// A fresh database and Redis prefix, and the API serving them on a random port.
+    pub async fn spawn() -> Self {
+        shop_infra::telemetry::init();
+        let mut settings = Settings::from_env().expect("settings from environment");
+        let id = Uuid::new_v4().simple().to_string();
+        let database = format!("shop_test_{id}");
+        let mut admin = PgConnection::connect(&settings.database_url)
+            .await
+            .expect("PostgreSQL reachable: run scripts/test.sh, which starts it");
+        sqlx::query(&format!(r#"CREATE DATABASE "{database}""#))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        settings.database_url = with_database(&settings.database_url, &database);
+        settings.redis_key_prefix = format!("test:{id}:");
+        settings.listen_addr = "127.0.0.1:0".parse().expect("address");
+        Self::start(settings, id).await
+    }
+
+    /// Another API process on the same database and Redis prefix (a restart or a second replica).
+    pub async fn start(settings: Settings, id: String) -> Self {
+        let app = Application::build(settings.clone())
+            .await
+            .expect("app builds");
+        let address = format!("http://{}", app.local_addr().expect("bound"));
+        let server = tokio::spawn(app.run_until_stopped());
+        let db = PgPool::connect(&settings.database_url)
+            .await
+            .expect("test pool");
+        let redis = shop_infra::connect_redis(&settings.redis_url)
+            .await
+            .expect("redis");
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            db,
+            settings,
+            redis,
+            id,
+            server,
+        }
+    }
+
+    /// Stops serving at once, as a killed process would: requests in flight are dropped.
+    pub fn kill(&self) {
+        self.server.abort();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn checkout(&self, token: &str, idempotency_key: Option<&str>) -> Response {
+        let mut request = self
+            .client
+            .post(self.url("/orders/checkout"))
+            .bearer_auth(token);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Checks out and returns the accepted order's id.
+    pub async fn checkout_accepted(&self, token: &str) -> String {
+        let body = expect_json(self.checkout(token, None).await, StatusCode::ACCEPTED).await;
+        body["order_id"].as_str().expect("order id").to_owned()
+    }
+
+    pub async fn order(&self, token: &str, id: &str) -> Value {
+        expect_json(
+            self.get(&format!("/orders/{id}"), Some(token)).await,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// Polls the order until it is CONFIRMED or REJECTED, failing after `within`.
+    pub async fn wait_for_terminal(&self, token: &str, id: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let order = self.order(token, id).await;
+            if order["status"] != "PENDING" {
+                return order;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {id} still PENDING after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Settings for a checkout worker on this app's stores, topics and consumer group.
+    pub fn worker_settings(&self) -> WorkerSettings {
+        let mut kafka = KafkaSettings::from_env().expect("Kafka settings");
+        kafka.inventory_topic = format!("test-{}.inventory", self.id);
+        kafka.order_events_topic = format!("test-{}.order-events", self.id);
+        kafka.inventory_partitions = 4;
+        kafka.order_events_partitions = 2;
+        let mut settings = WorkerSettings::from_env().expect("worker settings");
+        settings.database_url = self.settings.database_url.clone();
+        settings.database_max_connections = 8;
+        settings.redis_url = self.settings.redis_url.clone();
+        settings.redis_key_prefix = self.settings.redis_key_prefix.clone();
+        settings.kafka = kafka;
+        settings.consumer_group = format!("test-{}", self.id);
+        settings.metrics_addr = "127.0.0.1:0".parse().expect("address");
+        settings
+    }
+
+    /// The environment that makes a `checkout-worker` process use [`TestApp::worker_settings`].
+    pub fn worker_env(&self) -> Vec<(&'static str, String)> {
+        let s = self.worker_settings();
+        vec![
+            ("DATABASE_URL", s.database_url),
+            ("REDIS_URL", s.redis_url),
+            ("REDIS_KEY_PREFIX", s.redis_key_prefix),
+            ("KAFKA_BROKERS", s.kafka.brokers),
+            ("INVENTORY_TOPIC", s.kafka.inventory_topic),
+            (
+                "INVENTORY_PARTITIONS",
+                s.kafka.inventory_partitions.to_string(),
+            ),
+            ("ORDER_EVENTS_TOPIC", s.kafka.order_events_topic),
+            (
+                "ORDER_EVENTS_PARTITIONS",
+                s.kafka.order_events_partitions.to_string(),
+            ),
+            ("CONSUMER_GROUP", s.consumer_group),
+            ("WORKER_METRICS_ADDR", "127.0.0.1:0".to_owned()),
+            ("RUST_LOG", "info,sqlx=warn".to_owned()),
+        ]
+    }
+
+    /// A checkout worker in this process.
+    pub async fn spawn_worker(&self) -> RunningWorker {
+        let worker = Worker::build(self.worker_settings())
+            .await
+            .expect("worker builds");
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(worker.run(stop.clone()));
+        RunningWorker { stop, handle }
+    }
+
+    /// Current stock of each product.
+    pub async fn stock(&self) -> HashMap<i64, i64> {
+        let rows: Vec<(i64, i32)> = sqlx::query_as("SELECT id, available_quantity FROM products")
+            .fetch_all(&self.db)
+            .await
+            .expect("stock");
+        rows.into_iter().map(|(id, q)| (id, i64::from(q))).collect()
+    }
+
+    /// Checks the pipeline's invariants against `initial` stock: no order PENDING, no stock below
+    /// zero, for every product initial = available + units of confirmed orders, no line both
+    /// reserved and unreleased in a rejected order, and the outbox drained.
+    pub async fn assert_invariants(&self, initial: &HashMap<i64, i64>) {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'PENDING'")
+                .fetch_one(&self.db)
+                .await
+                .expect("pending");
+        assert_eq!(pending, 0, "every accepted order must be decided");
+        let confirmed: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT oi.product_id, SUM(oi.quantity)::BIGINT FROM order_items oi
+             JOIN orders o ON o.id = oi.order_id WHERE o.status = 'CONFIRMED' GROUP BY oi.product_id",
+        )
+        .fetch_all(&self.db)
+        .await
+        .expect("confirmed units");
+        let confirmed: HashMap<i64, i64> = confirmed.into_iter().collect();
+        for (product, available) in self.stock().await {
+            let start = initial.get(&product).copied().unwrap_or(available);
+            let sold = confirmed.get(&product).copied().unwrap_or(0);
+            assert!(available >= 0, "product {product} below zero");
+            assert_eq!(
+                start,
+                available + sold,
+                "product {product}: initial = available + confirmed units"
+            );
+        }
+        let unreleased: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM order_items oi JOIN orders o ON o.id = oi.order_id
+             WHERE o.status = 'REJECTED' AND oi.status NOT IN ('SHORT', 'RELEASED')",
+        )
+        .fetch_one(&self.db)
+        .await
+        .expect("unreleased");
+        assert_eq!(
+            unreleased, 0,
+            "every reserved line of a rejected order is released"
+        );
+    }
+
+    /// Waits until every order is decided and every release applied, failing after `within`.
+    pub async fn wait_until_settled(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let (pending, outbox, unreleased): (i64, i64, i64) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING'),
+                        (SELECT count(*) FROM outbox),
+                        (SELECT count(*) FROM order_items oi JOIN orders o ON o.id = oi.order_id
+                         WHERE o.status = 'REJECTED' AND oi.status = 'RESERVED')",
+            )
+            .fetch_one(&self.db)
+            .await
+            .expect("settled");
+            if pending + outbox + unreleased == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "unsettled after {within:?}: {pending} orders PENDING, {outbox} outbox rows, {unreleased} lines to release"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut request = self.client.patch(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn register(&self, email: &str, phone: &str) -> Response {
+        self.post(
+            "/users/register",
+            None,
+            &json!({ "email": email, "phone_number": phone }),
+        )
+        .await
+    }
+
+    pub async fn sign_in(&self, email: &str, phone: &str) -> Response {
+        self.post(
+            "/sessions",
+            None,
+            &json!({ "email": email, "phone_number": phone }),
+        )
+        .await
+    }
+
+    /// Registers a new user and returns it with its session token.
+    pub async fn new_user(&self) -> TestUser {
+        let (email, phone_number) = unique_contact();
+        let body = expect_json(
+            self.register(&email, &phone_number).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        TestUser {
+            id: body["user"]["id"].as_i64().expect("user id"),
+            email,
+            phone_number,
+            token: body["session_token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    pub async fn create_product(&self, token: &str, body: &Value) -> Response {
+        self.post("/products", Some(token), body).await
+    }
+
+    /// Lists a product for `seller` and returns its JSON.
+    pub async fn new_product(
+        &self,
+        seller: &TestUser,
+        category: &str,
+        price: i64,
+        stock: i64,
+    ) -> Value {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let body = json!({
+            "name": format!("Product {n}"),
+            "price_cents": price,
+            "available_quantity": stock,
+            "category": category,
+        });
+        expect_json(
+            self.create_product(&seller.token, &body).await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    pub async fn cart(&self, token: &str) -> Value {
+        expect_json(self.get("/cart", Some(token)).await, StatusCode::OK).await
+    }
+
+    pub async fn cart_add(&self, token: &str, product_id: i64, quantity: i64) -> Response {
+        self.post(
+            "/cart/add",
+            Some(token),
+            &json!({ "product_id": product_id, "quantity": quantity }),
+        )
+        .await
+    }
+
+    pub async fn cart_update(&self, token: &str, product_id: i64, quantity: i64) -> Response {
+        self.post(
+            "/cart/update",
+            Some(token),
+            &json!({ "product_id": product_id, "quantity": quantity }),
+        )
+        .await
+    }
+
+    pub async fn cart_remove(&self, token: &str, product_id: i64) -> Response {
+        self.post(
+            "/cart/remove",
+            Some(token),
+            &json!({ "product_id": product_id }),
+        )
+        .await
+    }
+
+    /// Deletes every Redis key of this app, as a flushed or replaced Redis would.
+    pub async fn flush_redis(&self) {
+        let mut conn = self.redis.clone();
+        let pattern = format!("{}*", self.settings.redis_key_prefix);
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        for key in keys {
+            let _: i64 = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .expect("del");
+        }
+    }
+}
+
+/// Asserts the status, then returns the body as JSON.
+pub async fn expect_json(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let body: Value = response.json().await.expect("JSON body");
+    assert_eq!(actual, status, "unexpected status; body: {body}");
+    body
+}
+
+/// Asserts the status and the error code of a JSON error body.
+pub async fn expect_error(response: Response, status: StatusCode, code: &str) -> Value {
+    let body = expect_json(response, status).await;
+    assert_eq!(body["error"]["code"], code, "unexpected error body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "error without a message: {body}"
+    );
+    body
+}
+
+pub struct RunningWorker {
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<Result<(), checkout_worker::Error>>,
+}
+
+impl RunningWorker {
+    /// Stops it as SIGTERM would: finish the batch in hand, commit, leave the group.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let result = self.handle.await.expect("worker task");
+        assert!(result.is_ok(), "worker failed: {result:?}");
+    }
+}
