@@ -2,9 +2,18 @@
 # missing, on loopback. Every function is idempotent: running it twice changes nothing.
 # shellcheck shell=bash
 
-SHOP_STATE_DIR=${SHOP_STATE_DIR:-/var/lib/shop}
+if [ "$(id -u)" = 0 ]; then
+  SHOP_STATE_DIR=${SHOP_STATE_DIR:-/var/lib/shop}   # broker and Redis data
+  SHOP_TOOLS_DIR=${SHOP_TOOLS_DIR:-/opt/shop}       # the broker, built once and reused
+else
+  SHOP_STATE_DIR=${SHOP_STATE_DIR:-$HOME/.local/state/shop}
+  SHOP_TOOLS_DIR=${SHOP_TOOLS_DIR:-$HOME/.local/share/shop}
+fi
+TANSU_VERSION=0.6.0
+TANSU="$SHOP_TOOLS_DIR/tansu-$TANSU_VERSION/bin/tansu"
 export DATABASE_URL=${DATABASE_URL:-postgres://shop:shop@127.0.0.1:5432/shop}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+export KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:9092}
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -81,4 +90,25 @@ ensure_redis() {
       --logfile "$SHOP_STATE_DIR/redis/redis.log"
     wait_for "redis-cli -h 127.0.0.1 -p 6379 ping" 20 || die "Redis did not start; see $SHOP_STATE_DIR/redis/redis.log"
   fi
+}
+
+broker_up() { (exec 3<>"/dev/tcp/${KAFKA_BROKERS%%:*}/${KAFKA_BROKERS##*:}") 2>/dev/null; }
+
+# The Kafka-protocol broker: tansu (Apache-2.0, a Kafka-compatible broker in Rust), a Rust crate
+# built once into $SHOP_TOOLS_DIR, storing its log durably in SQLite under $SHOP_STATE_DIR.
+ensure_broker() {
+  if broker_up; then return 0; fi
+  if [ ! -x "$TANSU" ]; then
+    log "building the broker (tansu $TANSU_VERSION, cargo install) once; this takes 10 to 25 minutes"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql,dynostore \
+      --root "$SHOP_TOOLS_DIR/tansu-$TANSU_VERSION" --quiet
+  fi
+  log "starting the broker on $KAFKA_BROKERS"
+  mkdir -p "$SHOP_STATE_DIR/tansu"
+  (
+    cd "$SHOP_STATE_DIR/tansu" &&
+      nohup "$TANSU" broker --listener-url "tcp://$KAFKA_BROKERS" --advertised-listener-url "tcp://$KAFKA_BROKERS" \
+        --storage-engine sqlite://tansu.db >>tansu.log 2>&1 &
+  )
+  wait_for broker_up 30 || die "the broker did not start; see $SHOP_STATE_DIR/tansu/tansu.log"
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the whole shop on this machine with the demo catalog, and serves until Ctrl-C.
-# Installs and starts PostgreSQL and Redis first when they are missing. Safe to run twice.
+# Installs and starts PostgreSQL, Redis and the Kafka-protocol broker first when they are missing.
+# Safe to run twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -16,6 +17,7 @@ fi
 ensure_tools
 ensure_postgres
 ensure_redis
+ensure_broker
 
 log "building the services (release)"
 cargo build --release --locked --bins
@@ -29,18 +31,23 @@ trap 'exit 130' INT TERM
 
 ./target/release/shop-api serve &
 pids+=($!)
+export WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-127.0.0.1:9101}
+./target/release/checkout-worker run &
+pids+=($!)
 wait_for "curl -fsS $api/readyz" 30 || die "the API did not become ready"
+wait_for "curl -fsS http://$WORKER_METRICS_ADDR/healthz" 60 || die "the checkout worker did not start"
 
 cat <<BANNER
 
   The shop is running.
     API        $api            (try: curl $api/products?limit=3)
     health     $api/healthz    $api/readyz
-    metrics    $api/metrics
+    metrics    $api/metrics (API)   http://$WORKER_METRICS_ADDR/metrics (checkout worker)
     PostgreSQL $DATABASE_URL
     Redis      $REDIS_URL
+    Kafka      $KAFKA_BROKERS   (order events: ./target/release/checkout-worker tail-events)
 
-  Ctrl-C stops the API (PostgreSQL and Redis keep running).
+  Ctrl-C stops the API and the worker (PostgreSQL, Redis and the broker keep running).
 
 BANNER
 wait -n "${pids[@]}"

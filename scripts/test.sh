@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, lints, unit and integration tests against real
-# PostgreSQL and Redis, and the README's curl examples. Installs and starts what the tests need
+# PostgreSQL, Redis and a Kafka-protocol broker, and the README's curl examples. Installs and starts what the tests need
 # when it is missing. Safe to run twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ source scripts/lib.sh
 ensure_tools
 ensure_postgres
 ensure_redis
+ensure_broker
 
 # Each integration test makes its own database; drop those of earlier runs.
 psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'shop_test_%' OR datname LIKE 'shop_readme_%'" |
