@@ -82,6 +82,40 @@ async fn show(State(state): State<AppState>, user: CurrentUser) -> Result<Json<C
     Ok(Json(load(&state, user.id).await?))
 }
 
+/// How a change meets an existing line.
+#[derive(Clone, Copy)]
+enum Merge {
+    /// `POST /cart/add`: add to the line's quantity.
+    Add,
+    /// `POST /cart/update`: replace it.
+    Set,
+}
+
+/// Creates or changes a line in one statement. A sum past the per-line maximum violates
+/// `cart_items_quantity_range` (422); an unknown product violates the foreign key (404).
+async fn write_line(
+    state: &AppState,
+    user: UserId,
+    product: i64,
+    quantity: Quantity,
+    merge: Merge,
+) -> Result<Json<Cart>, ApiError> {
+    let on_conflict = match merge {
+        Merge::Add => "cart_items.quantity + EXCLUDED.quantity",
+        Merge::Set => "EXCLUDED.quantity",
+    };
+    sqlx::query(&format!(
+        "INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, $3)
+         ON CONFLICT ON CONSTRAINT cart_items_pkey DO UPDATE SET quantity = {on_conflict}"
+    ))
+    .bind(user.get())
+    .bind(product)
+    .bind(i32::from(quantity))
+    .execute(&state.db)
+    .await?;
+    Ok(Json(load(state, user).await?))
+}
+
 /// `POST /cart/add {product_id, quantity}`: adds to the line, creating it if needed.
 async fn add(
     State(state): State<AppState>,
@@ -90,17 +124,7 @@ async fn add(
 ) -> Result<Json<Cart>, ApiError> {
     let quantity = Quantity::new(body.quantity)?;
     let product = product_id(body.product_id)?;
-    sqlx::query(
-        "INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, $3)
-         ON CONFLICT ON CONSTRAINT cart_items_pkey
-         DO UPDATE SET quantity = cart_items.quantity + EXCLUDED.quantity",
-    )
-    .bind(user.id.get())
-    .bind(product.get())
-    .bind(i32::from(quantity))
-    .execute(&state.db)
-    .await?;
-    Ok(Json(load(&state, user.id).await?))
+    write_line(&state, user.id, product.get(), quantity, Merge::Add).await
 }
 
 /// `POST /cart/update {product_id, quantity}`: sets the line's quantity; 0 removes the line.
@@ -114,16 +138,7 @@ async fn update(
         return remove_line(&state, user.id, product.get()).await;
     }
     let quantity = Quantity::new(body.quantity)?;
-    sqlx::query(
-        "INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, $3)
-         ON CONFLICT ON CONSTRAINT cart_items_pkey DO UPDATE SET quantity = EXCLUDED.quantity",
-    )
-    .bind(user.id.get())
-    .bind(product.get())
-    .bind(i32::from(quantity))
-    .execute(&state.db)
-    .await?;
-    Ok(Json(load(&state, user.id).await?))
+    write_line(&state, user.id, product.get(), quantity, Merge::Set).await
 }
 
 /// `POST /cart/remove {product_id}`: removes the line. Removing a line that is not in the cart

@@ -499,6 +499,17 @@ mod tests {
         ProductId::new(id).expect("id")
     }
 
+    fn outcomes(
+        commands: &[InventoryCommand],
+        stock: &mut HashMap<ProductId, i64>,
+        seen: &HashSet<CommandId>,
+    ) -> Vec<Outcome> {
+        decide(commands, stock, seen)
+            .iter()
+            .map(|d| d.outcome)
+            .collect()
+    }
+
     #[test]
     fn reserves_in_order_until_stock_runs_out() {
         let orders: Vec<_> = (0..4).map(|_| OrderId::generate()).collect();
@@ -507,10 +518,7 @@ mod tests {
             .map(|&o| cmd(CommandKind::Reserve, o, 1, 2))
             .collect();
         let mut stock = HashMap::from([(pid(1), 5)]);
-        let outcomes: Vec<_> = decide(&commands, &mut stock, &HashSet::new())
-            .iter()
-            .map(|d| d.outcome)
-            .collect();
+        let outcomes = outcomes(&commands, &mut stock, &HashSet::new());
         assert_eq!(
             outcomes,
             [
@@ -530,10 +538,7 @@ mod tests {
         let seen = HashSet::from([(b, pid(1), CommandKind::Reserve)]);
         let commands = [reserve_a, reserve_a, cmd(CommandKind::Reserve, b, 1, 1)];
         let mut stock = HashMap::from([(pid(1), 10)]);
-        let outcomes: Vec<_> = decide(&commands, &mut stock, &seen)
-            .iter()
-            .map(|d| d.outcome)
-            .collect();
+        let outcomes = outcomes(&commands, &mut stock, &seen);
         assert_eq!(
             outcomes,
             [Outcome::Reserved, Outcome::Duplicate, Outcome::Duplicate]
@@ -549,10 +554,7 @@ mod tests {
             cmd(CommandKind::Reserve, order, 2, 1),
         ];
         let mut stock = HashMap::from([(pid(1), 0)]);
-        let outcomes: Vec<_> = decide(&commands, &mut stock, &HashSet::new())
-            .iter()
-            .map(|d| d.outcome)
-            .collect();
+        let outcomes = outcomes(&commands, &mut stock, &HashSet::new());
         assert_eq!(
             outcomes,
             [Outcome::Released, Outcome::Short { available: 0 }]
@@ -568,10 +570,7 @@ mod tests {
             cmd(CommandKind::Release, order, 1, 4),
         ];
         let mut stock = HashMap::from([(pid(1), 4)]);
-        let outcomes: Vec<_> = decide(&commands, &mut stock, &HashSet::new())
-            .iter()
-            .map(|d| d.outcome)
-            .collect();
+        let outcomes = outcomes(&commands, &mut stock, &HashSet::new());
         assert_eq!(outcomes, [Outcome::Reserved, Outcome::Released]);
         assert_eq!(stock[&pid(1)], 4, "conservation");
     }

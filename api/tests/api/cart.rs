@@ -1,6 +1,17 @@
 use reqwest::StatusCode;
 use serde_json::json;
-use shop_testkit::{expect_error, expect_json, TestApp};
+use shop_testkit::{expect_error, expect_json, TestApp, TestUser};
+
+/// An app with a seller, a shopper and one product of the seller's (10 in stock).
+async fn shop_with_a_product(price: i64) -> (TestApp, TestUser, TestUser, i64) {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let shopper = app.new_user().await;
+    let id = app.new_product(&seller, "home", price, 10).await["id"]
+        .as_i64()
+        .expect("id");
+    (app, seller, shopper, id)
+}
 
 #[tokio::test]
 async fn add_update_remove_with_totals() {
@@ -67,12 +78,7 @@ async fn add_update_remove_with_totals() {
 
 #[tokio::test]
 async fn cart_prices_follow_the_catalog() {
-    let app = TestApp::spawn().await;
-    let seller = app.new_user().await;
-    let shopper = app.new_user().await;
-    let id = app.new_product(&seller, "home", 1000, 10).await["id"]
-        .as_i64()
-        .expect("id");
+    let (app, seller, shopper, id) = shop_with_a_product(1000).await;
     app.cart_add(&shopper.token, id, 2).await;
     app.patch(
         &format!("/products/{id}"),
@@ -85,12 +91,7 @@ async fn cart_prices_follow_the_catalog() {
 
 #[tokio::test]
 async fn bad_lines_are_refused() {
-    let app = TestApp::spawn().await;
-    let seller = app.new_user().await;
-    let shopper = app.new_user().await;
-    let id = app.new_product(&seller, "home", 1000, 10).await["id"]
-        .as_i64()
-        .expect("id");
+    let (app, _seller, shopper, id) = shop_with_a_product(1000).await;
     expect_error(
         app.cart_add(&shopper.token, 999_999, 1).await,
         StatusCode::NOT_FOUND,
@@ -153,12 +154,7 @@ async fn bad_lines_are_refused() {
 
 #[tokio::test]
 async fn parallel_adds_to_one_line_never_lose_an_update() {
-    let app = TestApp::spawn().await;
-    let seller = app.new_user().await;
-    let shopper = app.new_user().await;
-    let id = app.new_product(&seller, "home", 100, 10).await["id"]
-        .as_i64()
-        .expect("id");
+    let (app, _seller, shopper, id) = shop_with_a_product(100).await;
     let adds = 40;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..adds {
