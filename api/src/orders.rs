@@ -33,6 +33,7 @@ use shop_domain::{
     },
     Money, OrderId, ProductId, Quantity, UserId,
 };
+use shop_infra::outbox::{self, Outbox, OutboxError};
 use std::{convert::Infallible, time::Duration};
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -121,8 +122,41 @@ fn checkout_request(body: &Bytes) -> Result<CheckoutRequest, ApiError> {
     Ok(request)
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<String, ApiError> {
-    serde_json::to_string(value).map_err(|e| ApiError::Internal(e.into()))
+/// What the pipeline is handed for an order: one reserve command per line, and OrderCreated.
+fn checkout_messages(
+    order_id: OrderId,
+    user: UserId,
+    total: Money,
+    lines: &[Line],
+) -> Result<Outbox, ApiError> {
+    let encode = |e: OutboxError| ApiError::Internal(e.into());
+    let mut messages = Outbox::default();
+    for line in lines {
+        let command =
+            InventoryCommand::new(CommandKind::Reserve, order_id, line.product, line.quantity);
+        messages
+            .push(outbox::INVENTORY, line.product.to_string(), &command)
+            .map_err(encode)?;
+    }
+    let event_lines = lines
+        .iter()
+        .map(|l| EventLine {
+            product_id: l.product,
+            quantity: l.quantity,
+            price_cents: l.price.minor_units(),
+        })
+        .collect();
+    let created = OrderEvent::created(
+        order_id,
+        user,
+        total.minor_units(),
+        event_lines,
+        Utc::now().timestamp_millis(),
+    );
+    messages
+        .push(outbox::ORDER_EVENTS, order_id.to_string(), &created)
+        .map_err(encode)?;
+    Ok(messages)
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -238,29 +272,7 @@ async fn checkout(
 
     let order_id = OrderId::generate();
     let total = Money::sum(lines.iter().map(|l| l.price.times(l.quantity)));
-    let now_ms = Utc::now().timestamp_millis();
-    let mut streams = Vec::with_capacity(lines.len() + 1);
-    let mut keys = Vec::with_capacity(lines.len() + 1);
-    let mut payloads = Vec::with_capacity(lines.len() + 1);
-    for line in &lines {
-        let command =
-            InventoryCommand::new(CommandKind::Reserve, order_id, line.product, line.quantity);
-        streams.push("inventory");
-        keys.push(line.product.to_string());
-        payloads.push(to_json(&command)?);
-    }
-    let event_lines = lines
-        .iter()
-        .map(|l| EventLine {
-            product_id: l.product,
-            quantity: l.quantity,
-            price_cents: l.price.minor_units(),
-        })
-        .collect();
-    let created = OrderEvent::created(order_id, user.id, total.minor_units(), event_lines, now_ms);
-    streams.push("order-events");
-    keys.push(order_id.to_string());
-    payloads.push(to_json(&created)?);
+    let messages = checkout_messages(order_id, user.id, total, &lines)?;
 
     let mut tx = state.db.begin().await?;
     let inserted: Option<Uuid> = sqlx::query_scalar(
@@ -306,12 +318,10 @@ async fn checkout(
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::query("INSERT INTO outbox (stream, message_key, payload) SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[])")
-        .bind(&streams)
-        .bind(&keys)
-        .bind(&payloads)
-        .execute(&mut *tx)
-        .await?;
+    messages.insert(&mut tx).await.map_err(|e| match e {
+        OutboxError::Database(e) => ApiError::from(e),
+        OutboxError::Encode(e) => ApiError::Internal(e.into()),
+    })?;
     tx.commit().await?;
     metrics::checkout_accepted();
     tracing::info!(order_id = %order_id, lines = lines.len(), "checkout accepted");
@@ -459,7 +469,12 @@ impl Watch {
         }
         loop {
             let status = if self.sent.is_none() {
-                self.current().await
+                let status = self.current().await;
+                if status.is_none() {
+                    // PostgreSQL did not answer: try again shortly, not in a tight loop.
+                    tokio::time::sleep(SSE_RECHECK).await;
+                }
+                status
             } else {
                 tokio::select! {
                     update = self.updates.recv() => match update {

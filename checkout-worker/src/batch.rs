@@ -16,6 +16,7 @@ use shop_domain::{
     messages::{CommandKind, InventoryCommand, OrderEvent, OrderStatus, ShortLine},
     OrderId, ProductId, Quantity, UserId,
 };
+use shop_infra::outbox::{self, Outbox, OutboxError};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
@@ -121,6 +122,13 @@ struct LineRow {
 
 fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(e))
+}
+
+fn outbox_err(e: OutboxError) -> sqlx::Error {
+    match e {
+        OutboxError::Database(e) => e,
+        OutboxError::Encode(e) => decode_err(e),
+    }
 }
 
 /// Applies `commands` (in partition order) in one transaction, and with them moves the
@@ -406,7 +414,7 @@ async fn finalize(
         .await?
     };
 
-    let mut outbox = Outbox::default();
+    let mut messages = Outbox::default();
     for order in &finalized {
         let event = match order.status {
             OrderStatus::Confirmed => OrderEvent::confirmed(order.order_id, order.user_id, now_ms),
@@ -425,61 +433,29 @@ async fn finalize(
                             available: available.into(),
                         }),
                         // Reserved: compensate on the product's own partition.
-                        None => outbox.push(
-                            "inventory",
-                            product.to_string(),
-                            &InventoryCommand::new(
-                                CommandKind::Release,
-                                order.order_id,
-                                product,
-                                quantity,
-                            ),
-                        )?,
+                        None => messages
+                            .push(
+                                outbox::INVENTORY,
+                                product.to_string(),
+                                &InventoryCommand::new(
+                                    CommandKind::Release,
+                                    order.order_id,
+                                    product,
+                                    quantity,
+                                ),
+                            )
+                            .map_err(outbox_err)?,
                     }
                 }
                 OrderEvent::rejected(order.order_id, order.user_id, short_lines, now_ms)
             }
         };
-        outbox.push("order-events", order.order_id.to_string(), &event)?;
+        messages
+            .push(outbox::ORDER_EVENTS, order.order_id.to_string(), &event)
+            .map_err(outbox_err)?;
     }
-    outbox.insert(tx).await?;
+    messages.insert(tx).await.map_err(outbox_err)?;
     Ok(finalized)
-}
-
-/// Rows for the outbox, written in one statement.
-#[derive(Default)]
-struct Outbox {
-    streams: Vec<&'static str>,
-    keys: Vec<String>,
-    payloads: Vec<String>,
-}
-
-impl Outbox {
-    fn push(
-        &mut self,
-        stream: &'static str,
-        key: String,
-        message: &impl serde::Serialize,
-    ) -> Result<(), sqlx::Error> {
-        self.streams.push(stream);
-        self.keys.push(key);
-        self.payloads
-            .push(serde_json::to_string(message).map_err(decode_err)?);
-        Ok(())
-    }
-
-    async fn insert(
-        self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO outbox (stream, message_key, payload) SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[])")
-            .bind(&self.streams)
-            .bind(&self.keys)
-            .bind(&self.payloads)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use rdkafka::{
     util::Timeout,
 };
 use shop_domain::ProductId;
+use shop_infra::outbox;
 use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -71,7 +72,7 @@ pub async fn relay_once(
     let mut records = Vec::with_capacity(rows.len());
     for row in &rows {
         let record = match row.stream.as_str() {
-            "inventory" => {
+            outbox::INVENTORY => {
                 let product = row
                     .message_key
                     .parse()
@@ -84,7 +85,7 @@ pub async fn relay_once(
                 FutureRecord::to(&kafka.inventory_topic)
                     .partition(partition_for(product, kafka.inventory_partitions))
             }
-            "order-events" => FutureRecord::to(&kafka.order_events_topic),
+            outbox::ORDER_EVENTS => FutureRecord::to(&kafka.order_events_topic),
             other => {
                 return Err(RelayError::BadStream {
                     id: row.id,

@@ -1,10 +1,11 @@
 //! Plumbing shared by the shop's services (API and checkout worker): the Redis key layout and
-//! the versioned cache both write, reading settings from the environment, telemetry, metrics
+//! the versioned cache both write, the transactional outbox both fill, reading settings from the environment, telemetry, metrics
 //! export and graceful shutdown.
 
 pub mod cache;
 pub mod env;
 pub mod metrics;
+pub mod outbox;
 pub mod shutdown;
 pub mod telemetry;
 

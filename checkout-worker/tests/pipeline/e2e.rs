@@ -293,13 +293,16 @@ async fn orders_are_private_and_listed_newest_first() {
 }
 
 #[tokio::test]
-async fn an_sse_client_receives_each_status_until_the_terminal_one() {
+async fn an_sse_client_of_any_replica_receives_each_status_until_the_terminal_one() {
     let app = TestApp::spawn().await;
     let seller = app.new_user().await;
     let id = product(&app, &seller, 5).await;
     let shopper = buyer(&app, &[(id, 2)]).await;
     let order = app.checkout_accepted(&shopper.token).await;
-    let mut stream = app
+    // Watched through another API replica than the one that took the checkout: the status
+    // reaches it through Redis pub/sub.
+    let replica = TestApp::start(app.settings.clone(), app.id.clone()).await;
+    let mut stream = replica
         .get(&format!("/orders/{order}/events"), Some(&shopper.token))
         .await;
     assert_eq!(stream.status(), StatusCode::OK);
