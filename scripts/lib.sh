@@ -112,3 +112,36 @@ ensure_broker() {
   )
   wait_for broker_up 30 || die "the broker did not start; see $SHOP_STATE_DIR/tansu/tansu.log"
 }
+
+# Starts an API and a checkout worker (debug builds) on an empty database, Redis prefix, topics and
+# consumer group of their own, named after $1, with $2 demo products (default none). Sets API (its
+# URL), SYSTEM_DB_URL and SYSTEM_WORK (a scratch folder with api.log and worker.log); everything is
+# stopped and dropped when the calling script exits.
+start_isolated_system() {
+  local name="$1_$$" demo=${2:-0}
+  SYSTEM_WORK=$(mktemp -d)
+  SYSTEM_PIDS=()
+  trap stop_isolated_system EXIT
+  cargo build --locked --bin shop-api --bin checkout-worker
+  psql "$DATABASE_URL" -qc "CREATE DATABASE $name"
+  SYSTEM_DB_URL="${DATABASE_URL%/*}/$name"
+  SYSTEM_DB="$name"
+  if [ "$demo" -gt 0 ]; then DATABASE_URL=$SYSTEM_DB_URL ./target/debug/shop-api load-demo "$demo" 2>/dev/null; fi
+  DATABASE_URL=$SYSTEM_DB_URL REDIS_KEY_PREFIX="$name:" API_ADDR=127.0.0.1:0 \
+    ./target/debug/shop-api serve >"$SYSTEM_WORK/api.log" 2>&1 &
+  SYSTEM_PIDS+=($!)
+  DATABASE_URL=$SYSTEM_DB_URL REDIS_KEY_PREFIX="$name:" INVENTORY_TOPIC="$name.inventory" \
+    ORDER_EVENTS_TOPIC="$name.order-events" CONSUMER_GROUP="$name" WORKER_METRICS_ADDR=127.0.0.1:0 \
+    ./target/debug/checkout-worker run >"$SYSTEM_WORK/worker.log" 2>&1 &
+  SYSTEM_PIDS+=($!)
+  wait_for "grep -q 'shop API listening' '$SYSTEM_WORK/api.log'" 30 || { cat "$SYSTEM_WORK/api.log"; die "API did not start"; }
+  wait_for "grep -q 'partitions assigned' '$SYSTEM_WORK/worker.log'" 60 || { cat "$SYSTEM_WORK/worker.log"; die "worker did not start"; }
+  API="http://$(sed -n 's/.*shop API listening address=\([0-9.:]*\).*/\1/p' "$SYSTEM_WORK/api.log" | head -1)"
+}
+
+stop_isolated_system() {
+  [ ${#SYSTEM_PIDS[@]} -eq 0 ] || kill "${SYSTEM_PIDS[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  [ -z "${SYSTEM_DB:-}" ] || psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $SYSTEM_DB WITH (FORCE)" >/dev/null 2>&1 || true
+  [ -z "${SYSTEM_WORK:-}" ] || rm -rf "$SYSTEM_WORK"
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, lints, unit and integration tests against real
-# PostgreSQL, Redis and a Kafka-protocol broker, and the README's curl examples. Installs and starts what the tests need
+# PostgreSQL, Redis and a Kafka-protocol broker, the README's curl examples. Installs and starts what the tests need
 # when it is missing. Safe to run twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ ensure_redis
 ensure_broker
 
 # Each integration test makes its own database; drop those of earlier runs.
-psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'shop_test_%' OR datname LIKE 'shop_readme_%'" |
+psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'shop_test_%' OR datname LIKE 'shop_readme_%' OR datname LIKE 'shop_storefront_%'" |
   while read -r db; do psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
 
 log "cargo fmt --check"
@@ -24,3 +24,5 @@ log "cargo test"
 cargo test --locked --workspace -- --test-threads "${TEST_THREADS:-4}"
 log "README examples"
 scripts/check-readme.sh
+log "storefront in headless Chromium"
+scripts/check-storefront.sh

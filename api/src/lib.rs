@@ -13,4 +13,5 @@ pub mod orders;
 pub mod products;
 pub mod sessions;
 pub mod startup;
+pub mod storefront;
 pub mod users;

@@ -60,3 +60,27 @@ async fn unknown_routes_and_methods_answer_json() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_storefront_is_served_without_a_cdn() {
+    let app = TestApp::spawn().await;
+    let page = app.get("/", None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains("/storefront/app.js") && !html.contains("https://"),
+        "{html}"
+    );
+    for (path, kind) in [
+        ("/storefront/app.js", "text/javascript"),
+        ("/storefront/style.css", "text/css"),
+    ] {
+        let asset = app.get(path, None).await;
+        assert_eq!(asset.status(), StatusCode::OK);
+        let content_type = asset.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(content_type.starts_with(kind), "{path}: {content_type}");
+    }
+}

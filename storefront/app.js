@@ -1,0 +1,258 @@
+// The storefront: plain JavaScript against the shop's JSON API, served by the API itself.
+"use strict";
+
+const state = { token: localStorage.getItem("token"), email: localStorage.getItem("email"), category: null, cursor: null, detailTimer: null };
+const $ = (id) => document.getElementById(id);
+const money = (cents) => `$${(cents / 100).toFixed(2)}`;
+
+function notice(message, kind = "error") {
+  const el = $("notice");
+  el.textContent = message;
+  el.className = kind === "info" ? "info" : "";
+  el.hidden = !message;
+}
+
+// Every call goes through here: JSON in and out, the API's error message shown on failure.
+async function api(path, { method = "GET", body, headers = {} } = {}) {
+  const init = { method, headers: { ...headers } };
+  if (state.token) init.headers.authorization = `Bearer ${state.token}`;
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (e) {
+    throw new Error(`Network error: the shop cannot be reached (${e.message})`);
+  }
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    if (response.status === 401 && state.token) signedOut();
+    const message = data && data.error ? data.error.message : `HTTP ${response.status}`;
+    const retry = response.headers.get("retry-after");
+    const error = new Error(response.status === 429 ? `Too many requests; try again in ${retry || "a few"} seconds` : message);
+    error.status = response.status;
+    error.code = data && data.error ? data.error.code : "";
+    throw error;
+  }
+  return data;
+}
+
+const guarded = (fn) => async (...args) => {
+  try {
+    await fn(...args);
+  } catch (e) {
+    notice(e.message);
+  }
+};
+
+function signedOut() {
+  state.token = null;
+  localStorage.removeItem("token");
+  renderSession();
+}
+
+function renderSession() {
+  const signedIn = Boolean(state.token);
+  $("auth").hidden = signedIn;
+  $("sign-out").hidden = !signedIn;
+  $("who").textContent = signedIn ? `Signed in as ${state.email}` : "Not signed in";
+  $("checkout").disabled = !signedIn;
+  if (signedIn) {
+    refreshCart();
+    refreshOrders();
+  } else {
+    $("cart-lines").replaceChildren();
+    $("order-list").replaceChildren();
+    $("cart-total").textContent = money(0);
+  }
+}
+
+async function authenticate(event) {
+  event.preventDefault();
+  const path = event.submitter && event.submitter.value === "sign-in" ? "/sessions" : "/users/register";
+  const body = { email: $("email").value, phone_number: $("phone").value };
+  const data = await api(path, { method: "POST", body });
+  state.token = data.session_token;
+  state.email = data.user.email;
+  localStorage.setItem("token", state.token);
+  localStorage.setItem("email", state.email);
+  notice("");
+  renderSession();
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), guarded(value));
+    else if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+function stockText(n) {
+  return n > 0 ? `${n} in stock` : "Sold out";
+}
+
+async function loadCategories() {
+  const page = await api("/products?limit=100");
+  const categories = [...new Set(page.items.map((p) => p.category))].sort();
+  const chip = (label, value) =>
+    el("button", { "aria-pressed": String(state.category === value), "data-testid": `category-${label}`, onclick: () => selectCategory(value) }, label);
+  $("categories").replaceChildren(chip("all", null), ...categories.map((c) => chip(c, c)));
+}
+
+async function selectCategory(category) {
+  state.category = category;
+  state.cursor = null;
+  $("products").replaceChildren();
+  await loadCategories();
+  await loadProducts();
+}
+
+async function loadProducts() {
+  const params = new URLSearchParams({ limit: "12" });
+  if (state.category) params.set("category", state.category);
+  if (state.cursor) params.set("cursor", state.cursor);
+  const page = await api(`/products?${params}`);
+  for (const p of page.items) {
+    $("products").append(
+      el("li", { "data-testid": "product", "data-id": String(p.id) },
+        el("button", { class: "link name", "data-testid": "product-name", onclick: () => showDetail(p.id) }, p.name),
+        el("span", { class: "price" }, money(p.price_cents)),
+        el("span", { class: p.available_quantity > 0 ? "stock" : "stock out" }, stockText(p.available_quantity)),
+        el("button", { "data-testid": "add", onclick: () => addToCart(p.id) }, "Add to cart")));
+  }
+  state.cursor = page.next_cursor;
+  $("more").hidden = !state.cursor;
+}
+
+async function showDetail(id) {
+  clearInterval(state.detailTimer);
+  const render = async () => {
+    const p = await api(`/products/${id}`);
+    $("detail").replaceChildren(
+      el("h2", {}, p.name),
+      el("p", {}, p.description || ""),
+      el("p", {}, el("span", { class: "price" }, money(p.price_cents)), " · ",
+        el("span", { class: p.available_quantity > 0 ? "stock" : "stock out", "data-testid": "detail-stock" }, stockText(p.available_quantity)),
+        " (live)"),
+      el("div", { class: "row" },
+        el("button", { onclick: () => addToCart(id) }, "Add to cart"),
+        el("button", { class: "secondary", onclick: () => { clearInterval(state.detailTimer); $("detail").hidden = true; } }, "Close")));
+    $("detail").hidden = false;
+  };
+  await render();
+  $("detail").scrollIntoView({ block: "nearest" });
+  state.detailTimer = setInterval(guarded(render), 3000);
+}
+
+async function addToCart(productId) {
+  if (!state.token) throw new Error("Sign in or register to use the cart");
+  renderCart(await api("/cart/add", { method: "POST", body: { product_id: productId, quantity: 1 } }));
+  notice("");
+}
+
+function renderCart(cart) {
+  $("cart-lines").replaceChildren(...cart.items.map((line) =>
+    el("li", { "data-testid": "cart-line" },
+      el("span", {}, line.name, el("br"), el("small", {}, `${money(line.unit_price_cents)} each`)),
+      el("input", { type: "number", min: "0", max: "100", value: String(line.quantity), "aria-label": `Quantity of ${line.name}`, onchange: (e) => updateLine(line.product_id, e.target.value) }),
+      el("span", {}, money(line.line_total_cents)),
+      el("button", { class: "link", "data-testid": "remove", onclick: () => removeLine(line.product_id) }, "Remove"))));
+  $("cart-total").textContent = money(cart.total_cents);
+  $("checkout").disabled = !state.token || cart.items.length === 0;
+}
+
+async function refreshCart() {
+  renderCart(await api("/cart"));
+}
+
+async function updateLine(productId, quantity) {
+  try {
+    renderCart(await api("/cart/update", { method: "POST", body: { product_id: productId, quantity: Number(quantity) } }));
+  } catch (e) {
+    await refreshCart(); // show the quantity the cart really holds
+    throw e;
+  }
+}
+
+async function removeLine(productId) {
+  renderCart(await api("/cart/remove", { method: "POST", body: { product_id: productId } }));
+}
+
+function orderItem(order) {
+  return el("li", { "data-testid": "order", "data-id": order.id },
+    el("span", {}, `${new Date(order.created_at).toLocaleString()} · ${money(order.total_cents)}`),
+    el("span", { class: `status ${order.status}`, "data-testid": "order-status" }, order.status));
+}
+
+async function refreshOrders() {
+  const page = await api("/orders?limit=10");
+  $("order-list").replaceChildren(...page.items.map(orderItem));
+}
+
+// Follows an order over Server-Sent Events. EventSource cannot send the Authorization header,
+// so the stream is read with fetch.
+async function watchOrder(orderId) {
+  const response = await fetch(`/orders/${orderId}/events`, { headers: { authorization: `Bearer ${state.token}` } });
+  if (!response.ok || !response.body) throw new Error("Cannot follow the order's status");
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const frame = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const data = frame.split("\n").find((l) => l.startsWith("data:"));
+      if (data) await showStatus(orderId, JSON.parse(data.slice(5)).status);
+    }
+  }
+}
+
+async function showStatus(orderId, status) {
+  const item = document.querySelector(`[data-testid=order][data-id="${orderId}"] [data-testid=order-status]`);
+  if (item) {
+    item.textContent = status;
+    item.className = `status ${status}`;
+  }
+  if (status === "CONFIRMED" || status === "REJECTED") await selectCategory(state.category); // fresh stock
+  if (status === "CONFIRMED") {
+    notice("Order confirmed: thank you!", "info");
+    await refreshCart();
+  } else if (status === "REJECTED") {
+    const order = await api(`/orders/${orderId}`);
+    const reasons = order.items.filter((l) => l.reason).map((l) => l.reason).join("; ");
+    notice(`Order rejected, your cart is kept: ${reasons || "not enough stock"}`);
+  }
+}
+
+async function checkout() {
+  $("checkout").disabled = true;
+  try {
+    const accepted = await api("/orders/checkout", { method: "POST", headers: { "idempotency-key": crypto.randomUUID() } });
+    notice("Order placed: waiting for confirmation…", "info");
+    await refreshOrders();
+    await watchOrder(accepted.order_id);
+  } finally {
+    $("checkout").disabled = false;
+  }
+}
+
+$("auth-form").addEventListener("submit", guarded(authenticate));
+$("sign-out").addEventListener("click", guarded(async () => {
+  await api("/sessions/current", { method: "DELETE" }).catch(() => {});
+  signedOut();
+}));
+$("more").addEventListener("click", guarded(loadProducts));
+$("checkout").addEventListener("click", guarded(checkout));
+renderSession();
+guarded(selectCategory)(null);
