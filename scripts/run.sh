@@ -40,6 +40,7 @@ wait_for "curl -fsS http://$WORKER_METRICS_ADDR/healthz" 60 || die "the checkout
 cat <<BANNER
 
   The shop is running.
+    storefront $api/           (open it in a browser)
     API        $api            (try: curl $api/products?limit=3)
     health     $api/healthz    $api/readyz
     metrics    $api/metrics (API)   http://$WORKER_METRICS_ADDR/metrics (checkout worker)

@@ -238,7 +238,10 @@ async function showStatus(orderId, status) {
 async function checkout() {
   $("checkout").disabled = true;
   try {
-    const accepted = await api("/orders/checkout", { method: "POST", headers: { "idempotency-key": crypto.randomUUID() } });
+    // One key per click: a retried request cannot place a second order. (randomUUID exists only
+    // in secure contexts, so plain-HTTP hosts get a random key of the same strength.)
+    const key = crypto.randomUUID ? crypto.randomUUID() : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    const accepted = await api("/orders/checkout", { method: "POST", headers: { "idempotency-key": key } });
     notice("Order placed: waiting for confirmation…", "info");
     await refreshOrders();
     await watchOrder(accepted.order_id);
