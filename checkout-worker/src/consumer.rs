@@ -20,7 +20,6 @@ use rdkafka::{
     ClientContext, Offset, Statistics, TopicPartitionList,
 };
 use shop_domain::messages::InventoryCommand;
-use sqlx::PgPool;
 use std::{
     collections::HashMap,
     sync::Arc,
@@ -51,12 +50,10 @@ impl ConsumerContext for WorkerContext {}
 pub type InventoryConsumer = StreamConsumer<WorkerContext>;
 
 pub struct Lanes {
+    /// Also names the pool, topic and partition count the lanes use.
     pub membership: Membership,
-    pub pool: PgPool,
     pub consumer: Arc<InventoryConsumer>,
     pub announcer: Announcer,
-    pub topic: String,
-    pub partitions: i32,
     pub max_batch: usize,
     pub stop: CancellationToken,
 }
@@ -76,7 +73,7 @@ impl Lanes {
             let offset = positions
                 .get(&partition)
                 .map_or(Offset::Beginning, |&o| Offset::Offset(o));
-            list.add_partition_offset(&self.topic, partition, offset)?;
+            list.add_partition_offset(&self.membership.topic, partition, offset)?;
         }
         self.consumer.assign(&list)?;
         tracing::info!(group = %self.membership.group, partitions = ?owned, "partitions assigned");
@@ -125,7 +122,7 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
             .map(serde_json::from_slice::<InventoryCommand>)
         {
             Some(Ok(command)) => {
-                if partition_for(command.product_id, lanes.partitions) != partition {
+                if partition_for(command.product_id, lanes.membership.partitions) != partition {
                     metrics::misrouted();
                     tracing::warn!(partition, product_id = %command.product_id, "command on the wrong partition; applying it anyway");
                 }
@@ -183,7 +180,7 @@ async fn lane(partition: i32, mut receiver: mpsc::Receiver<Envelope>, lanes: Arc
         );
         let position = Position {
             group: &lanes.membership.group,
-            topic: &lanes.topic,
+            topic: &lanes.membership.topic,
             partition,
             next_offset: last_offset + 1,
         };
@@ -200,7 +197,7 @@ async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> bo
     let mut attempt = 0u32;
     loop {
         let started = Instant::now();
-        match batch::apply_batch(&lanes.pool, &commands, Some(position)).await {
+        match batch::apply_batch(&lanes.membership.pool, &commands, Some(position)).await {
             Ok(result) => {
                 metrics::record_batch(&result, started.elapsed());
                 lanes.announcer.after_commit(&result).await;

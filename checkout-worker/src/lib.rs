@@ -59,7 +59,8 @@ impl Worker {
         migrator.run(&pool).await?;
         let redis = connect_redis(&settings.redis_url).await?;
         let announcer = Announcer {
-            // Hot inventory entries live as long as product cache entries at most: a day.
+            // Stock entries the worker writes expire after a day; every batch that touches a
+            // product and every start rewrite them.
             cache: Cache::new(redis.clone(), Duration::from_secs(86_400)),
             keys: Keys::new(&settings.redis_key_prefix),
             redis,
@@ -142,15 +143,12 @@ impl Worker {
         };
         let lanes = Arc::new(Lanes {
             membership,
-            pool,
             consumer,
             announcer,
-            topic: settings.kafka.inventory_topic.clone(),
-            partitions: settings.kafka.inventory_partitions,
             max_batch: settings.max_batch.max(1),
             stop,
         });
-        tracing::info!(topic = %lanes.topic, group = %settings.consumer_group, "checkout worker running");
+        tracing::info!(topic = %lanes.membership.topic, group = %settings.consumer_group, "checkout worker running");
         consumer::run(lanes).await?;
         if relay.await.is_err() {
             tracing::warn!("outbox relay task ended abnormally");

@@ -180,14 +180,6 @@ impl OrderEvent {
             at_ms,
         }
     }
-
-    pub fn order_id(&self) -> OrderId {
-        match self {
-            Self::OrderCreated { order_id, .. }
-            | Self::OrderConfirmed { order_id, .. }
-            | Self::OrderRejected { order_id, .. } => *order_id,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -237,7 +229,6 @@ mod tests {
         let json = serde_json::to_value(&confirmed)?;
         assert_eq!(json["type"], "OrderConfirmed");
         assert_eq!(json["event_id"], format!("{order}/terminal"));
-        assert_eq!(confirmed.order_id(), order);
         let rejected = serde_json::to_value(OrderEvent::rejected(order, user, vec![], 2))?;
         assert_eq!(rejected["event_id"], json["event_id"]);
         Ok(())

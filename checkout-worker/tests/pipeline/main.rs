@@ -6,7 +6,6 @@ mod faults;
 mod step;
 
 use reqwest::StatusCode;
-use serde_json::json;
 use shop_testkit::{expect_json, TestApp, TestUser};
 use std::collections::HashMap;
 
@@ -77,8 +76,4 @@ pub async fn status_counts(app: &TestApp) -> HashMap<String, i64> {
             .await
             .expect("counts");
     rows.into_iter().collect()
-}
-
-pub fn no_body() -> serde_json::Value {
-    json!({})
 }
