@@ -1,5 +1,6 @@
 //! Every setting of the API, read from the environment in this one place, with local defaults.
 
+use crate::checkout::Strategy;
 use shop_infra::env::{var, ConfigError};
 use std::{net::SocketAddr, time::Duration};
 
@@ -21,6 +22,9 @@ pub struct Settings {
     pub product_cache_ttl: Duration,
     /// `MAX_BODY_BYTES`: larger request bodies get 413.
     pub max_body_bytes: usize,
+    /// `CHECKOUT_STRATEGY`: how checkout takes stock: `queue` (the Kafka pipeline, 202),
+    /// `optimistic`, `redis-lock` or `row-lock` (decided in the request, 201 or 409).
+    pub checkout_strategy: Strategy,
     /// `REQUEST_TIMEOUT_SECS`: a request that takes longer is answered 408.
     pub request_timeout: Duration,
 }
@@ -36,6 +40,7 @@ impl Settings {
             session_ttl: Duration::from_secs(var("SESSION_TTL_SECS", "604800")?),
             product_cache_ttl: Duration::from_secs(var("PRODUCT_CACHE_TTL_SECS", "300")?),
             max_body_bytes: var("MAX_BODY_BYTES", "65536")?,
+            checkout_strategy: var("CHECKOUT_STRATEGY", "queue")?,
             request_timeout: Duration::from_secs(var("REQUEST_TIMEOUT_SECS", "10")?),
         })
     }

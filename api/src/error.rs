@@ -9,7 +9,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::json;
-use shop_domain::{ValidationError, MAX_LINE_QUANTITY};
+use shop_domain::{messages::ShortLine, ValidationError, MAX_LINE_QUANTITY};
+use shop_infra::outbox::OutboxError;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -25,6 +26,9 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
+    /// Checkout found lines short of stock: 409 naming each of them.
+    #[error("not enough stock for {} of the order's lines", .0.len())]
+    OutOfStock(Vec<ShortLine>),
     #[error("a valid session token is required: send `Authorization: Bearer <token>`; POST /sessions issues one")]
     Unauthorized,
     /// PostgreSQL or Redis could not be reached in time: 503, the client may retry.
@@ -67,6 +71,7 @@ impl ApiError {
         match self {
             Self::Invalid(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
             Self::Client { status, code, .. } => (*status, code),
+            Self::OutOfStock(_) => (StatusCode::CONFLICT, "out_of_stock"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -80,13 +85,25 @@ pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// The body of a 409 `out_of_stock`: the error, and `short_lines` with what each line asked for
+/// and what was available.
+fn out_of_stock_body(short: &[ShortLine], message: &str) -> Response {
+    let body = json!({
+        "error": { "code": "out_of_stock", "message": message, "short_lines": short }
+    });
+    (StatusCode::CONFLICT, axum::Json(body)).into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         if status.is_server_error() {
             tracing::error!(error = ?self, "request failed");
         }
-        let mut response = error_body(status, code, &self.to_string());
+        let mut response = match &self {
+            Self::OutOfStock(short) => out_of_stock_body(short, &self.to_string()),
+            _ => error_body(status, code, &self.to_string()),
+        };
         if matches!(self, Self::Unauthorized) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -129,6 +146,15 @@ impl From<sqlx::Error> for ApiError {
                 Self::Unavailable(err.into())
             }
             other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<OutboxError> for ApiError {
+    fn from(err: OutboxError) -> Self {
+        match err {
+            OutboxError::Database(e) => e.into(),
+            OutboxError::Encode(e) => Self::Internal(e.into()),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `products`, `cart`) owns its routes and queries.
 
 pub mod cart;
+pub mod checkout;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -1,6 +1,10 @@
 //! Every metric the API exports, declared here, and the middleware that records HTTP traffic.
 //! Routes are labelled by their matched pattern (`/products/{id}`), never the raw path.
 
+use crate::{
+    checkout::{Placed, Strategy},
+    error::ApiError,
+};
 use axum::{
     extract::{MatchedPath, Request},
     middleware::Next,
@@ -13,10 +17,10 @@ pub const HTTP_DURATION: &str = "shop_api_http_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "shop_api_http_requests_in_flight";
 /// Label `result`: `hit`, `miss` or `error`.
 pub const CACHE_LOOKUPS: &str = "shop_api_cache_lookups_total";
-/// Checkouts recorded as PENDING and handed to the pipeline.
-pub const CHECKOUTS_ACCEPTED: &str = "shop_api_checkouts_accepted_total";
-/// Checkouts refused at once because the hot inventory showed a line short.
-pub const CHECKOUTS_REJECTED_EARLY: &str = "shop_api_checkouts_rejected_early_total";
+/// Checkout requests by `strategy` and `outcome`: `accepted` (PENDING, handed to the pipeline),
+/// `confirmed` (decided in the request), `replayed` (Idempotency-Key seen before),
+/// `out_of_stock`, `contention` (a synchronous strategy gave up), or `error` (any other).
+pub const CHECKOUTS: &str = "shop_api_checkouts_total";
 
 pub async fn track_http(request: Request, next: Next) -> Response {
     let route = request
@@ -40,10 +44,17 @@ pub fn cache_lookup(result: &'static str) {
     metrics::counter!(CACHE_LOOKUPS, "result" => result).increment(1);
 }
 
-pub fn checkout_accepted() {
-    metrics::counter!(CHECKOUTS_ACCEPTED).increment(1);
-}
-
-pub fn checkout_rejected_early() {
-    metrics::counter!(CHECKOUTS_REJECTED_EARLY).increment(1);
+pub fn checkout(strategy: Strategy, result: &Result<Placed, ApiError>) {
+    let outcome = match result {
+        Ok(placed) if placed.replayed => "replayed",
+        Ok(_) if strategy == Strategy::Queue => "accepted",
+        Ok(_) => "confirmed",
+        Err(ApiError::OutOfStock(_)) => "out_of_stock",
+        Err(ApiError::Client {
+            code: "contention", ..
+        }) => "contention",
+        Err(_) => "error",
+    };
+    metrics::counter!(CHECKOUTS, "strategy" => strategy.as_str(), "outcome" => outcome)
+        .increment(1);
 }

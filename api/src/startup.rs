@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::users::router())
         .merge(crate::products::router())
         .merge(crate::cart::router())
+        .merge(crate::checkout::router())
         .merge(crate::orders::router())
         .merge(crate::storefront::router())
         .fallback(|| async { error_body(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })

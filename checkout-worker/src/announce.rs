@@ -16,12 +16,7 @@ pub struct Announcer {
 
 impl Announcer {
     pub async fn after_commit(&self, result: &BatchResult) {
-        let stock: Vec<_> = result
-            .stock
-            .iter()
-            .map(|(id, available, version)| (self.keys.stock(*id), *version, available.to_string()))
-            .collect();
-        if let Err(error) = self.cache.put_many_if_newer(&stock).await {
+        if let Err(error) = self.cache.put_stock(&self.keys, &result.stock).await {
             tracing::warn!(%error, "hot inventory update failed");
         }
         if result.finalized.is_empty() {
@@ -63,14 +58,8 @@ impl Announcer {
                 return Ok(written);
             };
             after = last.0;
-            let entries: Vec<_> = page
-                .iter()
-                .map(|(id, available, version)| {
-                    (self.keys.stock(*id), *version, available.to_string())
-                })
-                .collect();
-            self.cache.put_many_if_newer(&entries).await?;
-            written += entries.len();
+            self.cache.put_stock(&self.keys, &page).await?;
+            written += page.len();
         }
     }
 }

@@ -16,7 +16,10 @@ use shop_domain::{
     messages::{CommandKind, InventoryCommand, OrderEvent, OrderStatus, ShortLine},
     OrderId, ProductId, Quantity, UserId,
 };
-use shop_infra::outbox::{self, Outbox, OutboxError};
+use shop_infra::{
+    fulfilment::{self, LedgerEntry},
+    outbox::{self, Outbox, OutboxError},
+};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use uuid::Uuid;
@@ -152,7 +155,7 @@ pub async fn apply_batch(
     product_ids.sort_unstable();
     product_ids.dedup();
     let rows: Vec<(i64, i32)> = sqlx::query_as(
-        "SELECT id, available_quantity FROM products WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        "SELECT id, available_quantity FROM products WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
     )
     .bind(&product_ids)
     .fetch_all(&mut *tx)
@@ -212,42 +215,17 @@ pub async fn apply_batch(
     }
 
     // The ledger first: a concurrent worker applying the same command fails here and retries.
-    sqlx::query(
-        "INSERT INTO inventory_ledger (order_id, product_id, kind, quantity, applied)
-         SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[], $3::TEXT[], $4::INT[], $5::BOOL[])",
-    )
-    .bind(
-        fresh
-            .iter()
-            .map(|d| d.command.order_id.as_uuid())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        fresh
-            .iter()
-            .map(|d| d.command.product_id.get())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        fresh
-            .iter()
-            .map(|d| kind_str(d.command.kind))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        fresh
-            .iter()
-            .map(|d| i32::from(d.command.quantity))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        fresh
-            .iter()
-            .map(|d| !matches!(d.outcome, Outcome::Short { .. }))
-            .collect::<Vec<_>>(),
-    )
-    .execute(&mut *tx)
-    .await?;
+    let entries: Vec<LedgerEntry> = fresh
+        .iter()
+        .map(|d| LedgerEntry {
+            order_id: d.command.order_id.as_uuid(),
+            product_id: d.command.product_id.get(),
+            kind: kind_str(d.command.kind),
+            quantity: i32::from(d.command.quantity),
+            applied: !matches!(d.outcome, Outcome::Short { .. }),
+        })
+        .collect();
+    fulfilment::record_ledger(&mut tx, &entries).await?;
 
     let changed: Vec<(i64, i32)> = stock
         .iter()
@@ -303,7 +281,7 @@ pub async fn apply_batch(
         entry.1 += i32::from(matches!(d.outcome, Outcome::Short { .. }));
     }
     let order_ids: Vec<Uuid> = counts.keys().copied().collect();
-    sqlx::query("SELECT id FROM orders WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+    sqlx::query("SELECT id FROM orders WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
         .bind(&order_ids)
         .execute(&mut *tx)
         .await?;
@@ -382,25 +360,7 @@ async fn finalize(
     .execute(&mut **tx)
     .await?;
 
-    // The checked-out quantities leave the carts of confirmed orders.
-    if !confirmed.is_empty() {
-        sqlx::query(
-            "WITH bought AS (
-                 SELECT o.user_id, oi.product_id, SUM(oi.quantity) AS quantity
-                 FROM orders o JOIN order_items oi ON oi.order_id = o.id
-                 WHERE o.id = ANY($1) GROUP BY o.user_id, oi.product_id
-             ), emptied AS (
-                 DELETE FROM cart_items c USING bought b
-                 WHERE c.user_id = b.user_id AND c.product_id = b.product_id AND c.quantity <= b.quantity
-             )
-             UPDATE cart_items c SET quantity = c.quantity - b.quantity
-             FROM bought b
-             WHERE c.user_id = b.user_id AND c.product_id = b.product_id AND c.quantity > b.quantity",
-        )
-        .bind(&confirmed)
-        .execute(&mut **tx)
-        .await?;
-    }
+    fulfilment::remove_bought_from_carts(tx, &confirmed).await?;
 
     let lines: Vec<LineRow> = if rejected.is_empty() {
         Vec::new()

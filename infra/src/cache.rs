@@ -54,6 +54,11 @@ impl Keys {
         format!("{}stock:{id}", self.prefix)
     }
 
+    /// `<prefix>lock:<id>`: the product's lock under the `redis-lock` checkout strategy.
+    pub fn product_lock(&self, id: i64) -> String {
+        format!("{}lock:{id}", self.prefix)
+    }
+
     /// `<prefix>order-status`: the pub/sub channel on which order status changes are announced.
     pub fn order_status_channel(&self) -> String {
         format!("{}order-status", self.prefix)
@@ -133,6 +138,15 @@ impl Cache {
         }
         let mut conn = self.redis.clone();
         pipe.query_async::<()>(&mut conn).await
+    }
+
+    /// Writes products' stock to the hot inventory view from `(id, available, version)` rows.
+    pub async fn put_stock(&self, keys: &Keys, rows: &[(i64, i32, i64)]) -> redis::RedisResult<()> {
+        let entries: Vec<_> = rows
+            .iter()
+            .map(|(id, available, version)| (keys.stock(*id), *version, available.to_string()))
+            .collect();
+        self.put_many_if_newer(&entries).await
     }
 }
 

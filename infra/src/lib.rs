@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod env;
+pub mod fulfilment;
 pub mod metrics;
 pub mod outbox;
 pub mod shutdown;

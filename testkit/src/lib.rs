@@ -9,7 +9,7 @@ use checkout_worker::{config::WorkerSettings, Worker};
 use inventory_partitioner::KafkaSettings;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
-use shop_api::{config::Settings, startup::Application};
+use shop_api::{checkout::Strategy, config::Settings, startup::Application};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::{
     collections::HashMap,
@@ -53,10 +53,21 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 impl TestApp {
-    /// A fresh database and Redis prefix, and the API serving them on a random port.
+    /// A fresh database and Redis prefix, and the API serving them on a random port, with the
+    /// checkout strategy of the environment (`queue` by default).
     pub async fn spawn() -> Self {
+        let settings = Settings::from_env().expect("settings from environment");
+        Self::spawn_with(settings.checkout_strategy).await
+    }
+
+    /// [`TestApp::spawn`] with the given checkout strategy.
+    pub async fn spawn_with(strategy: Strategy) -> Self {
         shop_infra::telemetry::init();
         let mut settings = Settings::from_env().expect("settings from environment");
+        settings.checkout_strategy = strategy;
+        // Four tests at a time, each with an API, a worker and this pool, stay well inside
+        // PostgreSQL's default 100 connections.
+        settings.database_max_connections = 10;
         let id = Uuid::new_v4().simple().to_string();
         let database = format!("shop_test_{id}");
         let mut admin = PgConnection::connect(&settings.database_url)
@@ -79,7 +90,9 @@ impl TestApp {
             .expect("app builds");
         let address = format!("http://{}", app.local_addr().expect("bound"));
         let server = tokio::spawn(app.run_until_stopped());
-        let db = PgPool::connect(&settings.database_url)
+        let db = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&settings.database_url)
             .await
             .expect("test pool");
         let redis = shop_infra::connect_redis(&settings.redis_url)
@@ -191,6 +204,10 @@ impl TestApp {
                 s.kafka.order_events_partitions.to_string(),
             ),
             ("CONSUMER_GROUP", s.consumer_group),
+            (
+                "WORKER_DATABASE_MAX_CONNECTIONS",
+                s.database_max_connections.to_string(),
+            ),
             ("WORKER_METRICS_ADDR", "127.0.0.1:0".to_owned()),
             ("RUST_LOG", "info,sqlx=warn".to_owned()),
         ]

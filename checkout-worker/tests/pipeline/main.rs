@@ -4,6 +4,7 @@
 mod e2e;
 mod faults;
 mod step;
+mod strategies;
 
 use reqwest::StatusCode;
 use shop_testkit::{expect_json, TestApp, TestUser};
@@ -29,8 +30,9 @@ pub async fn buyer(app: &TestApp, lines: &[(i64, i64)]) -> TestUser {
     user
 }
 
-/// Every buyer checks out at once. Returns, per buyer, the accepted order id or `None` when the
-/// checkout was refused at once (409, sold out).
+/// Every buyer checks out at once. Returns, per buyer, the order id (accepted, or confirmed by a
+/// synchronous strategy) or `None` when the checkout was refused (409, sold out). A buyer told
+/// `contention` tries again, as a real client would.
 pub async fn checkout_all(app: &TestApp, buyers: &[TestUser]) -> Vec<Option<String>> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, buyer) in buyers.iter().enumerate() {
@@ -40,24 +42,28 @@ pub async fn checkout_all(app: &TestApp, buyers: &[TestUser]) -> Vec<Option<Stri
             buyer.token.clone(),
         );
         tasks.spawn(async move {
-            let response = client
-                .post(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("sent");
-            let status = response.status();
-            let body: serde_json::Value = response.json().await.expect("json");
-            match status {
-                StatusCode::ACCEPTED => {
-                    (i, Some(body["order_id"].as_str().expect("id").to_owned()))
+            for _ in 0..50 {
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("sent");
+                let status = response.status();
+                let body: serde_json::Value = response.json().await.expect("json");
+                match status {
+                    StatusCode::ACCEPTED | StatusCode::CREATED => {
+                        return (i, Some(body["order_id"].as_str().expect("id").to_owned()))
+                    }
+                    StatusCode::CONFLICT if body["error"]["code"] == "contention" => continue,
+                    StatusCode::CONFLICT => {
+                        assert_eq!(body["error"]["code"], "out_of_stock", "{body}");
+                        return (i, None);
+                    }
+                    other => panic!("unexpected checkout answer {other}: {body}"),
                 }
-                StatusCode::CONFLICT => {
-                    assert_eq!(body["error"]["code"], "out_of_stock", "{body}");
-                    (i, None)
-                }
-                other => panic!("unexpected checkout answer {other}: {body}"),
             }
+            panic!("checkout still contended after 50 attempts");
         });
     }
     let mut results = vec![None; buyers.len()];

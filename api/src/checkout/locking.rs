@@ -1,0 +1,254 @@
+//! The synchronous strategies: the request itself takes the stock and answers 201 CONFIRMED,
+//! or 409 with the short lines.
+//!
+//! One transaction writes the order (CONFIRMED) and its lines, the ledger's reserve entries, the
+//! `OrderCreated` and `OrderConfirmed` events and the cart change, and takes the stock last, so
+//! product rows stay locked as briefly as possible. How the stock is taken is what differs:
+//! - `row-lock`: `SELECT … FOR NO KEY UPDATE` in product-id order, then an unconditional update
+//!   (`FOR UPDATE` would also block the key-share locks that this same transaction's order
+//!   lines take on their products, and two checkouts would deadlock);
+//! - `optimistic`: a plain read of each product's version, then `UPDATE … WHERE version = $v`;
+//!   when another checkout got there first the transaction is retried after a jittered backoff;
+//! - `redis-lock`: a Redis lock per product, taken in id order before the transaction and
+//!   released by its owner only; the update is still guarded (`available_quantity >= $q`), so a
+//!   lock that expires mid-write cannot oversell.
+
+use super::{replay, short_lines, NewOrder, Placed, Strategy};
+use crate::{error::ApiError, startup::AppState};
+use rand::Rng;
+use shop_domain::messages::{OrderEvent, OrderStatus};
+use shop_infra::{
+    fulfilment::{self, LedgerEntry},
+    outbox::{self, Outbox},
+};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+use uuid::Uuid;
+
+/// Attempts of an optimistic checkout before it answers 409 `contention`.
+const MAX_ATTEMPTS: u32 = 8;
+/// How long a `redis-lock` checkout waits for its locks before it answers 409 `contention`.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+/// A lock expires after this long even if its owner died holding it.
+const LOCK_TTL: Duration = Duration::from_secs(5);
+
+enum Attempt {
+    Placed(Placed),
+    /// A product changed between the read and the update: try again.
+    Contended,
+}
+
+pub(super) async fn decide(
+    state: &AppState,
+    strategy: Strategy,
+    order: &NewOrder,
+) -> Result<Placed, ApiError> {
+    let locks = match strategy {
+        Strategy::RedisLock => Some(ProductLocks::acquire(state, order).await?),
+        _ => None,
+    };
+    let mut result = Err(contention());
+    for attempt in 0..MAX_ATTEMPTS {
+        match try_once(state, strategy, order).await {
+            Ok(Attempt::Contended) => backoff(attempt).await,
+            Ok(Attempt::Placed(placed)) => {
+                result = Ok(placed);
+                break;
+            }
+            Err(error) => {
+                result = Err(error);
+                break;
+            }
+        }
+    }
+    if let Some(locks) = locks {
+        locks.release(state).await;
+    }
+    result
+}
+
+fn contention() -> ApiError {
+    ApiError::conflict(
+        "contention",
+        "too many checkouts are taking these products right now; try again",
+    )
+}
+
+/// Sleeps a random time below 1, 2, 4, … 64 ms.
+async fn backoff(attempt: u32) {
+    let ceiling = 1u64 << attempt.min(6);
+    let micros = rand::thread_rng().gen_range(0..ceiling * 1000);
+    tokio::time::sleep(Duration::from_micros(micros)).await;
+}
+
+async fn try_once(
+    state: &AppState,
+    strategy: Strategy,
+    order: &NewOrder,
+) -> Result<Attempt, ApiError> {
+    let mut messages = Outbox::default();
+    let key = order.id.to_string();
+    messages.push(outbox::ORDER_EVENTS, key.clone(), &order.created_event())?;
+    let confirmed =
+        OrderEvent::confirmed(order.id, order.user, chrono::Utc::now().timestamp_millis());
+    messages.push(outbox::ORDER_EVENTS, key, &confirmed)?;
+    let entries: Vec<LedgerEntry> = order
+        .lines
+        .iter()
+        .map(|l| LedgerEntry {
+            order_id: order.id.as_uuid(),
+            product_id: l.product.get(),
+            kind: "reserve",
+            quantity: i32::from(l.quantity),
+            applied: true,
+        })
+        .collect();
+
+    let mut tx = state.db.begin().await?;
+    if !order.insert(&mut tx, OrderStatus::Confirmed).await? {
+        tx.rollback().await?;
+        return Ok(Attempt::Placed(replay(state, order).await?));
+    }
+    fulfilment::record_ledger(&mut tx, &entries).await?;
+    messages.insert(&mut tx).await?;
+    fulfilment::remove_bought_from_carts(&mut tx, &[order.id.as_uuid()]).await?;
+
+    // The stock, last. Lines are sorted by product id, so row locks are taken in that order.
+    let ids: Vec<i64> = order.lines.iter().map(|l| l.product.get()).collect();
+    let read = match strategy {
+        Strategy::RowLock => {
+            "SELECT id, available_quantity, version FROM products WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE"
+        }
+        _ => "SELECT id, available_quantity, version FROM products WHERE id = ANY($1)",
+    };
+    let rows: Vec<(i64, i32, i64)> = sqlx::query_as(read).bind(&ids).fetch_all(&mut *tx).await?;
+    let stock: HashMap<i64, i64> = rows.iter().map(|r| (r.0, i64::from(r.1))).collect();
+    let short = short_lines(&order.lines, &stock);
+    if !short.is_empty() {
+        tx.rollback().await?;
+        return Err(ApiError::OutOfStock(short));
+    }
+    let versions: HashMap<i64, i64> = rows.iter().map(|r| (r.0, r.2)).collect();
+    let guard = match strategy {
+        Strategy::Optimistic => "p.version = v.version",
+        _ => "p.available_quantity >= v.quantity",
+    };
+    let updated: Vec<(i64, i32, i64)> = sqlx::query_as(&format!(
+        "UPDATE products p
+         SET available_quantity = p.available_quantity - v.quantity, version = p.version + 1,
+             updated_at = now()
+         FROM UNNEST($1::BIGINT[], $2::INT[], $3::BIGINT[]) AS v(id, quantity, version)
+         WHERE p.id = v.id AND {guard}
+         RETURNING p.id, p.available_quantity, p.version"
+    ))
+    .bind(&ids)
+    .bind(
+        order
+            .lines
+            .iter()
+            .map(|l| i32::from(l.quantity))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        ids.iter()
+            .map(|id| versions.get(id).copied().unwrap_or(0))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if updated.len() < ids.len() {
+        tx.rollback().await?;
+        return Ok(Attempt::Contended);
+    }
+    tx.commit().await?;
+    if let Err(error) = state.cache.put_stock(&state.keys, &updated).await {
+        tracing::warn!(%error, "hot inventory update failed");
+    }
+    tracing::info!(order_id = %order.id, lines = order.lines.len(), "checkout confirmed");
+    Ok(Attempt::Placed(Placed {
+        order_id: order.id.as_uuid(),
+        status: OrderStatus::Confirmed.as_str().to_owned(),
+        replayed: false,
+    }))
+}
+
+/// Unlocks `KEYS` that still hold this owner's token (`ARGV[1]`).
+const RELEASE: &str = r"
+local released = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    released = released + redis.call('DEL', key)
+  end
+end
+return released
+";
+
+/// Redis locks on an order's products, held under one random owner token.
+struct ProductLocks {
+    keys: Vec<String>,
+    token: String,
+}
+
+impl ProductLocks {
+    /// Takes each product's lock in id order (so two orders cannot wait on each other), waiting
+    /// up to [`LOCK_WAIT`] in all.
+    async fn acquire(state: &AppState, order: &NewOrder) -> Result<Self, ApiError> {
+        let mut locks = Self {
+            keys: Vec::with_capacity(order.lines.len()),
+            token: Uuid::new_v4().simple().to_string(),
+        };
+        let deadline = Instant::now() + LOCK_WAIT;
+        let mut conn = state.redis.clone();
+        for line in &order.lines {
+            let key = state.keys.product_lock(line.product.get());
+            let mut attempt = 0;
+            loop {
+                let taken: Result<Option<String>, _> = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&locks.token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(LOCK_TTL.as_millis() as u64)
+                    .query_async(&mut conn)
+                    .await;
+                match taken {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        backoff(attempt.min(3)).await;
+                        attempt += 1;
+                    }
+                    outcome => {
+                        locks.release(state).await;
+                        return Err(match outcome {
+                            Err(error) => error.into(),
+                            Ok(_) => contention(),
+                        });
+                    }
+                }
+            }
+            locks.keys.push(key);
+        }
+        Ok(locks)
+    }
+
+    /// Releases the locks this owner still holds; one that expired and was taken by another
+    /// checkout is left alone. Best effort: an unreleased lock expires after [`LOCK_TTL`].
+    async fn release(self, state: &AppState) {
+        if self.keys.is_empty() {
+            return;
+        }
+        let mut conn = state.redis.clone();
+        let released: Result<i64, _> = redis::cmd("EVAL")
+            .arg(RELEASE)
+            .arg(self.keys.len())
+            .arg(&self.keys)
+            .arg(&self.token)
+            .query_async(&mut conn)
+            .await;
+        if let Err(error) = released {
+            tracing::warn!(%error, "cannot release product locks; they expire on their own");
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! `POST /orders/checkout`: the cart becomes an order.
+//!
+//! Every strategy shares what happens before stock is taken (the request, the Idempotency-Key,
+//! the cart snapshot, the hot inventory's early refusal) and how an order and its lines are
+//! written. `CHECKOUT_STRATEGY` picks how stock is taken:
+//! - `queue` (the default, [`queue`]): the order is recorded PENDING with its reserve commands in
+//!   the outbox, answered 202, and decided by the checkout worker that owns each product's
+//!   partition;
+//! - `optimistic`, `redis-lock`, `row-lock` ([`locking`]): the order is decided in the request
+//!   and answered 201 CONFIRMED, or 409 with the short lines.
+
+mod locking;
+mod queue;
+
+use crate::{error::ApiError, metrics, sessions::CurrentUser, startup::AppState};
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+    Json, Router,
+};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use shop_domain::{
+    messages::{EventLine, OrderEvent, OrderStatus, ShortLine},
+    Money, OrderId, ProductId, Quantity, UserId,
+};
+use sqlx::PgConnection;
+use std::{collections::HashMap, fmt, str::FromStr};
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/orders/checkout", post(checkout))
+}
+
+/// How checkout takes stock (`CHECKOUT_STRATEGY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// The Kafka pipeline: asynchronous, 202.
+    Queue,
+    /// Read the version, update `WHERE version = $v`, retry with jitter.
+    Optimistic,
+    /// A Redis lock per product (in id order), the stock change still guarded in PostgreSQL.
+    RedisLock,
+    /// `SELECT … FOR NO KEY UPDATE` in product-id order.
+    RowLock,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 4] = [
+        Strategy::Queue,
+        Strategy::Optimistic,
+        Strategy::RedisLock,
+        Strategy::RowLock,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queue => "queue",
+            Self::Optimistic => "optimistic",
+            Self::RedisLock => "redis-lock",
+            Self::RowLock => "row-lock",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| "expected queue, optimistic, redis-lock or row-lock".to_owned())
+    }
+}
+
+const MAX_KEY_LEN: usize = 255;
+const MAX_ADDRESS_LEN: usize = 1000;
+
+#[derive(Debug, Default, Deserialize)]
+struct CheckoutRequest {
+    delivery_address: Option<String>,
+}
+
+/// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default();
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// The body is optional: no body means no delivery address.
+fn checkout_request(body: &Bytes) -> Result<CheckoutRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CheckoutRequest::default());
+    }
+    let request: CheckoutRequest = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::unprocessable("invalid_body", e.to_string())
+        } else {
+            ApiError::bad_request("malformed_json", e.to_string())
+        }
+    })?;
+    if let Some(address) = &request.delivery_address {
+        if address.trim().is_empty() || address.chars().count() > MAX_ADDRESS_LEN {
+            return Err(ApiError::unprocessable(
+                "invalid_delivery_address",
+                "delivery_address must be 1 to 1000 characters",
+            ));
+        }
+    }
+    Ok(request)
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct CartSnapshotLine {
+    product_id: i64,
+    quantity: i32,
+    price_cents: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Line {
+    product: ProductId,
+    quantity: Quantity,
+    price: Money,
+}
+
+impl TryFrom<CartSnapshotLine> for Line {
+    type Error = ApiError;
+    fn try_from(row: CartSnapshotLine) -> Result<Self, ApiError> {
+        Ok(Self {
+            product: ProductId::new(row.product_id)?,
+            quantity: Quantity::new(row.quantity.into())?,
+            price: Money::new(row.price_cents)?,
+        })
+    }
+}
+
+/// The lines whose product has less than the line asks for; `stock` maps product ids to their
+/// available quantity (a product missing from it has none).
+pub(crate) fn short_lines(lines: &[Line], stock: &HashMap<i64, i64>) -> Vec<ShortLine> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let available = stock.get(&line.product.get()).copied().unwrap_or(0);
+            (available < i64::from(line.quantity.get())).then_some(ShortLine {
+                product_id: line.product,
+                requested: line.quantity.get(),
+                available,
+            })
+        })
+        .collect()
+}
+
+/// An order about to be written: the cart's lines (sorted by product id) at today's prices.
+pub(crate) struct NewOrder {
+    id: OrderId,
+    user: UserId,
+    total: Money,
+    delivery_address: Option<String>,
+    idempotency_key: Option<String>,
+    lines: Vec<Line>,
+}
+
+impl NewOrder {
+    /// Writes the order with `status` and its lines, within the caller's transaction. False when
+    /// the user already has an order with this idempotency key (the caller rolls back and
+    /// answers with that order): the unique constraint settles concurrent retries.
+    async fn insert(&self, tx: &mut PgConnection, status: OrderStatus) -> Result<bool, ApiError> {
+        let (pending_lines, line_status) = match status {
+            OrderStatus::Pending => (self.lines.len() as i32, "PENDING"),
+            _ => (0, "RESERVED"),
+        };
+        let inserted: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO orders (id, user_id, total_cents, delivery_address, idempotency_key,
+                                 pending_lines, status, completed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 = 'PENDING' THEN NULL ELSE now() END)
+             ON CONFLICT ON CONSTRAINT orders_user_idempotency_key DO NOTHING
+             RETURNING id",
+        )
+        .bind(self.id.as_uuid())
+        .bind(self.user.get())
+        .bind(self.total.minor_units())
+        .bind(self.delivery_address.as_deref().map(str::trim))
+        .bind(&self.idempotency_key)
+        .bind(pending_lines)
+        .bind(status.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if inserted.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase, status)
+             SELECT $1, p, q, c, $5 FROM UNNEST($2::BIGINT[], $3::INT[], $4::BIGINT[]) AS l(p, q, c)",
+        )
+        .bind(self.id.as_uuid())
+        .bind(self.lines.iter().map(|l| l.product.get()).collect::<Vec<_>>())
+        .bind(self.lines.iter().map(|l| i32::from(l.quantity)).collect::<Vec<_>>())
+        .bind(self.lines.iter().map(|l| l.price.minor_units()).collect::<Vec<_>>())
+        .bind(line_status)
+        .execute(&mut *tx)
+        .await?;
+        Ok(true)
+    }
+
+    fn created_event(&self) -> OrderEvent {
+        let lines = self
+            .lines
+            .iter()
+            .map(|l| EventLine {
+                product_id: l.product,
+                quantity: l.quantity,
+                price_cents: l.price.minor_units(),
+            })
+            .collect();
+        OrderEvent::created(
+            self.id,
+            self.user,
+            self.total.minor_units(),
+            lines,
+            Utc::now().timestamp_millis(),
+        )
+    }
+}
+
+/// How a checkout ended, for the response.
+pub struct Placed {
+    order_id: Uuid,
+    status: String,
+    /// An earlier request with the same Idempotency-Key placed this order.
+    pub replayed: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct PlacedBody {
+    order_id: Uuid,
+    status: String,
+    status_url: String,
+    events_url: String,
+}
+
+impl Placed {
+    fn into_response(self, strategy: Strategy) -> Response {
+        let code = match strategy {
+            Strategy::Queue => StatusCode::ACCEPTED,
+            _ => StatusCode::CREATED,
+        };
+        let status_url = format!("/orders/{}", self.order_id);
+        let body = PlacedBody {
+            order_id: self.order_id,
+            status: self.status,
+            events_url: format!("{status_url}/events"),
+            status_url: status_url.clone(),
+        };
+        let mut response = (code, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Ok(location) = status_url.parse() {
+            headers.insert(header::LOCATION, location);
+        }
+        if self.replayed {
+            headers.insert(
+                "idempotent-replayed",
+                header::HeaderValue::from_static("true"),
+            );
+        }
+        response
+    }
+}
+
+/// The user's order placed earlier with this idempotency key, if any.
+async fn existing_order(
+    state: &AppState,
+    user: UserId,
+    key: &str,
+) -> Result<Option<Placed>, ApiError> {
+    let row: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT id, status FROM orders WHERE user_id = $1 AND idempotency_key = $2")
+            .bind(user.get())
+            .bind(key)
+            .fetch_optional(&state.db)
+            .await?;
+    Ok(row.map(|(order_id, status)| Placed {
+        order_id,
+        status,
+        replayed: true,
+    }))
+}
+
+/// After [`NewOrder::insert`] found the key taken: the order that took it.
+async fn replay(state: &AppState, order: &NewOrder) -> Result<Placed, ApiError> {
+    let key = order.idempotency_key.as_deref().unwrap_or_default();
+    existing_order(state, order.user, key)
+        .await?
+        .ok_or_else(|| ApiError::Internal("idempotency conflict without an order".into()))
+}
+
+/// The cart's lines at today's prices; 422 when it is empty.
+async fn cart_snapshot(state: &AppState, user: UserId) -> Result<Vec<Line>, ApiError> {
+    let rows: Vec<CartSnapshotLine> = sqlx::query_as(
+        "SELECT c.product_id, c.quantity, p.price_cents
+         FROM cart_items c JOIN products p ON p.id = c.product_id
+         WHERE c.user_id = $1 ORDER BY c.product_id",
+    )
+    .bind(user.get())
+    .fetch_all(&state.db)
+    .await?;
+    if rows.is_empty() {
+        return Err(ApiError::unprocessable(
+            "empty_cart",
+            "the cart is empty; add products before checking out",
+        ));
+    }
+    rows.into_iter().map(Line::try_from).collect()
+}
+
+/// Refuses at once (409) a line whose product the hot inventory view knows to be short.
+/// The view may lag behind; the strategy makes the real decision, so an unknown stock passes.
+async fn refuse_known_shortages(state: &AppState, lines: &[Line]) -> Result<(), ApiError> {
+    let keys: Vec<String> = lines
+        .iter()
+        .map(|l| state.keys.stock(l.product.get()))
+        .collect();
+    let cached = match state.cache.get_many(&keys).await {
+        Ok(cached) => cached,
+        Err(error) => {
+            tracing::warn!(%error, "hot inventory unavailable; leaving the decision to the strategy");
+            return Ok(());
+        }
+    };
+    let known: HashMap<i64, i64> = lines
+        .iter()
+        .zip(cached)
+        .filter_map(|(line, entry)| Some((line.product.get(), entry?.value.parse().ok()?)))
+        .collect();
+    let short: Vec<ShortLine> = short_lines(lines, &known)
+        .into_iter()
+        .filter(|s| known.contains_key(&s.product_id.get()))
+        .collect();
+    if short.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::OutOfStock(short))
+}
+
+async fn checkout(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let strategy = state.settings.checkout_strategy;
+    let result = place(&state, strategy, user.id, &headers, &body).await;
+    metrics::checkout(strategy, &result);
+    Ok(result?.into_response(strategy))
+}
+
+async fn place(
+    state: &AppState,
+    strategy: Strategy,
+    user: UserId,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Placed, ApiError> {
+    let idempotency_key = idempotency_key(headers)?;
+    let request = checkout_request(body)?;
+    if let Some(key) = &idempotency_key {
+        if let Some(placed) = existing_order(state, user, key).await? {
+            return Ok(placed);
+        }
+    }
+    let lines = match cart_snapshot(state, user).await {
+        // The same request again, after its order emptied the cart.
+        Err(empty) if idempotency_key.is_some() => {
+            let key = idempotency_key.as_deref().unwrap_or_default();
+            return existing_order(state, user, key).await?.ok_or(empty);
+        }
+        snapshot => snapshot?,
+    };
+    refuse_known_shortages(state, &lines).await?;
+    let order = NewOrder {
+        id: OrderId::generate(),
+        user,
+        total: Money::sum(lines.iter().map(|l| l.price.times(l.quantity))),
+        delivery_address: request.delivery_address,
+        idempotency_key,
+        lines,
+    };
+    match strategy {
+        Strategy::Queue => queue::hand_off(state, &order).await,
+        locking => locking::decide(state, locking, &order).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(product: i64, quantity: i64) -> Line {
+        Line {
+            product: ProductId::new(product).expect("id"),
+            quantity: Quantity::new(quantity).expect("quantity"),
+            price: Money::new(100).expect("price"),
+        }
+    }
+
+    #[test]
+    fn strategies_parse_from_their_names_only() {
+        for strategy in Strategy::ALL {
+            assert_eq!(strategy.as_str().parse::<Strategy>(), Ok(strategy));
+        }
+        assert!("Queue".parse::<Strategy>().is_err());
+        assert!("".parse::<Strategy>().is_err());
+    }
+
+    #[test]
+    fn short_lines_name_each_line_that_asks_for_more_than_there_is() {
+        let stock = HashMap::from([(1, 5), (2, 1)]);
+        let short = short_lines(&[line(1, 5), line(2, 2), line(3, 1)], &stock);
+        let named: Vec<_> = short
+            .iter()
+            .map(|s| (s.product_id.get(), s.requested, s.available))
+            .collect();
+        assert_eq!(named, [(2, 2, 1), (3, 1, 0)]);
+    }
+}
