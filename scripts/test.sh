@@ -26,3 +26,5 @@ log "README examples"
 scripts/check-readme.sh
 log "storefront in headless Chromium"
 scripts/check-storefront.sh
+log "benchmark suite, smoke run (checks the suite works and oversells nothing; timing gates nothing)"
+scripts/bench.sh --smoke --out "${TMPDIR:-/tmp}/shop-bench-smoke"

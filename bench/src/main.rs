@@ -1,0 +1,152 @@
+//! `shop-bench`: the benchmark suite.
+//!
+//! ```text
+//! shop-bench suite [--smoke] [--strategies queue,optimistic,redis-lock,row-lock]
+//!                  [--bin-dir target/release] [--out results]
+//! ```
+//!
+//! For each strategy it starts a fresh system (API + checkout worker on an empty database),
+//! runs every scenario, checks stock against PostgreSQL, stops it; then prints one table and
+//! writes the figures, with the machine's description, as JSON. It exits non-zero when a unit
+//! was oversold, stock was not conserved, or requests failed; never because of timing.
+
+mod load;
+mod report;
+mod scenarios;
+mod shop;
+mod system;
+
+use anyhow::{bail, Context};
+use report::{Machine, Report, StrategyRun};
+use scenarios::{Bench, Sizes};
+use shop_infra::env::var;
+use std::path::PathBuf;
+use system::{Environment, System};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("cannot set up the system: {0}")]
+    Setup(String),
+    #[error("unexpected answer: {0}")]
+    Unexpected(String),
+    #[error("{0} orders, outbox rows or releases still unsettled after the deadline")]
+    Unsettled(i64),
+    #[error("HTTP request failed")]
+    Http(#[from] reqwest::Error),
+    #[error("PostgreSQL")]
+    Database(#[from] sqlx::Error),
+    #[error("Redis")]
+    Redis(#[from] redis::RedisError),
+    #[error("I/O")]
+    Io(#[from] std::io::Error),
+}
+
+const USAGE: &str =
+    "usage: shop-bench suite [--smoke] [--strategies a,b,…] [--bin-dir DIR] [--out DIR]";
+
+struct Options {
+    smoke: bool,
+    strategies: Vec<String>,
+    out: PathBuf,
+    env: Environment,
+}
+
+fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
+    let mut options = Options {
+        smoke: false,
+        strategies: ["queue", "optimistic", "redis-lock", "row-lock"]
+            .map(str::to_owned)
+            .to_vec(),
+        out: PathBuf::from("results"),
+        env: Environment {
+            bin_dir: PathBuf::from("target/release"),
+            database_url: var("DATABASE_URL", "postgres://shop:shop@127.0.0.1:5432/shop")?,
+            redis_url: var("REDIS_URL", "redis://127.0.0.1:6379")?,
+            kafka_brokers: var("KAFKA_BROKERS", "127.0.0.1:9092")?,
+            log_dir: std::env::temp_dir().join("shop-bench"),
+        },
+    };
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("{arg} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--smoke" => options.smoke = true,
+            "--strategies" => {
+                options.strategies = value()?.split(',').map(str::to_owned).collect();
+            }
+            "--bin-dir" => options.env.bin_dir = value()?.into(),
+            "--out" => options.out = value()?.into(),
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    Ok(options)
+}
+
+async fn run_strategy(
+    env: &Environment,
+    strategy: &str,
+    sizes: &Sizes,
+) -> anyhow::Result<StrategyRun> {
+    eprintln!("==> {strategy}: starting a fresh system");
+    let system = System::start(env, strategy).await?;
+    let results = async {
+        let mut bench = Bench::prepare(&system, sizes).await?;
+        let mut results = Vec::new();
+        eprintln!("==> {strategy}: catalog");
+        results.extend(bench.catalog().await?);
+        eprintln!("==> {strategy}: cart churn");
+        results.push(bench.cart().await?);
+        eprintln!("==> {strategy}: registration");
+        results.push(bench.registration().await?);
+        eprintln!("==> {strategy}: checkout, many products");
+        results.extend(bench.checkout_cold().await?);
+        eprintln!("==> {strategy}: checkout, one hot product");
+        results.push(bench.checkout_hot().await?);
+        eprintln!("==> {strategy}: checkout, multi-item mix");
+        results.push(bench.checkout_mix().await?);
+        Ok::<_, BenchError>(results)
+    }
+    .await;
+    let stopped = system.stop().await;
+    let results = results.with_context(|| format!("strategy {strategy}"))?;
+    stopped?;
+    Ok(StrategyRun {
+        strategy: strategy.to_owned(),
+        results,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("suite") => {}
+        _ => bail!("{USAGE}"),
+    }
+    let options = options(args)?;
+    let sizes = if options.smoke {
+        Sizes::smoke()
+    } else {
+        Sizes::full()
+    };
+    let mut report = Report {
+        started_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        machine: Machine::describe(),
+        sizes,
+        runs: Vec::new(),
+    };
+    for strategy in &options.strategies {
+        let run = run_strategy(&options.env, strategy, &report.sizes).await?;
+        report.runs.push(run);
+    }
+    println!("{}", report.table());
+    let path = report.write_json(&options.out)?;
+    eprintln!("==> figures written to {}", path.display());
+    let (violations, failures) = (report.violations(), report.failures());
+    if violations > 0 || failures > 0 {
+        bail!("{violations} oversold units or conservation violations, {failures} failed requests");
+    }
+    Ok(())
+}

@@ -1,0 +1,567 @@
+//! The scenarios, each against a system set up by [`Bench::prepare`].
+
+use crate::{
+    load::{closed_loop, open_loop, Outcome, Summary},
+    shop::{CheckoutAnswer, Shop},
+    system::System,
+    BenchError,
+};
+use futures_util::{stream, StreamExt, TryStreamExt};
+use rand::Rng;
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde_json::json;
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+/// How big each scenario is.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sizes {
+    /// Length of each timed run.
+    pub duration: Duration,
+    pub connections: usize,
+    pub catalog_products: usize,
+    pub cart_users: usize,
+    /// Most buyers prepared for the closed-loop low-contention checkout run.
+    pub cold_buyers: usize,
+    /// Checkouts per second of the open-loop low-contention run.
+    pub open_rate: f64,
+    pub hot_buyers: usize,
+    pub hot_stock: i64,
+    pub mix_buyers: usize,
+    pub mix_products: usize,
+    pub mix_stock: i64,
+}
+
+impl Sizes {
+    pub fn full() -> Self {
+        Self {
+            duration: Duration::from_secs(8),
+            connections: 64,
+            catalog_products: 1000,
+            cart_users: 500,
+            cold_buyers: 24_000,
+            open_rate: 1000.0,
+            hot_buyers: 4000,
+            hot_stock: 1000,
+            mix_buyers: 3000,
+            mix_products: 40,
+            mix_stock: 100,
+        }
+    }
+
+    /// A few seconds per strategy: keeps the suite working in CI, measures nothing.
+    pub fn smoke() -> Self {
+        Self {
+            duration: Duration::from_secs(1),
+            connections: 8,
+            catalog_products: 20,
+            cart_users: 10,
+            cold_buyers: 100,
+            open_rate: 50.0,
+            hot_buyers: 60,
+            hot_stock: 20,
+            mix_buyers: 60,
+            mix_products: 5,
+            mix_stock: 10,
+        }
+    }
+}
+
+/// One scenario's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    pub scenario: &'static str,
+    /// `closed N` (connections) or `open R/s`.
+    pub mode: String,
+    pub summary: Summary,
+    pub checkout: Option<CheckoutFigures>,
+}
+
+/// What a checkout scenario did to orders and stock, read from PostgreSQL after it settled.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckoutFigures {
+    pub placed: u64,
+    pub out_of_stock: u64,
+    pub contention: u64,
+    pub failed: u64,
+    pub confirmed: i64,
+    pub rejected: i64,
+    /// Confirmed orders over the time from the first order to the last confirmation.
+    pub confirmed_per_sec: f64,
+    /// Accepted → CONFIRMED/REJECTED, from the orders' own timestamps.
+    pub terminal_p50_ms: f64,
+    pub terminal_p99_ms: f64,
+    /// Units sold beyond a product's stock (must be 0), over all products after this run.
+    pub oversold_units: i64,
+    /// Products for which initial ≠ available + confirmed units (must be 0).
+    pub conservation_violations: i64,
+}
+
+#[derive(Default)]
+struct Answers {
+    placed: AtomicU64,
+    out_of_stock: AtomicU64,
+    contention: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Answers {
+    fn count(&self, answer: CheckoutAnswer) -> Outcome {
+        let (counter, outcome) = match answer {
+            CheckoutAnswer::Placed => (&self.placed, Outcome::Ok),
+            CheckoutAnswer::OutOfStock => (&self.out_of_stock, Outcome::Ok),
+            CheckoutAnswer::Contention => (&self.contention, Outcome::Failed),
+            CheckoutAnswer::Failed => (&self.failed, Outcome::Failed),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        outcome
+    }
+}
+
+/// A prepared buyer: user id and session token.
+type Buyer = (i64, String);
+
+pub struct Bench<'a> {
+    shop: Shop,
+    system: &'a System,
+    sizes: &'a Sizes,
+    next_user: AtomicU64,
+    seller: String,
+    /// Every product this run listed, with its initial stock.
+    initial: HashMap<i64, i64>,
+    catalog: Vec<i64>,
+}
+
+const SETUP_CONCURRENCY: usize = 64;
+const SETTLE: Duration = Duration::from_secs(180);
+
+impl<'a> Bench<'a> {
+    /// A seller and the catalog (products with ample stock).
+    pub async fn prepare(system: &'a System, sizes: &'a Sizes) -> Result<Self, BenchError> {
+        let shop = Shop::new(&system.api);
+        let (_, seller) = shop.register(0).await?;
+        let mut bench = Self {
+            shop,
+            system,
+            sizes,
+            next_user: AtomicU64::new(1),
+            seller,
+            initial: HashMap::new(),
+            catalog: Vec::new(),
+        };
+        bench.catalog = bench
+            .products("catalog", sizes.catalog_products, 1_000_000)
+            .await?;
+        // Warm the product cache, as a shop that has been serving for a while would be.
+        for id in &bench.catalog {
+            bench.shop.get(&format!("/products/{id}")).await?;
+        }
+        Ok(bench)
+    }
+
+    async fn products(
+        &mut self,
+        category: &str,
+        count: usize,
+        stock: i64,
+    ) -> Result<Vec<i64>, BenchError> {
+        let (shop, seller) = (&self.shop, self.seller.as_str());
+        let ids: Vec<i64> = stream::iter(0..count)
+            .map(|i| async move {
+                shop.create_product(seller, &format!("{category} {i}"), category, stock)
+                    .await
+            })
+            .buffer_unordered(SETUP_CONCURRENCY)
+            .try_collect()
+            .await?;
+        self.initial.extend(ids.iter().map(|&id| (id, stock)));
+        Ok(ids)
+    }
+
+    /// `count` new users, each with the cart `lines(i)` gives.
+    async fn buyers(
+        &self,
+        count: usize,
+        lines: impl Fn(usize) -> Vec<(i64, i64)>,
+    ) -> Result<Vec<Buyer>, BenchError> {
+        let first = self.next_user.fetch_add(count as u64, Ordering::Relaxed);
+        let shop = &self.shop;
+        let carts: Vec<_> = (0..count).map(lines).collect();
+        stream::iter(carts.into_iter().enumerate())
+            .map(|(i, cart)| async move {
+                let (id, token) = shop.register(first + i as u64).await?;
+                for (product, quantity) in cart {
+                    shop.cart_add(&token, product, quantity).await?;
+                }
+                Ok::<_, BenchError>((id, token))
+            })
+            .buffer_unordered(SETUP_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    fn random_catalog_product(&self) -> i64 {
+        self.catalog[rand::thread_rng().gen_range(0..self.catalog.len())]
+    }
+
+    fn closed(&self) -> String {
+        format!("closed {}", self.sizes.connections)
+    }
+
+    /// Cached single-product reads at the maximum rate, then open loop at 80 % of it; and
+    /// catalog pages (from PostgreSQL) at the maximum rate.
+    pub async fn catalog(&self) -> Result<Vec<ScenarioResult>, BenchError> {
+        let get = |shop: Shop, ids: Arc<Vec<i64>>| {
+            move |n: u64| {
+                let (shop, ids) = (shop.clone(), ids.clone());
+                async move {
+                    let id = ids[(n as usize * 7919) % ids.len()];
+                    ok_if(shop.get(&format!("/products/{id}")).await, StatusCode::OK)
+                }
+            }
+        };
+        let ids = Arc::new(self.catalog.clone());
+        let max = closed_loop(
+            self.sizes.connections,
+            self.sizes.duration,
+            None,
+            get(self.shop.clone(), ids.clone()),
+        )
+        .await;
+        let rate = (max.throughput * 0.8).max(1.0);
+        let at_80 = open_loop(
+            rate,
+            self.sizes.duration,
+            None,
+            self.sizes.connections * 4,
+            get(self.shop.clone(), ids),
+        )
+        .await;
+        let shop = self.shop.clone();
+        let list = closed_loop(
+            self.sizes.connections,
+            self.sizes.duration,
+            None,
+            move |n| {
+                let shop = shop.clone();
+                async move {
+                    let path = if n % 2 == 0 {
+                        "/products?limit=20".to_owned()
+                    } else {
+                        "/products?limit=20&category=catalog".to_owned()
+                    };
+                    ok_if(shop.get(&path).await, StatusCode::OK)
+                }
+            },
+        )
+        .await;
+        Ok(vec![
+            ScenarioResult {
+                scenario: "catalog get (cached)",
+                mode: self.closed(),
+                summary: max,
+                checkout: None,
+            },
+            ScenarioResult {
+                scenario: "catalog get (cached)",
+                mode: format!("open {rate:.0}/s (80%)"),
+                summary: at_80,
+                checkout: None,
+            },
+            ScenarioResult {
+                scenario: "catalog list",
+                mode: self.closed(),
+                summary: list,
+                checkout: None,
+            },
+        ])
+    }
+
+    /// Add, update, read and remove cart lines, round robin over a set of shoppers.
+    pub async fn cart(&self) -> Result<ScenarioResult, BenchError> {
+        let users = Arc::new(self.buyers(self.sizes.cart_users, |_| Vec::new()).await?);
+        let catalog = Arc::new(self.catalog.clone());
+        let shop = self.shop.clone();
+        let summary = closed_loop(
+            self.sizes.connections,
+            self.sizes.duration,
+            None,
+            move |n| {
+                let (shop, users, catalog) = (shop.clone(), users.clone(), catalog.clone());
+                async move {
+                    let (_, token) = &users[(n / 4) as usize % users.len()];
+                    let product = catalog[(n / 4) as usize % catalog.len()];
+                    let line = json!({ "product_id": product, "quantity": 1 });
+                    let status = match n % 4 {
+                        0 => shop
+                            .post("/cart/add", Some(token), &line)
+                            .await
+                            .map(|r| r.0),
+                        1 => {
+                            let line = json!({ "product_id": product, "quantity": 3 });
+                            shop.post("/cart/update", Some(token), &line)
+                                .await
+                                .map(|r| r.0)
+                        }
+                        2 => shop.get_authed("/cart", token).await,
+                        _ => {
+                            let line = json!({ "product_id": product });
+                            shop.post("/cart/remove", Some(token), &line)
+                                .await
+                                .map(|r| r.0)
+                        }
+                    };
+                    ok_if(status, StatusCode::OK)
+                }
+            },
+        )
+        .await;
+        Ok(ScenarioResult {
+            scenario: "cart churn",
+            mode: self.closed(),
+            summary,
+            checkout: None,
+        })
+    }
+
+    pub async fn registration(&self) -> Result<ScenarioResult, BenchError> {
+        // Far above any user number the other scenarios hand out.
+        let first = 500_000_000 + self.next_user.load(Ordering::Relaxed);
+        let shop = self.shop.clone();
+        let summary = closed_loop(
+            self.sizes.connections,
+            self.sizes.duration,
+            None,
+            move |n| {
+                let shop = shop.clone();
+                async move {
+                    match shop.register(first + n).await {
+                        Ok(_) => Outcome::Ok,
+                        Err(_) => Outcome::Failed,
+                    }
+                }
+            },
+        )
+        .await;
+        Ok(ScenarioResult {
+            scenario: "registration",
+            mode: self.closed(),
+            summary,
+            checkout: None,
+        })
+    }
+
+    /// Checkouts of one line each, spread over the whole catalog: at the maximum rate
+    /// (closed loop), then at a fixed rate (open loop) for accepted → terminal latency.
+    pub async fn checkout_cold(&self) -> Result<Vec<ScenarioResult>, BenchError> {
+        let buyers = self
+            .buyers(self.sizes.cold_buyers, |_| {
+                vec![(self.random_catalog_product(), 1)]
+            })
+            .await?;
+        let max = self
+            .run_checkouts(&buyers, Load::Closed(self.sizes.connections))
+            .await?;
+        let open_buyers = (self.sizes.open_rate * self.sizes.duration.as_secs_f64()) as usize;
+        let buyers = self
+            .buyers(open_buyers, |_| vec![(self.random_catalog_product(), 1)])
+            .await?;
+        let fixed = self
+            .run_checkouts(&buyers, Load::Open(self.sizes.open_rate))
+            .await?;
+        Ok(vec![
+            result("checkout, many products", self.closed(), max),
+            result(
+                "checkout, many products",
+                format!("open {:.0}/s", self.sizes.open_rate),
+                fixed,
+            ),
+        ])
+    }
+
+    /// Thousands of buyers of one product with less stock than they want.
+    pub async fn checkout_hot(&mut self) -> Result<ScenarioResult, BenchError> {
+        let hot = self.products("hot", 1, self.sizes.hot_stock).await?[0];
+        let buyers = self
+            .buyers(self.sizes.hot_buyers, |_| vec![(hot, 1)])
+            .await?;
+        let figures = self
+            .run_checkouts(&buyers, Load::Closed(self.sizes.connections))
+            .await?;
+        Ok(result("checkout, one hot product", self.closed(), figures))
+    }
+
+    /// Orders of 2 to 4 lines over a few scarce products: contention across partitions, and
+    /// all-or-nothing outcomes.
+    pub async fn checkout_mix(&mut self) -> Result<ScenarioResult, BenchError> {
+        let products = self
+            .products("mix", self.sizes.mix_products, self.sizes.mix_stock)
+            .await?;
+        let buyers = self
+            .buyers(self.sizes.mix_buyers, |i| {
+                let lines = 2 + i % 3;
+                let mut rng = rand::thread_rng();
+                let start = rng.gen_range(0..products.len());
+                (0..lines)
+                    .map(|j| {
+                        (
+                            products[(start + j * 7) % products.len()],
+                            1 + (i + j) as i64 % 2,
+                        )
+                    })
+                    .collect()
+            })
+            .await?;
+        let figures = self
+            .run_checkouts(&buyers, Load::Closed(self.sizes.connections))
+            .await?;
+        Ok(result("checkout, multi-item mix", self.closed(), figures))
+    }
+
+    /// Each buyer checks out once; then waits until the pipeline settles and reads the outcome.
+    async fn run_checkouts(
+        &self,
+        buyers: &[Buyer],
+        load: Load,
+    ) -> Result<(Summary, CheckoutFigures), BenchError> {
+        let answers = Arc::new(Answers::default());
+        let tokens: Arc<Vec<String>> = Arc::new(buyers.iter().map(|b| b.1.clone()).collect());
+        let request = {
+            let (shop, answers, tokens) = (self.shop.clone(), answers.clone(), tokens.clone());
+            move |n: u64| {
+                let (shop, answers, tokens) = (shop.clone(), answers.clone(), tokens.clone());
+                async move { answers.count(shop.checkout(&tokens[n as usize]).await) }
+            }
+        };
+        let limit = Some(buyers.len() as u64);
+        let summary = match load {
+            // The buyers run out or the time does, whichever is first.
+            Load::Closed(connections) => {
+                closed_loop(connections, self.sizes.duration * 4, limit, request).await
+            }
+            Load::Open(rate) => {
+                open_loop(
+                    rate,
+                    self.sizes.duration,
+                    limit,
+                    self.sizes.connections * 8,
+                    request,
+                )
+                .await
+            }
+        };
+        let users: Vec<i64> = buyers.iter().map(|b| b.0).collect();
+        self.settle(&users).await?;
+        let mut figures = self.order_figures(&users).await?;
+        figures.placed = answers.placed.load(Ordering::Relaxed);
+        figures.out_of_stock = answers.out_of_stock.load(Ordering::Relaxed);
+        figures.contention = answers.contention.load(Ordering::Relaxed);
+        figures.failed = answers.failed.load(Ordering::Relaxed);
+        let (oversold, violations) = self.stock_check().await?;
+        figures.oversold_units = oversold;
+        figures.conservation_violations = violations;
+        Ok((summary, figures))
+    }
+
+    /// Waits until these users' orders are decided, every release applied and the outbox empty.
+    async fn settle(&self, users: &[i64]) -> Result<(), BenchError> {
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let unsettled: i64 = sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM orders WHERE user_id = ANY($1) AND status = 'PENDING')
+                      + (SELECT count(*) FROM outbox)
+                      + (SELECT count(*) FROM order_items oi JOIN orders o ON o.id = oi.order_id
+                         WHERE o.user_id = ANY($1) AND o.status = 'REJECTED' AND oi.status = 'RESERVED')",
+            )
+            .bind(users)
+            .fetch_one(&self.system.db)
+            .await?;
+            if unsettled == 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(BenchError::Unsettled(unsettled));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn order_figures(&self, users: &[i64]) -> Result<CheckoutFigures, BenchError> {
+        let row: (i64, i64, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'CONFIRMED'),
+                    count(*) FILTER (WHERE status = 'REJECTED'),
+                    extract(epoch FROM max(completed_at) FILTER (WHERE status = 'CONFIRMED')
+                                      - min(created_at))::FLOAT8,
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at)),
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at))
+             FROM orders WHERE user_id = ANY($1)",
+        )
+        .bind(users)
+        .fetch_one(&self.system.db)
+        .await?;
+        let (confirmed, rejected, span, p50, p99) = row;
+        Ok(CheckoutFigures {
+            confirmed,
+            rejected,
+            confirmed_per_sec: span
+                .filter(|s| *s > 0.0)
+                .map_or(0.0, |s| confirmed as f64 / s),
+            terminal_p50_ms: p50.unwrap_or(0.0) * 1000.0,
+            terminal_p99_ms: p99.unwrap_or(0.0) * 1000.0,
+            ..CheckoutFigures::default()
+        })
+    }
+
+    /// Over every product this run listed: units sold beyond the initial stock (or stock below
+    /// zero), and products where initial ≠ available + confirmed units.
+    async fn stock_check(&self) -> Result<(i64, i64), BenchError> {
+        let rows: Vec<(i64, i32, i64)> = sqlx::query_as(
+            "SELECT p.id, p.available_quantity,
+                    COALESCE((SELECT SUM(oi.quantity) FROM order_items oi JOIN orders o ON o.id = oi.order_id
+                              WHERE oi.product_id = p.id AND o.status = 'CONFIRMED'), 0)::BIGINT
+             FROM products p",
+        )
+        .fetch_all(&self.system.db)
+        .await?;
+        let (mut oversold, mut violations) = (0, 0);
+        for (id, available, sold) in rows {
+            let initial = self.initial.get(&id).copied().unwrap_or(0);
+            let available = i64::from(available);
+            oversold += (sold - initial).max(0) + (-available).max(0);
+            violations += i64::from(initial != available + sold);
+        }
+        Ok((oversold, violations))
+    }
+}
+
+enum Load {
+    Closed(usize),
+    Open(f64),
+}
+
+fn result(
+    scenario: &'static str,
+    mode: String,
+    (summary, figures): (Summary, CheckoutFigures),
+) -> ScenarioResult {
+    ScenarioResult {
+        scenario,
+        mode,
+        summary,
+        checkout: Some(figures),
+    }
+}
+
+fn ok_if(status: Result<StatusCode, reqwest::Error>, wanted: StatusCode) -> Outcome {
+    match status {
+        Ok(s) if s == wanted => Outcome::Ok,
+        _ => Outcome::Failed,
+    }
+}

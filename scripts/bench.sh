@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The benchmark suite: for each checkout strategy, a fresh system (release build) and every
+# scenario against it; prints the comparison table and writes JSON under results/.
+#   scripts/bench.sh                      # the full run BENCHMARKS.md quotes (about 10 minutes)
+#   scripts/bench.sh --smoke              # seconds per strategy: keeps the suite working (CI)
+#   scripts/bench.sh --strategies queue,row-lock
+# Installs and starts PostgreSQL, Redis and the broker first when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+ensure_tools
+ensure_postgres
+ensure_redis
+ensure_broker
+
+profile=release
+for arg in "$@"; do [ "$arg" != --smoke ] || profile=debug; done
+if [ "$profile" = release ]; then
+  log "building the services and the load generator (release)"
+  cargo build --release --locked --bin shop-api --bin checkout-worker --bin shop-bench
+else
+  cargo build --locked --bin shop-api --bin checkout-worker --bin shop-bench
+fi
+exec "./target/$profile/shop-bench" suite --bin-dir "target/$profile" "$@"
