@@ -41,12 +41,21 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
 }
 
-const USAGE: &str =
-    "usage: shop-bench suite [--smoke] [--strategies a,b,…] [--bin-dir DIR] [--out DIR]";
+const USAGE: &str = "usage: shop-bench suite [--smoke] [--strategies a,b,…] [--scenarios a,b,…] [--bin-dir DIR] [--out DIR]";
+
+const SCENARIOS: [&str; 6] = [
+    "catalog",
+    "cart",
+    "registration",
+    "checkout-cold",
+    "checkout-hot",
+    "checkout-mix",
+];
 
 struct Options {
     smoke: bool,
     strategies: Vec<String>,
+    scenarios: Vec<String>,
     out: PathBuf,
     env: Environment,
 }
@@ -57,6 +66,7 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
         strategies: ["queue", "optimistic", "redis-lock", "row-lock"]
             .map(str::to_owned)
             .to_vec(),
+        scenarios: SCENARIOS.map(str::to_owned).to_vec(),
         out: PathBuf::from("results"),
         env: Environment {
             bin_dir: PathBuf::from("target/release"),
@@ -76,6 +86,19 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
             "--strategies" => {
                 options.strategies = value()?.split(',').map(str::to_owned).collect();
             }
+            "--scenarios" => {
+                options.scenarios = value()?.split(',').map(str::to_owned).collect();
+                if let Some(unknown) = options
+                    .scenarios
+                    .iter()
+                    .find(|s| !SCENARIOS.contains(&s.as_str()))
+                {
+                    bail!(
+                        "unknown scenario {unknown:?}; known: {}",
+                        SCENARIOS.join(",")
+                    );
+                }
+            }
             "--bin-dir" => options.env.bin_dir = value()?.into(),
             "--out" => options.out = value()?.into(),
             other => bail!("unknown argument {other:?}\n{USAGE}"),
@@ -87,6 +110,7 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
 async fn run_strategy(
     env: &Environment,
     strategy: &str,
+    scenarios: &[String],
     sizes: &Sizes,
 ) -> anyhow::Result<StrategyRun> {
     eprintln!("==> {strategy}: starting a fresh system");
@@ -94,18 +118,17 @@ async fn run_strategy(
     let results = async {
         let mut bench = Bench::prepare(&system, sizes).await?;
         let mut results = Vec::new();
-        eprintln!("==> {strategy}: catalog");
-        results.extend(bench.catalog().await?);
-        eprintln!("==> {strategy}: cart churn");
-        results.push(bench.cart().await?);
-        eprintln!("==> {strategy}: registration");
-        results.push(bench.registration().await?);
-        eprintln!("==> {strategy}: checkout, many products");
-        results.extend(bench.checkout_cold().await?);
-        eprintln!("==> {strategy}: checkout, one hot product");
-        results.push(bench.checkout_hot().await?);
-        eprintln!("==> {strategy}: checkout, multi-item mix");
-        results.push(bench.checkout_mix().await?);
+        for scenario in scenarios {
+            eprintln!("==> {strategy}: {scenario}");
+            match scenario.as_str() {
+                "catalog" => results.extend(bench.catalog().await?),
+                "cart" => results.push(bench.cart().await?),
+                "registration" => results.push(bench.registration().await?),
+                "checkout-cold" => results.extend(bench.checkout_cold().await?),
+                "checkout-hot" => results.push(bench.checkout_hot().await?),
+                _ => results.push(bench.checkout_mix().await?),
+            }
+        }
         Ok::<_, BenchError>(results)
     }
     .await;
@@ -138,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
         runs: Vec::new(),
     };
     for strategy in &options.strategies {
-        let run = run_strategy(&options.env, strategy, &report.sizes).await?;
+        let run = run_strategy(&options.env, strategy, &options.scenarios, &report.sizes).await?;
         report.runs.push(run);
     }
     println!("{}", report.table());

@@ -16,7 +16,11 @@ use config::WorkerSettings;
 use consumer::{InventoryConsumer, Lanes, WorkerContext};
 use rdkafka::producer::FutureProducer;
 use shop_infra::{connect_redis, Cache, Keys};
-use sqlx::{postgres::PgPoolOptions, PgPool};
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    PgPool,
+};
+use std::str::FromStr;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -49,10 +53,16 @@ pub struct Worker {
 impl Worker {
     /// Connects to PostgreSQL (applying migrations), Redis and Kafka, and creates the topics.
     pub async fn build(settings: WorkerSettings) -> Result<Self, Error> {
+        // Batch statements take arrays whose length varies from 1 to WORKER_MAX_BATCH, over
+        // tables that grow from empty: a generic plan made while `orders` was small kept
+        // scanning it whole (10 ms a batch at 30,000 orders, seen in pg_stat_statements).
+        // Planning each execution costs far less.
+        let options = PgConnectOptions::from_str(&settings.database_url)?
+            .options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.database_max_connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(&settings.database_url)
+            .connect_with(options)
             .await?;
         let mut migrator = sqlx::migrate!("../schema");
         migrator.set_ignore_missing(true);
