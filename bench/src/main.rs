@@ -5,13 +5,21 @@
 //!                  [--bin-dir target/release] [--out results]
 //! ```
 //!
-//! For each strategy it starts a fresh system (API + checkout worker on an empty database),
+//! ```text
+//! shop-bench scale [--users 10000000] [--baseline 10000] [--bin-dir target/release] [--out results]
+//! ```
+//!
+//! `suite`: for each strategy it starts a fresh system (API + checkout worker on an empty database),
 //! runs every scenario, checks stock against PostgreSQL, stops it; then prints one table and
 //! writes the figures, with the machine's description, as JSON. It exits non-zero when a unit
 //! was oversold, stock was not conserved, or requests failed; never because of timing.
+//!
+//! `scale`: bulk-loads the given number of users with live sessions, reports the memory each
+//! store needs per million users, and probes latencies next to a small shop (see `scale.rs`).
 
 mod load;
 mod report;
+mod scale;
 mod scenarios;
 mod shop;
 mod system;
@@ -41,7 +49,8 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
 }
 
-const USAGE: &str = "usage: shop-bench suite [--smoke] [--strategies a,b,…] [--scenarios a,b,…] [--bin-dir DIR] [--out DIR]";
+const USAGE: &str = "usage: shop-bench suite [--smoke] [--strategies a,b,…] [--scenarios a,b,…] [--bin-dir DIR] [--out DIR]
+       shop-bench scale [--users N] [--baseline N] [--smoke] [--bin-dir DIR] [--out DIR]";
 
 const SCENARIOS: [&str; 6] = [
     "catalog",
@@ -145,10 +154,52 @@ async fn run_strategy(
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
-        Some("suite") => {}
+        Some("suite") => suite(options(args)?).await,
+        Some("scale") => scale_command(args).await,
         _ => bail!("{USAGE}"),
     }
-    let options = options(args)?;
+}
+
+async fn scale_command(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let mut sizes = vec![10_000u64, 10_000_000];
+    let mut rest = Vec::new();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--users" => sizes[1] = args.next().context("--users needs a number")?.parse()?,
+            "--baseline" => sizes[0] = args.next().context("--baseline needs a number")?.parse()?,
+            _ => rest.push(arg),
+        }
+    }
+    let options = options(rest.into_iter())?;
+    let duration = if options.smoke {
+        std::time::Duration::from_secs(1)
+    } else {
+        std::time::Duration::from_secs(10)
+    };
+    let mut reports = Vec::new();
+    for users in sizes {
+        reports.push(scale::measure(&options.env, users, duration).await?);
+    }
+    let machine = Machine::describe();
+    println!(
+        "{} cores, {:.1} GiB, {}\n\n{}",
+        machine.cores,
+        machine.memory_gib,
+        machine.cpu,
+        scale::table(&reports)
+    );
+    std::fs::create_dir_all(&options.out)?;
+    let path = options.out.join(format!(
+        "scale-{}.json",
+        chrono::Utc::now().format("%Y-%m-%dT%H%M%SZ")
+    ));
+    let json = serde_json::json!({ "machine": machine, "sizes": reports });
+    std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")?;
+    eprintln!("==> figures written to {}", path.display());
+    Ok(())
+}
+
+async fn suite(options: Options) -> anyhow::Result<()> {
     let sizes = if options.smoke {
         Sizes::smoke()
     } else {

@@ -11,6 +11,7 @@ use rand::Rng;
 use reqwest::StatusCode;
 use serde::Serialize;
 use serde_json::json;
+use sqlx::PgPool;
 use std::{
     collections::HashMap,
     sync::{
@@ -458,8 +459,8 @@ impl<'a> Bench<'a> {
             }
         };
         let users: Vec<i64> = buyers.iter().map(|b| b.0).collect();
-        self.settle(&users).await?;
-        let mut figures = self.order_figures(&users).await?;
+        settle(&self.system.db, &users).await?;
+        let mut figures = order_figures(&self.system.db, &users).await?;
         figures.placed = answers.placed.load(Ordering::Relaxed);
         figures.out_of_stock = answers.out_of_stock.load(Ordering::Relaxed);
         figures.contention = answers.contention.load(Ordering::Relaxed);
@@ -469,32 +470,34 @@ impl<'a> Bench<'a> {
         figures.conservation_violations = violations;
         Ok((summary, figures))
     }
+}
 
-    /// Waits until these users' orders are decided, every release applied and the outbox empty.
-    async fn settle(&self, users: &[i64]) -> Result<(), BenchError> {
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            let unsettled: i64 = sqlx::query_scalar(
+/// Waits until these users' orders are decided, every release applied and the outbox empty.
+pub async fn settle(db: &PgPool, users: &[i64]) -> Result<(), BenchError> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let unsettled: i64 = sqlx::query_scalar(
                 "SELECT (SELECT count(*) FROM orders WHERE user_id = ANY($1) AND status = 'PENDING')
                       + (SELECT count(*) FROM outbox)
                       + (SELECT count(*) FROM order_items oi JOIN orders o ON o.id = oi.order_id
                          WHERE o.user_id = ANY($1) AND o.status = 'REJECTED' AND oi.status = 'RESERVED')",
             )
             .bind(users)
-            .fetch_one(&self.system.db)
+            .fetch_one(db)
             .await?;
-            if unsettled == 0 {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(BenchError::Unsettled(unsettled));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if unsettled == 0 {
+            return Ok(());
         }
+        if Instant::now() > deadline {
+            return Err(BenchError::Unsettled(unsettled));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
 
-    async fn order_figures(&self, users: &[i64]) -> Result<CheckoutFigures, BenchError> {
-        let row: (i64, i64, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+/// Outcomes and accepted → terminal latencies of these users' orders.
+pub async fn order_figures(db: &PgPool, users: &[i64]) -> Result<CheckoutFigures, BenchError> {
+    let row: (i64, i64, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
             "SELECT count(*) FILTER (WHERE status = 'CONFIRMED'),
                     count(*) FILTER (WHERE status = 'REJECTED'),
                     extract(epoch FROM max(completed_at) FILTER (WHERE status = 'CONFIRMED')
@@ -504,21 +507,22 @@ impl<'a> Bench<'a> {
              FROM orders WHERE user_id = ANY($1)",
         )
         .bind(users)
-        .fetch_one(&self.system.db)
+        .fetch_one(db)
         .await?;
-        let (confirmed, rejected, span, p50, p99) = row;
-        Ok(CheckoutFigures {
-            confirmed,
-            rejected,
-            confirmed_per_sec: span
-                .filter(|s| *s > 0.0)
-                .map_or(0.0, |s| confirmed as f64 / s),
-            terminal_p50_ms: p50.unwrap_or(0.0) * 1000.0,
-            terminal_p99_ms: p99.unwrap_or(0.0) * 1000.0,
-            ..CheckoutFigures::default()
-        })
-    }
+    let (confirmed, rejected, span, p50, p99) = row;
+    Ok(CheckoutFigures {
+        confirmed,
+        rejected,
+        confirmed_per_sec: span
+            .filter(|s| *s > 0.0)
+            .map_or(0.0, |s| confirmed as f64 / s),
+        terminal_p50_ms: p50.unwrap_or(0.0) * 1000.0,
+        terminal_p99_ms: p99.unwrap_or(0.0) * 1000.0,
+        ..CheckoutFigures::default()
+    })
+}
 
+impl Bench<'_> {
     /// Over every product this run listed: units sold beyond the initial stock (or stock below
     /// zero), and products where initial ≠ available + confirmed units.
     async fn stock_check(&self) -> Result<(i64, i64), BenchError> {

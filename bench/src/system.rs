@@ -156,6 +156,11 @@ impl System {
         })
     }
 
+    /// The Redis key prefix of this system.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Stops the processes (SIGTERM, then kill) and drops the database and the Redis keys.
     pub async fn stop(mut self) -> Result<(), BenchError> {
         for child in &mut self.children {

@@ -23,6 +23,10 @@ pub struct WorkerSettings {
     pub member_lease: Duration,
     /// `WORKER_MAX_BATCH`: most commands applied in one transaction.
     pub max_batch: usize,
+    /// `CONSUMER_FETCH_WAIT_MS`: longest a fetch from the broker waits for data. Short keeps
+    /// orders fast on brokers that hold a fetch for its whole wait; longer costs the broker less
+    /// while idle.
+    pub fetch_wait_ms: u32,
     /// `RELAY_BATCH`: most outbox rows moved to Kafka per round.
     pub relay_batch: i64,
     /// `RELAY_IDLE_POLL_MS`: how long the relay waits when the outbox is empty.
@@ -41,6 +45,7 @@ impl WorkerSettings {
             kafka: KafkaSettings::from_env()?,
             consumer_group: var("CONSUMER_GROUP", "shop-checkout-worker")?,
             member_lease: Duration::from_millis(var("MEMBER_LEASE_MS", "6000")?),
+            fetch_wait_ms: var("CONSUMER_FETCH_WAIT_MS", "5")?,
             max_batch: var("WORKER_MAX_BATCH", "500")?,
             relay_batch: var("RELAY_BATCH", "1000")?,
             relay_idle_poll: Duration::from_millis(var("RELAY_IDLE_POLL_MS", "10")?),

@@ -87,10 +87,9 @@ impl Worker {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("statistics.interval.ms", "5000")
-            // A fetch waits at most this long for data. Brokers that hold a fetch for its whole
-            // wait, even once data has arrived (tansu does), otherwise add librdkafka's default
-            // 500 ms to every order.
-            .set("fetch.wait.max.ms", "5")
+            // Brokers that hold a fetch for its whole wait, even once data has arrived (tansu
+            // does), would otherwise add librdkafka's default 500 ms to every order.
+            .set("fetch.wait.max.ms", settings.fetch_wait_ms.to_string())
             .create_with_context(WorkerContext)?;
         let metrics_listener = TcpListener::bind(settings.metrics_addr).await?;
         shop_infra::metrics::handle();
