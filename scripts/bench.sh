@@ -3,7 +3,9 @@
 # scenario against it; prints the comparison table and writes JSON under results/.
 #   scripts/bench.sh                      # the full run BENCHMARKS.md quotes (about 10 minutes)
 #   scripts/bench.sh --smoke              # seconds per strategy: keeps the suite working (CI)
-#   scripts/bench.sh --strategies queue,row-lock
+#   scripts/bench.sh --strategies queue,row-lock --scenarios checkout-hot
+#   scripts/bench.sh scale                # 10 million users with live sessions beside 10,000
+#   scripts/bench.sh scale --users 1000000
 # Installs and starts PostgreSQL, Redis and the broker first when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +25,6 @@ if [ "$profile" = release ]; then
 else
   cargo build --locked --bin shop-api --bin checkout-worker --bin shop-bench
 fi
-exec "./target/$profile/shop-bench" suite --bin-dir "target/$profile" "$@"
+command=suite
+if [ "${1:-}" = scale ]; then command=scale; shift; fi
+exec "./target/$profile/shop-bench" "$command" --bin-dir "target/$profile" "$@"

@@ -28,3 +28,4 @@ log "storefront in headless Chromium"
 scripts/check-storefront.sh
 log "benchmark suite, smoke run (checks the suite works and oversells nothing; timing gates nothing)"
 scripts/bench.sh --smoke --out "${TMPDIR:-/tmp}/shop-bench-smoke"
+scripts/bench.sh scale --smoke --users 20000 --baseline 2000 --out "${TMPDIR:-/tmp}/shop-bench-smoke"
