@@ -37,6 +37,12 @@ impl Outbox {
         Ok(())
     }
 
+    /// The messages as three parallel columns (stream, key, payload), for callers that write
+    /// them within a larger statement.
+    pub fn columns(&self) -> (&[&'static str], &[String], &[String]) {
+        (&self.streams, &self.keys, &self.payloads)
+    }
+
     /// Writes the messages within the caller's transaction.
     pub async fn insert(self, tx: &mut sqlx::PgConnection) -> Result<(), OutboxError> {
         if self.streams.is_empty() {

@@ -107,12 +107,14 @@ async fn try_once(
         .collect();
 
     let mut tx = state.db.begin().await?;
-    if !order.insert(&mut tx, OrderStatus::Confirmed).await? {
+    if !order
+        .insert(&mut tx, OrderStatus::Confirmed, &messages)
+        .await?
+    {
         tx.rollback().await?;
         return Ok(Attempt::Placed(replay(state, order).await?));
     }
     fulfilment::record_ledger(&mut tx, &entries).await?;
-    messages.insert(&mut tx).await?;
     fulfilment::remove_bought_from_carts(&mut tx, &[order.id.as_uuid()]).await?;
 
     // The stock, last. Lines are sorted by product id, so row locks are taken in that order.

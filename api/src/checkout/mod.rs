@@ -27,6 +27,7 @@ use shop_domain::{
     messages::{EventLine, OrderEvent, OrderStatus, ShortLine},
     Money, OrderId, ProductId, Quantity, UserId,
 };
+use shop_infra::outbox::Outbox;
 use sqlx::PgConnection;
 use std::{collections::HashMap, fmt, str::FromStr};
 use uuid::Uuid;
@@ -180,20 +181,38 @@ pub(crate) struct NewOrder {
 }
 
 impl NewOrder {
-    /// Writes the order with `status` and its lines, within the caller's transaction. False when
-    /// the user already has an order with this idempotency key (the caller rolls back and
-    /// answers with that order): the unique constraint settles concurrent retries.
-    async fn insert(&self, tx: &mut PgConnection, status: OrderStatus) -> Result<bool, ApiError> {
+    /// Writes the order with `status`, its lines and `messages` (its outbox rows) in one
+    /// statement: one round trip, atomic on its own or within the caller's transaction. False
+    /// when the user already has an order with this idempotency key, and then nothing is
+    /// written (the caller answers with that order): the unique constraint settles concurrent
+    /// retries.
+    async fn insert(
+        &self,
+        conn: &mut PgConnection,
+        status: OrderStatus,
+        messages: &Outbox,
+    ) -> Result<bool, ApiError> {
         let (pending_lines, line_status) = match status {
             OrderStatus::Pending => (self.lines.len() as i32, "PENDING"),
             _ => (0, "RESERVED"),
         };
+        let (streams, keys, payloads) = messages.columns();
         let inserted: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO orders (id, user_id, total_cents, delivery_address, idempotency_key,
-                                 pending_lines, status, completed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 = 'PENDING' THEN NULL ELSE now() END)
-             ON CONFLICT ON CONSTRAINT orders_user_idempotency_key DO NOTHING
-             RETURNING id",
+            "WITH o AS (
+                 INSERT INTO orders (id, user_id, total_cents, delivery_address, idempotency_key,
+                                     pending_lines, status, completed_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 = 'PENDING' THEN NULL ELSE now() END)
+                 ON CONFLICT ON CONSTRAINT orders_user_idempotency_key DO NOTHING
+                 RETURNING id
+             ), lines AS (
+                 INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase, status)
+                 SELECT o.id, l.p, l.q, l.c, $8
+                 FROM o, UNNEST($9::BIGINT[], $10::INT[], $11::BIGINT[]) AS l(p, q, c)
+             ), messages AS (
+                 INSERT INTO outbox (stream, message_key, payload)
+                 SELECT m.s, m.k, m.p FROM o, UNNEST($12::TEXT[], $13::TEXT[], $14::TEXT[]) AS m(s, k, p)
+             )
+             SELECT id FROM o",
         )
         .bind(self.id.as_uuid())
         .bind(self.user.get())
@@ -202,23 +221,16 @@ impl NewOrder {
         .bind(&self.idempotency_key)
         .bind(pending_lines)
         .bind(status.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if inserted.is_none() {
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase, status)
-             SELECT $1, p, q, c, $5 FROM UNNEST($2::BIGINT[], $3::INT[], $4::BIGINT[]) AS l(p, q, c)",
-        )
-        .bind(self.id.as_uuid())
+        .bind(line_status)
         .bind(self.lines.iter().map(|l| l.product.get()).collect::<Vec<_>>())
         .bind(self.lines.iter().map(|l| i32::from(l.quantity)).collect::<Vec<_>>())
         .bind(self.lines.iter().map(|l| l.price.minor_units()).collect::<Vec<_>>())
-        .bind(line_status)
-        .execute(&mut *tx)
+        .bind(streams)
+        .bind(keys)
+        .bind(payloads)
+        .fetch_optional(conn)
         .await?;
-        Ok(true)
+        Ok(inserted.is_some())
     }
 
     fn created_event(&self) -> OrderEvent {

@@ -1,5 +1,5 @@
 //! The `queue` strategy: the order is recorded PENDING, with one reserve command per line and
-//! `OrderCreated` in the outbox, in one transaction. Once that commits the order cannot be lost:
+//! `OrderCreated` in the outbox, in one statement. Once that commits the order cannot be lost:
 //! the relay in the checkout worker moves the outbox to Kafka whether or not this process is
 //! still alive, and the worker owning each product's partition decides the line.
 
@@ -21,13 +21,14 @@ pub(super) async fn hand_off(state: &AppState, order: &NewOrder) -> Result<Place
         &order.created_event(),
     )?;
 
-    let mut tx = state.db.begin().await?;
-    if !order.insert(&mut tx, OrderStatus::Pending).await? {
-        tx.rollback().await?;
+    // One statement, committed on its own: no BEGIN and COMMIT round trips.
+    let mut conn = state.db.acquire().await?;
+    if !order
+        .insert(&mut conn, OrderStatus::Pending, &messages)
+        .await?
+    {
         return replay(state, order).await;
     }
-    messages.insert(&mut tx).await?;
-    tx.commit().await?;
     tracing::info!(order_id = %order.id, lines = order.lines.len(), "checkout accepted");
     Ok(Placed {
         order_id: order.id.as_uuid(),
