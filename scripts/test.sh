@@ -13,7 +13,7 @@ ensure_redis
 ensure_broker
 
 # Each integration test makes its own database; drop those of earlier runs.
-psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'shop_test_%' OR datname LIKE 'shop_readme_%' OR datname LIKE 'shop_storefront_%'" |
+psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'shop_test_%' OR datname LIKE 'shop_readme_%' OR datname LIKE 'shop_storefront_%' OR datname LIKE 'bench_%'" |
   while read -r db; do psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
 
 log "cargo fmt --check"
