@@ -12,10 +12,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
-ensure_tools
-ensure_postgres
-ensure_redis
-ensure_broker
+ensure_services
 
 profile=release
 for arg in "$@"; do [ "$arg" != --smoke ] || profile=debug; done

@@ -113,6 +113,14 @@ ensure_broker() {
   wait_for broker_up 30 || die "the broker did not start; see $SHOP_STATE_DIR/tansu/tansu.log"
 }
 
+# Everything the shop needs, installed and started when missing.
+ensure_services() {
+  ensure_tools
+  ensure_postgres
+  ensure_redis
+  ensure_broker
+}
+
 # Starts an API and a checkout worker (debug builds) on an empty database, Redis prefix, topics and
 # consumer group of their own, named after $1, with $2 demo products (default none). Sets API (its
 # URL), SYSTEM_DB_URL and SYSTEM_WORK (a scratch folder with api.log and worker.log); everything is

@@ -14,10 +14,7 @@ if curl -fsS "$api/readyz" >/dev/null 2>&1; then
   exit 0
 fi
 
-ensure_tools
-ensure_postgres
-ensure_redis
-ensure_broker
+ensure_services
 
 log "building the services (release)"
 cargo build --release --locked --bins

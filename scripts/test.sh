@@ -7,10 +7,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
-ensure_tools
-ensure_postgres
-ensure_redis
-ensure_broker
+ensure_services
 
 # Each integration test makes its own database; drop those of earlier runs.
 psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'shop_test_%' OR datname LIKE 'shop_readme_%' OR datname LIKE 'shop_storefront_%' OR datname LIKE 'bench_%'" |

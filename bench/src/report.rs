@@ -146,3 +146,73 @@ impl Report {
         Ok(path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{load::Summary, scenarios::CheckoutFigures};
+
+    fn summary(failed: u64) -> Summary {
+        Summary {
+            requests: 10,
+            ok: 10 - failed,
+            failed,
+            seconds: 1.0,
+            throughput: 10.0,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            p999_ms: 3.0,
+            max_ms: 4.0,
+        }
+    }
+
+    fn report(results: Vec<ScenarioResult>) -> Report {
+        Report {
+            started_at: "2026-11-26T00:00:00Z".into(),
+            machine: Machine::describe(),
+            sizes: Sizes::smoke(),
+            runs: vec![StrategyRun {
+                strategy: "queue".into(),
+                results,
+            }],
+        }
+    }
+
+    #[test]
+    fn oversold_units_and_real_failures_fail_the_run_but_contention_does_not() {
+        let contended = CheckoutFigures {
+            contention: 5,
+            ..CheckoutFigures::default()
+        };
+        let clean = report(vec![ScenarioResult {
+            scenario: "checkout",
+            mode: "closed 8".into(),
+            // Contended requests count as failed requests in the summary, not as failures.
+            summary: summary(5),
+            checkout: Some(contended.clone()),
+        }]);
+        assert_eq!((clean.violations(), clean.failures()), (0, 0));
+        assert!(clean.table().contains("| queue | checkout | closed 8 |"));
+
+        let oversold = report(vec![ScenarioResult {
+            scenario: "checkout",
+            mode: "closed 8".into(),
+            summary: summary(0),
+            checkout: Some(CheckoutFigures {
+                oversold_units: 2,
+                conservation_violations: 1,
+                failed: 1,
+                ..contended
+            }),
+        }]);
+        assert_eq!((oversold.violations(), oversold.failures()), (3, 1));
+
+        let catalog = report(vec![ScenarioResult {
+            scenario: "catalog",
+            mode: "closed 8".into(),
+            summary: summary(4),
+            checkout: None,
+        }]);
+        assert_eq!(catalog.failures(), 4);
+    }
+}
