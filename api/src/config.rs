@@ -20,6 +20,9 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// `PRODUCT_CACHE_TTL_SECS`: upper bound on how long a cached product may live.
     pub product_cache_ttl: Duration,
+    /// `PRODUCT_LOCAL_CACHE_MS`: how long each API process keeps a product answer in memory,
+    /// in front of Redis (0 turns it off). Stock and other replicas' writes show within it.
+    pub product_local_cache_ttl: Duration,
     /// `MAX_BODY_BYTES`: larger request bodies get 413.
     pub max_body_bytes: usize,
     /// `CHECKOUT_STRATEGY`: how checkout takes stock: `queue` (the Kafka pipeline, 202),
@@ -39,6 +42,7 @@ impl Settings {
             redis_key_prefix: var("REDIS_KEY_PREFIX", "shop:")?,
             session_ttl: Duration::from_secs(var("SESSION_TTL_SECS", "604800")?),
             product_cache_ttl: Duration::from_secs(var("PRODUCT_CACHE_TTL_SECS", "300")?),
+            product_local_cache_ttl: Duration::from_millis(var("PRODUCT_LOCAL_CACHE_MS", "1000")?),
             max_body_bytes: var("MAX_BODY_BYTES", "65536")?,
             checkout_strategy: var("CHECKOUT_STRATEGY", "queue")?,
             request_timeout: Duration::from_secs(var("REQUEST_TIMEOUT_SECS", "10")?),

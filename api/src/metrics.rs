@@ -15,7 +15,7 @@ use std::time::Instant;
 pub const HTTP_REQUESTS: &str = "shop_api_http_requests_total";
 pub const HTTP_DURATION: &str = "shop_api_http_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "shop_api_http_requests_in_flight";
-/// Label `result`: `hit`, `miss` or `error`.
+/// Label `result`: `local` (this process's copy), `hit` (Redis), `miss` or `error`.
 pub const CACHE_LOOKUPS: &str = "shop_api_cache_lookups_total";
 /// Checkout requests by `strategy` and `outcome`: `accepted` (PENDING, handed to the pipeline),
 /// `confirmed` (decided in the request), `replayed` (Idempotency-Key seen before),

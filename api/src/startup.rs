@@ -1,6 +1,6 @@
 //! Building the application from settings and running it until SIGTERM or Ctrl-C.
 
-use crate::{config::Settings, error::error_body};
+use crate::{config::Settings, error::error_body, products::local::LocalCache};
 use axum::{
     extract::DefaultBodyLimit,
     http::StatusCode,
@@ -37,6 +37,8 @@ pub struct AppState {
     pub keys: Keys,
     pub cache: Cache,
     pub settings: Arc<Settings>,
+    /// Product answers kept in this process for up to `PRODUCT_LOCAL_CACHE_MS`.
+    pub local_products: Arc<LocalCache>,
     /// Order status changes announced by the checkout worker, for SSE streams.
     pub order_updates: broadcast::Sender<OrderStatusChanged>,
 }
@@ -57,6 +59,7 @@ impl AppState {
             keys,
             order_updates,
             cache: Cache::new(redis.clone(), settings.product_cache_ttl),
+            local_products: Arc::new(LocalCache::new(settings.product_local_cache_ttl, 100_000)),
             db,
             redis,
             settings: Arc::new(settings),

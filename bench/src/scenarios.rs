@@ -257,7 +257,7 @@ impl<'a> Bench<'a> {
             rate,
             self.sizes.duration,
             None,
-            self.sizes.connections * 4,
+            self.sizes.connections,
             move |n| get(shop.clone(), n),
         )
         .await;

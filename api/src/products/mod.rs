@@ -4,10 +4,12 @@
 //! change a product. Reads go through Redis (cache-aside, versioned, see `shop_infra::cache`);
 //! every write refreshes the cached copy. The available quantity changes with every checkout, so
 //! it is cached apart (`stock:<id>`, kept by the checkout worker) and laid over the cached product
-//! when it is newer.
+//! when it is newer. In front of Redis, each process keeps answers for up to
+//! `PRODUCT_LOCAL_CACHE_MS` ([`local`]).
 
 mod cursor;
 mod fields;
+pub mod local;
 
 use crate::{
     error::ApiError,
@@ -134,14 +136,31 @@ async fn list(
     Ok(Json(Page { items, next_cursor }))
 }
 
-fn json_response(status: StatusCode, json: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+fn json_response(status: StatusCode, json: impl Into<axum::body::Body>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json.into(),
+    )
+        .into_response()
 }
 
 /// `GET /products/{id}`: from Redis when cached, else from PostgreSQL (then cached). Redis being
 /// down slows this path but does not fail it.
 async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let id = product_id(id)?;
+    if let Some(json) = state.local_products.get(id.get()) {
+        cache_lookup("local");
+        return Ok(json_response(StatusCode::OK, json));
+    }
+    let json = read_through(&state, id).await?;
+    let json = axum::body::Bytes::from(json);
+    state.local_products.put(id.get(), json.clone());
+    Ok(json_response(StatusCode::OK, json))
+}
+
+/// The product's JSON from Redis when cached there, else from PostgreSQL (then cached).
+async fn read_through(state: &AppState, id: ProductId) -> Result<String, ApiError> {
     let keys = [state.keys.product(id.get()), state.keys.stock(id.get())];
     let (cached, stock) = match state.cache.get_many(&keys).await {
         Ok(mut found) => {
@@ -167,16 +186,13 @@ async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Resp
                 serde_json::to_string(&product).map_err(|e| ApiError::Internal(e.into()))?
             }
         };
-        return Ok(json_response(StatusCode::OK, json));
+        return Ok(json);
     }
     cache_lookup("miss");
-    let product = find(&state, id)
+    let product = find(state, id)
         .await?
         .ok_or_else(|| ApiError::not_found("product"))?;
-    Ok(json_response(
-        StatusCode::OK,
-        publish(&state, &product).await?,
-    ))
+    publish(state, &product).await
 }
 
 pub async fn find(state: &AppState, id: ProductId) -> Result<Option<Product>, ApiError> {
@@ -188,8 +204,10 @@ pub async fn find(state: &AppState, id: ProductId) -> Result<Option<Product>, Ap
     )
 }
 
-/// Serialises a product and offers it, and its stock, to the cache at its version. Returns the JSON.
+/// Serialises a product and offers it, and its stock, to the cache at its version (this
+/// process's copy is dropped, to be read afresh). Returns the JSON.
 async fn publish(state: &AppState, product: &Product) -> Result<String, ApiError> {
+    state.local_products.remove(product.id);
     let json = serde_json::to_string(product).map_err(|e| ApiError::Internal(e.into()))?;
     let entries = [
         (
