@@ -9,13 +9,12 @@
 use crate::{
     load::{closed_loop, open_loop, Outcome, Summary},
     scenarios::{order_figures, settle, CheckoutFigures},
-    shop::{CheckoutAnswer, Shop},
+    shop::{answered_ok, CheckoutAnswer, Shop},
     system::{Environment, System},
     BenchError,
 };
 use futures_util::{stream, StreamExt, TryStreamExt};
 use rand::Rng;
-use reqwest::StatusCode;
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -164,7 +163,7 @@ async fn probe(
             let (shop, products) = (shop.clone(), products.clone());
             async move {
                 let id = products[n as usize % products.len()];
-                ok_if(shop.get(&format!("/products/{id}")).await)
+                answered_ok(shop.get(&format!("/products/{id}")).await)
             }
         })
         .await
@@ -178,7 +177,7 @@ async fn probe(
                 let line =
                     json!({ "product_id": products[n as usize % products.len()], "quantity": 1 });
                 let added = shop.post("/cart/add", Some(&token(user)), &line).await;
-                ok_if(added.map(|r| r.0))
+                answered_ok(added.map(|r| r.0))
             }
         })
         .await
@@ -220,13 +219,6 @@ async fn probe(
     settle(&system.db, &ids).await?;
     let figures = order_figures(&system.db, &ids).await?;
     Ok((catalog, cart, checkout, figures))
-}
-
-fn ok_if(status: Result<StatusCode, reqwest::Error>) -> Outcome {
-    match status {
-        Ok(StatusCode::OK) => Outcome::Ok,
-        _ => Outcome::Failed,
-    }
 }
 
 /// Loads a shop of `users` users on a fresh system, measures it, and drops it.

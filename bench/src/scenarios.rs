@@ -2,13 +2,12 @@
 
 use crate::{
     load::{closed_loop, open_loop, Outcome, Summary},
-    shop::{CheckoutAnswer, Shop},
+    shop::{answered_ok, CheckoutAnswer, Shop},
     system::System,
     BenchError,
 };
 use futures_util::{stream, StreamExt, TryStreamExt};
 use rand::Rng;
-use reqwest::StatusCode;
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
@@ -247,7 +246,7 @@ impl<'a> Bench<'a> {
             let ids = ids.clone();
             async move {
                 let id = ids[(n as usize * 7919) % ids.len()];
-                ok_if(shop.get(&format!("/products/{id}")).await, StatusCode::OK)
+                answered_ok(shop.get(&format!("/products/{id}")).await)
             }
         };
         let max = self.timed("catalog get (cached)", get.clone()).await;
@@ -268,7 +267,7 @@ impl<'a> Bench<'a> {
                 } else {
                     "/products?limit=20&category=catalog"
                 };
-                ok_if(shop.get(path).await, StatusCode::OK)
+                answered_ok(shop.get(path).await)
             })
             .await;
         Ok(vec![
@@ -299,11 +298,11 @@ impl<'a> Bench<'a> {
                             "/cart/update",
                             json!({ "product_id": product, "quantity": 3 }),
                         ),
-                        2 => return ok_if(shop.get_authed("/cart", token).await, StatusCode::OK),
+                        2 => return answered_ok(shop.get_authed("/cart", token).await),
                         _ => ("/cart/remove", json!({ "product_id": product })),
                     };
                     let status = shop.post(path, Some(token), &line).await.map(|r| r.0);
-                    ok_if(status, StatusCode::OK)
+                    answered_ok(status)
                 }
             })
             .await)
@@ -526,12 +525,5 @@ fn result(
         mode,
         summary,
         checkout: Some(figures),
-    }
-}
-
-fn ok_if(status: Result<StatusCode, reqwest::Error>, wanted: StatusCode) -> Outcome {
-    match status {
-        Ok(s) if s == wanted => Outcome::Ok,
-        _ => Outcome::Failed,
     }
 }

@@ -1,6 +1,6 @@
 //! The shop's HTTP API as the load generator uses it.
 
-use crate::BenchError;
+use crate::{load::Outcome, BenchError};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -144,6 +144,14 @@ impl Shop {
             }
             _ => CheckoutAnswer::Failed,
         }
+    }
+}
+
+/// A request the scenario wanted answered 200 OK.
+pub fn answered_ok(status: Result<StatusCode, reqwest::Error>) -> Outcome {
+    match status {
+        Ok(StatusCode::OK) => Outcome::Ok,
+        _ => Outcome::Failed,
     }
 }
 

@@ -189,7 +189,7 @@ pub async fn apply_batch(
     .await?;
     let mut seen = HashSet::new();
     for (order, product, kind) in seen_rows {
-        let kind = if kind == "reserve" {
+        let kind = if kind == CommandKind::Reserve.as_str() {
             CommandKind::Reserve
         } else {
             CommandKind::Release
@@ -220,7 +220,7 @@ pub async fn apply_batch(
         .map(|d| LedgerEntry {
             order_id: d.command.order_id.as_uuid(),
             product_id: d.command.product_id.get(),
-            kind: kind_str(d.command.kind),
+            kind: d.command.kind.as_str(),
             quantity: i32::from(d.command.quantity),
             applied: !matches!(d.outcome, Outcome::Short { .. }),
         })
@@ -311,13 +311,6 @@ pub async fn apply_batch(
         stock: new_stock,
         finalized,
     })
-}
-
-fn kind_str(kind: CommandKind) -> &'static str {
-    match kind {
-        CommandKind::Reserve => "reserve",
-        CommandKind::Release => "release",
-    }
 }
 
 /// Moves complete orders to their terminal status, with their events, releases and cart changes.

@@ -2,7 +2,6 @@
 
 use crate::batch::{BatchResult, Outcome};
 use chrono::Utc;
-use shop_domain::messages::CommandKind;
 use std::time::Duration;
 
 /// Labels `kind` (reserve, release) and `outcome` (reserved, short, released, duplicate).
@@ -33,10 +32,7 @@ pub fn record_batch(result: &BatchResult, took: Duration) {
     metrics::histogram!(BATCH_SIZE).record(result.decisions.len() as f64);
     metrics::histogram!(BATCH_DURATION).record(took.as_secs_f64());
     for decision in &result.decisions {
-        let kind = match decision.command.kind {
-            CommandKind::Reserve => "reserve",
-            CommandKind::Release => "release",
-        };
+        let kind = decision.command.kind.as_str();
         let outcome = match decision.outcome {
             Outcome::Reserved => "reserved",
             Outcome::Short { .. } => {

@@ -62,6 +62,16 @@ pub enum CommandKind {
     Release,
 }
 
+impl CommandKind {
+    /// The name used on the wire and in `inventory_ledger.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserve => "reserve",
+            Self::Release => "release",
+        }
+    }
+}
+
 /// A command for the worker that owns the product's partition. Applying the same command twice
 /// has the effect of applying it once: the worker records `(order_id, product_id, kind)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@
 use super::{replay, short_lines, NewOrder, Placed, Strategy};
 use crate::{error::ApiError, startup::AppState};
 use rand::Rng;
-use shop_domain::messages::{OrderEvent, OrderStatus};
+use shop_domain::messages::{CommandKind, OrderEvent, OrderStatus};
 use shop_infra::{
     fulfilment::{self, LedgerEntry},
     outbox::{self, Outbox},
@@ -45,28 +45,62 @@ pub(super) async fn decide(
     strategy: Strategy,
     order: &NewOrder,
 ) -> Result<Placed, ApiError> {
+    let writes = Writes::of(order)?;
     let locks = match strategy {
         Strategy::RedisLock => Some(ProductLocks::acquire(state, order).await?),
         _ => None,
     };
-    let mut result = Err(contention());
-    for attempt in 0..MAX_ATTEMPTS {
-        match try_once(state, strategy, order).await {
-            Ok(Attempt::Contended) => backoff(attempt).await,
-            Ok(Attempt::Placed(placed)) => {
-                result = Ok(placed);
-                break;
-            }
-            Err(error) => {
-                result = Err(error);
-                break;
-            }
-        }
-    }
+    let result = with_retries(state, strategy, order, &writes).await;
     if let Some(locks) = locks {
         locks.release(state).await;
     }
     result
+}
+
+/// [`try_once`] until it places the order or fails, backing off after each contended attempt.
+async fn with_retries(
+    state: &AppState,
+    strategy: Strategy,
+    order: &NewOrder,
+    writes: &Writes,
+) -> Result<Placed, ApiError> {
+    for attempt in 0..MAX_ATTEMPTS {
+        match try_once(state, strategy, order, writes).await? {
+            Attempt::Placed(placed) => return Ok(placed),
+            Attempt::Contended => backoff(attempt).await,
+        }
+    }
+    Err(contention())
+}
+
+/// What a confirmed order writes besides itself and the stock, prepared once for all attempts:
+/// its `OrderCreated` and `OrderConfirmed` events and the ledger's reserve entries.
+struct Writes {
+    messages: Outbox,
+    ledger: Vec<LedgerEntry>,
+}
+
+impl Writes {
+    fn of(order: &NewOrder) -> Result<Self, ApiError> {
+        let mut messages = Outbox::default();
+        let key = order.id.to_string();
+        messages.push(outbox::ORDER_EVENTS, key.clone(), &order.created_event())?;
+        let confirmed =
+            OrderEvent::confirmed(order.id, order.user, chrono::Utc::now().timestamp_millis());
+        messages.push(outbox::ORDER_EVENTS, key, &confirmed)?;
+        let ledger = order
+            .lines
+            .iter()
+            .map(|l| LedgerEntry {
+                order_id: order.id.as_uuid(),
+                product_id: l.product.get(),
+                kind: CommandKind::Reserve.as_str(),
+                quantity: i32::from(l.quantity),
+                applied: true,
+            })
+            .collect();
+        Ok(Self { messages, ledger })
+    }
 }
 
 fn contention() -> ApiError {
@@ -87,34 +121,17 @@ async fn try_once(
     state: &AppState,
     strategy: Strategy,
     order: &NewOrder,
+    writes: &Writes,
 ) -> Result<Attempt, ApiError> {
-    let mut messages = Outbox::default();
-    let key = order.id.to_string();
-    messages.push(outbox::ORDER_EVENTS, key.clone(), &order.created_event())?;
-    let confirmed =
-        OrderEvent::confirmed(order.id, order.user, chrono::Utc::now().timestamp_millis());
-    messages.push(outbox::ORDER_EVENTS, key, &confirmed)?;
-    let entries: Vec<LedgerEntry> = order
-        .lines
-        .iter()
-        .map(|l| LedgerEntry {
-            order_id: order.id.as_uuid(),
-            product_id: l.product.get(),
-            kind: "reserve",
-            quantity: i32::from(l.quantity),
-            applied: true,
-        })
-        .collect();
-
     let mut tx = state.db.begin().await?;
     if !order
-        .insert(&mut tx, OrderStatus::Confirmed, &messages)
+        .insert(&mut tx, OrderStatus::Confirmed, &writes.messages)
         .await?
     {
         tx.rollback().await?;
         return Ok(Attempt::Placed(replay(state, order).await?));
     }
-    fulfilment::record_ledger(&mut tx, &entries).await?;
+    fulfilment::record_ledger(&mut tx, &writes.ledger).await?;
     fulfilment::remove_bought_from_carts(&mut tx, &[order.id.as_uuid()]).await?;
 
     // The stock, last. Lines are sorted by product id, so row locks are taken in that order.

@@ -324,7 +324,7 @@ async fn replay(state: &AppState, order: &NewOrder) -> Result<Placed, ApiError> 
         .ok_or_else(|| ApiError::Internal("idempotency conflict without an order".into()))
 }
 
-/// The cart's lines at today's prices; 422 when it is empty.
+/// The cart's lines at today's prices (none when it is empty).
 async fn cart_snapshot(state: &AppState, user: UserId) -> Result<Vec<Line>, ApiError> {
     let rows: Vec<CartSnapshotLine> = sqlx::query_as(
         "SELECT c.product_id, c.quantity, p.price_cents
@@ -334,12 +334,6 @@ async fn cart_snapshot(state: &AppState, user: UserId) -> Result<Vec<Line>, ApiE
     .bind(user.get())
     .fetch_all(&state.db)
     .await?;
-    if rows.is_empty() {
-        return Err(ApiError::unprocessable(
-            "empty_cart",
-            "the cart is empty; add products before checking out",
-        ));
-    }
     rows.into_iter().map(Line::try_from).collect()
 }
 
@@ -398,14 +392,19 @@ async fn place(
             return Ok(placed);
         }
     }
-    let lines = match cart_snapshot(state, user).await {
-        // The same request again, after its order emptied the cart.
-        Err(empty) if idempotency_key.is_some() => {
-            let key = idempotency_key.as_deref().unwrap_or_default();
-            return existing_order(state, user, key).await?.ok_or(empty);
+    let lines = cart_snapshot(state, user).await?;
+    if lines.is_empty() {
+        // The same request again, after its order emptied the cart, is answered with that order.
+        if let Some(key) = &idempotency_key {
+            if let Some(placed) = existing_order(state, user, key).await? {
+                return Ok(placed);
+            }
         }
-        snapshot => snapshot?,
-    };
+        return Err(ApiError::unprocessable(
+            "empty_cart",
+            "the cart is empty; add products before checking out",
+        ));
+    }
     refuse_known_shortages(state, &lines).await?;
     let order = NewOrder {
         id: OrderId::generate(),
