@@ -3,7 +3,11 @@
 //! a line that would pass the per-line maximum is refused by the table's CHECK.
 
 use crate::{
-    error::ApiError, extract::Json, products::product_id, sessions::CurrentUser, startup::AppState,
+    error::{ApiError, ErrorBody},
+    extract::Json,
+    products::product_id,
+    sessions::CurrentUser,
+    startup::AppState,
 };
 use axum::{
     extract::State,
@@ -12,6 +16,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use shop_domain::{Money, Quantity, UserId};
+use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -21,7 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/cart/remove", post(remove))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct CartLine {
     pub product_id: i64,
     pub name: String,
@@ -31,7 +36,7 @@ pub struct CartLine {
     pub line_total_cents: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Cart {
     pub items: Vec<CartLine>,
     pub total_cents: i64,
@@ -66,19 +71,27 @@ pub async fn load(state: &AppState, user: UserId) -> Result<Cart, ApiError> {
     Cart::from_lines(lines)
 }
 
-#[derive(Debug, Deserialize)]
-struct LineChange {
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct LineChange {
     product_id: i64,
+    /// 1 to 100 (`/cart/update` also takes 0, which removes the line).
     quantity: i64,
 }
 
-#[derive(Debug, Deserialize)]
-struct LineRef {
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct LineRef {
     product_id: i64,
 }
 
 /// `GET /cart`: lines with product name, unit price, line total, and the cart total.
-async fn show(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Cart>, ApiError> {
+#[utoipa::path(get, path = "/cart", tag = "cart", security(("session" = [])), responses(
+    (status = 200, description = "The signed-in user's cart", body = Cart),
+    (status = 401, description = "No valid session token", body = ErrorBody),
+))]
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<Cart>, ApiError> {
     Ok(Json(load(&state, user.id).await?))
 }
 
@@ -117,7 +130,13 @@ async fn write_line(
 }
 
 /// `POST /cart/add {product_id, quantity}`: adds to the line, creating it if needed.
-async fn add(
+#[utoipa::path(post, path = "/cart/add", tag = "cart", security(("session" = [])), request_body = LineChange, responses(
+    (status = 200, description = "The cart after the change", body = Cart),
+    (status = 401, description = "No valid session token", body = ErrorBody),
+    (status = 404, description = "No such product", body = ErrorBody),
+    (status = 422, description = "`invalid_quantity`, `quantity_too_large` or `too_many_lines`", body = ErrorBody),
+))]
+pub(crate) async fn add(
     State(state): State<AppState>,
     user: CurrentUser,
     Json(body): Json<LineChange>,
@@ -128,7 +147,13 @@ async fn add(
 }
 
 /// `POST /cart/update {product_id, quantity}`: sets the line's quantity; 0 removes the line.
-async fn update(
+#[utoipa::path(post, path = "/cart/update", tag = "cart", security(("session" = [])), request_body = LineChange, responses(
+    (status = 200, description = "The cart after the change", body = Cart),
+    (status = 401, description = "No valid session token", body = ErrorBody),
+    (status = 404, description = "No such product", body = ErrorBody),
+    (status = 422, description = "`invalid_quantity` or `too_many_lines`", body = ErrorBody),
+))]
+pub(crate) async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
     Json(body): Json<LineChange>,
@@ -143,7 +168,12 @@ async fn update(
 
 /// `POST /cart/remove {product_id}`: removes the line. Removing a line that is not in the cart
 /// is not an error; naming a product that does not exist is (404).
-async fn remove(
+#[utoipa::path(post, path = "/cart/remove", tag = "cart", security(("session" = [])), request_body = LineRef, responses(
+    (status = 200, description = "The cart after the change", body = Cart),
+    (status = 401, description = "No valid session token", body = ErrorBody),
+    (status = 404, description = "No such product", body = ErrorBody),
+))]
+pub(crate) async fn remove(
     State(state): State<AppState>,
     user: CurrentUser,
     Json(body): Json<LineRef>,

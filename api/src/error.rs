@@ -8,9 +8,10 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use serde::Serialize;
 use shop_domain::{messages::ShortLine, ValidationError, MAX_LINE_QUANTITY};
 use shop_infra::outbox::OutboxError;
+use utoipa::ToSchema;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -79,19 +80,36 @@ impl ApiError {
     }
 }
 
-/// Renders the error body every endpoint uses: `{"error":{"code":…,"message":…}}`.
-pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({ "error": { "code": code, "message": message } });
-    (status, axum::Json(body)).into_response()
+/// The body of every error answer: `{"error":{"code":…,"message":…}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    #[schema(inline)]
+    pub error: ErrorDetail<'a>,
 }
 
-/// The body of a 409 `out_of_stock`: the error, and `short_lines` with what each line asked for
-/// and what was available.
-fn out_of_stock_body(short: &[ShortLine], message: &str) -> Response {
-    let body = json!({
-        "error": { "code": "out_of_stock", "message": message, "short_lines": short }
-    });
-    (StatusCode::CONFLICT, axum::Json(body)).into_response()
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable and machine-readable, such as `out_of_stock` or `invalid_email`.
+    pub code: &'a str,
+    /// Written for people; may change.
+    pub message: &'a str,
+    /// With `out_of_stock` only: each line short of stock, what it asked for and what was left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub short_lines: Option<&'a [ShortLine]>,
+}
+
+/// Renders the error body every endpoint uses.
+pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
+    render(status, code, message, None)
+}
+
+fn render(status: StatusCode, code: &str, message: &str, short: Option<&[ShortLine]>) -> Response {
+    let error = ErrorDetail {
+        code,
+        message,
+        short_lines: short,
+    };
+    (status, axum::Json(ErrorBody { error })).into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -101,7 +119,7 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?self, "request failed");
         }
         let mut response = match &self {
-            Self::OutOfStock(short) => out_of_stock_body(short, &self.to_string()),
+            Self::OutOfStock(short) => render(status, code, &self.to_string(), Some(short)),
             _ => error_body(status, code, &self.to_string()),
         };
         if matches!(self, Self::Unauthorized) {
@@ -161,6 +179,7 @@ impl From<OutboxError> for ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(err: redis::RedisError) -> Self {
+        shop_infra::metrics::client_error("redis", "request");
         Self::Unavailable(err.into())
     }
 }

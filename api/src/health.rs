@@ -1,9 +1,10 @@
 //! Liveness, readiness and the Prometheus scrape endpoint.
 
 use crate::startup::AppState;
-use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Json, Router};
-use serde_json::json;
+use axum::{extract::State, http::StatusCode, routing::get, Json, Router};
+use serde::Serialize;
 use std::time::Duration;
+use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -12,13 +13,41 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unready`.
+    status: &'static str,
+    #[schema(inline)]
+    checks: Checks,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Checks {
+    /// `up` or `down`.
+    postgres: &'static str,
+    /// `up` or `down`.
+    redis: &'static str,
+}
+
 /// The process is up and serving.
-async fn healthz() -> impl IntoResponse {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up", body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// PostgreSQL and Redis both answer within a second.
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Ready for traffic", body = Readiness),
+    (status = 503, description = "A dependency is down; take this replica out of rotation", body = Readiness),
+))]
+pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let deadline = Duration::from_secs(1);
     let postgres = tokio::time::timeout(deadline, sqlx::query("SELECT 1").execute(&state.db))
         .await
@@ -35,13 +64,19 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let word = |ok: bool| if ok { "up" } else { "down" };
-    let body = json!({
-        "status": if ready { "ready" } else { "unready" },
-        "checks": { "postgres": word(postgres), "redis": word(redis) },
-    });
+    let body = Readiness {
+        status: if ready { "ready" } else { "unready" },
+        checks: Checks {
+            postgres: word(postgres),
+            redis: word(redis),
+        },
+    };
     (status, Json(body))
 }
 
-async fn metrics() -> String {
-    shop_infra::metrics::handle().render()
+/// Prometheus text exposition of every metric this process records.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> String {
+    shop_infra::metrics::render(&state.db)
 }

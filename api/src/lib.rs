@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod orders;
 pub mod products;
 pub mod sessions;

@@ -2,7 +2,7 @@
 //! Events while the pipeline decides it. Checkout itself is in [`crate::checkout`].
 
 use crate::{
-    error::ApiError,
+    error::{ApiError, ErrorBody},
     extract::{Path, Query},
     sessions::CurrentUser,
     startup::AppState,
@@ -22,6 +22,7 @@ use shop_domain::{
 };
 use std::{convert::Infallible, time::Duration};
 use tokio::sync::broadcast;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -31,9 +32,10 @@ pub fn router() -> Router<AppState> {
         .route("/orders/{id}/events", get(events))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct OrderSummary {
     pub id: Uuid,
+    /// PENDING, then CONFIRMED or REJECTED.
     pub status: String,
     pub total_cents: i64,
     pub delivery_address: Option<String>,
@@ -41,7 +43,7 @@ pub struct OrderSummary {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct OrderLine {
     pub product_id: i64,
     pub quantity: i32,
@@ -51,7 +53,7 @@ pub struct OrderLine {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderDetail {
     #[serde(flatten)]
     pub order: OrderSummary,
@@ -78,7 +80,13 @@ async fn owned_order(state: &AppState, user: UserId, id: Uuid) -> Result<OrderSu
 }
 
 /// `GET /orders/{id}`: the order with its lines (owner only).
-async fn show(
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("session" = [])),
+    params(("id" = String, Path, description = "Order id (a UUID)")), responses(
+    (status = 200, description = "The order and its lines", body = OrderDetail),
+    (status = 401, description = "No valid session token", body = ErrorBody),
+    (status = 404, description = "No such order among this user's", body = ErrorBody),
+))]
+pub(crate) async fn show(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
@@ -94,20 +102,29 @@ async fn show(
     Ok(Json(OrderDetail { order, items }))
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Page size, 1 to 100 (default 20).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct OrderPage {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OrderPage {
     items: Vec<OrderSummary>,
     next_cursor: Option<String>,
 }
 
 /// `GET /orders?limit=&cursor=`: the user's orders, newest first (order ids sort by time).
-async fn list(
+#[utoipa::path(get, path = "/orders", tag = "orders", security(("session" = [])), params(ListQuery), responses(
+    (status = 200, description = "One page of the user's orders", body = OrderPage),
+    (status = 400, description = "`invalid_cursor` or `invalid_query`", body = ErrorBody),
+    (status = 401, description = "No valid session token", body = ErrorBody),
+    (status = 422, description = "`invalid_limit`", body = ErrorBody),
+))]
+pub(crate) async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
     Query(query): Query<ListQuery>,
@@ -195,7 +212,14 @@ impl Watch {
 
 /// `GET /orders/{id}/events`: Server-Sent Events, one `status` event per status the order
 /// reaches (starting with the current one); the stream ends after CONFIRMED or REJECTED.
-async fn events(
+#[utoipa::path(get, path = "/orders/{id}/events", tag = "orders", security(("session" = [])),
+    params(("id" = String, Path, description = "Order id (a UUID)")), responses(
+    (status = 200, description = "`event: status` with `data: {\"order_id\":…,\"status\":…}`, once per status",
+        body = String, content_type = "text/event-stream"),
+    (status = 401, description = "No valid session token", body = ErrorBody),
+    (status = 404, description = "No such order among this user's", body = ErrorBody),
+))]
+pub(crate) async fn events(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,

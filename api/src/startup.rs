@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+        .merge(crate::openapi::router())
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

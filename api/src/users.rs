@@ -1,7 +1,7 @@
 //! Registration and passwordless sessions.
 
 use crate::{
-    error::ApiError,
+    error::{ApiError, ErrorBody},
     extract::Json,
     sessions::{self, CurrentUser},
     startup::AppState,
@@ -15,6 +15,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shop_domain::{Email, PhoneNumber, UserId};
+use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,11 +24,12 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/current", delete(sign_out))
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct User {
     pub id: i64,
     pub email: String,
     pub phone_number: String,
+    /// `active` or `blocked`.
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
@@ -35,9 +37,12 @@ pub struct User {
 
 const USER_COLUMNS: &str = "id, email, phone_number, status, created_at, last_login_at";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct Contact {
+    #[schema(example = "ada@example.com")]
     email: String,
+    /// E.164: `+`, a country code and the number, digits only.
+    #[schema(example = "+4915112345678")]
     phone_number: String,
 }
 
@@ -50,9 +55,10 @@ impl Contact {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionResponse {
     user: User,
+    /// Send as `Authorization: Bearer <token>`. Shown once; the server keeps only its digest.
     session_token: String,
 }
 
@@ -66,7 +72,12 @@ async fn session_for(state: &AppState, user: User) -> Result<Json<SessionRespons
 
 /// `POST /users/register`: 201 with the new user and a session token; 409 if the email or
 /// phone number belongs to an account already.
-async fn register(
+#[utoipa::path(post, path = "/users/register", tag = "users", request_body = Contact, responses(
+    (status = 201, description = "Registered and signed in", body = SessionResponse),
+    (status = 409, description = "`email_taken` or `phone_number_taken`", body = ErrorBody),
+    (status = 422, description = "`invalid_email` or `invalid_phone_number`", body = ErrorBody),
+))]
+pub(crate) async fn register(
     State(state): State<AppState>,
     Json(body): Json<Contact>,
 ) -> Result<(StatusCode, Json<SessionResponse>), ApiError> {
@@ -84,7 +95,11 @@ async fn register(
 }
 
 /// `POST /sessions`: a new session for the account with this email *and* phone number.
-async fn sign_in(
+#[utoipa::path(post, path = "/sessions", tag = "users", request_body = Contact, responses(
+    (status = 201, description = "Signed in", body = SessionResponse),
+    (status = 401, description = "`unknown_account`: no active account has both", body = ErrorBody),
+))]
+pub(crate) async fn sign_in(
     State(state): State<AppState>,
     Json(body): Json<Contact>,
 ) -> Result<(StatusCode, Json<SessionResponse>), ApiError> {
@@ -109,7 +124,11 @@ async fn sign_in(
 }
 
 /// `DELETE /sessions/current`: ends the session of the token presented.
-async fn sign_out(
+#[utoipa::path(delete, path = "/sessions/current", tag = "users", security(("session" = [])), responses(
+    (status = 204, description = "Signed out; the token no longer works"),
+    (status = 401, description = "No valid session token", body = ErrorBody),
+))]
+pub(crate) async fn sign_out(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> Result<StatusCode, ApiError> {

@@ -17,6 +17,7 @@ pub struct Announcer {
 impl Announcer {
     pub async fn after_commit(&self, result: &BatchResult) {
         if let Err(error) = self.cache.put_stock(&self.keys, &result.stock).await {
+            shop_infra::metrics::client_error("redis", "put_stock");
             tracing::warn!(%error, "hot inventory update failed");
         }
         if result.finalized.is_empty() {
@@ -38,6 +39,7 @@ impl Announcer {
         }
         let mut conn = self.redis.clone();
         if let Err(error) = pipe.query_async::<()>(&mut conn).await {
+            shop_infra::metrics::client_error("redis", "announce");
             tracing::warn!(%error, "order status announcement failed; SSE clients will poll");
         }
     }

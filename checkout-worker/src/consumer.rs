@@ -34,6 +34,11 @@ use tracing::Instrument;
 pub struct WorkerContext;
 
 impl ClientContext for WorkerContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        shop_infra::metrics::client_error("kafka", "client");
+        tracing::warn!(%error, reason, "Kafka client error");
+    }
+
     fn stats(&self, statistics: Statistics) {
         for topic in statistics.topics.values() {
             for (partition, stats) in &topic.partitions {
@@ -108,6 +113,7 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
         let message = match received {
             Ok(message) => message,
             Err(error) => {
+                shop_infra::metrics::client_error("kafka", "consume");
                 tracing::warn!(%error, "consumer error");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;

@@ -118,11 +118,12 @@ impl Worker {
             consumer,
             metrics_listener,
         } = self;
+        let scraped = pool.clone();
         let router = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route(
                 "/metrics",
-                get(|| async { shop_infra::metrics::handle().render() }),
+                get(|| async move { shop_infra::metrics::render(&scraped) }),
             );
         let server_stop = stop.clone();
         tokio::spawn(async move {

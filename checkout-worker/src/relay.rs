@@ -130,6 +130,9 @@ pub async fn run(
             Err(error) => {
                 failures = failures.saturating_add(1);
                 metrics::relay_failed();
+                if matches!(error, RelayError::Kafka(_)) {
+                    shop_infra::metrics::client_error("kafka", "produce");
+                }
                 tracing::warn!(error = %error, source = ?std::error::Error::source(&error), failures, "outbox relay round failed; retrying");
                 Duration::from_millis(100 * u64::from(failures.min(20)))
             }

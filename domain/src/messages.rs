@@ -109,7 +109,9 @@ pub struct EventLine {
 
 /// Why a line of a rejected order could not be reserved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShortLine {
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub product_id: ProductId,
     pub requested: u32,
     pub available: i64,

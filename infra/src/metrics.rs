@@ -1,7 +1,28 @@
 //! The process-wide Prometheus recorder. Each service declares its own metric names.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sqlx::PgPool;
 use std::sync::OnceLock;
+
+/// PostgreSQL pool connections of this process. Label `state`: `in_use`, `idle` or `max`.
+pub const DB_POOL_CONNECTIONS: &str = "shop_db_pool_connections";
+/// Failed calls to Redis or Kafka. Labels `client` (`redis`, `kafka`) and `operation`.
+pub const CLIENT_ERRORS: &str = "shop_client_errors_total";
+
+pub fn client_error(client: &'static str, operation: &'static str) {
+    metrics::counter!(CLIENT_ERRORS, "client" => client, "operation" => operation).increment(1);
+}
+
+/// The scrape body, with the pool's gauges read at this moment.
+pub fn render(pool: &PgPool) -> String {
+    let size = f64::from(pool.size());
+    let idle = pool.num_idle() as f64;
+    let max = f64::from(pool.options().get_max_connections());
+    for (state, value) in [("in_use", size - idle), ("idle", idle), ("max", max)] {
+        metrics::gauge!(DB_POOL_CONNECTIONS, "state" => state).set(value);
+    }
+    handle().render()
+}
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,

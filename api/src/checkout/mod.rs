@@ -12,7 +12,12 @@
 mod locking;
 mod queue;
 
-use crate::{error::ApiError, metrics, sessions::CurrentUser, startup::AppState};
+use crate::{
+    error::{ApiError, ErrorBody},
+    metrics,
+    sessions::CurrentUser,
+    startup::AppState,
+};
 use axum::{
     body::Bytes,
     extract::State,
@@ -30,6 +35,7 @@ use shop_domain::{
 use shop_infra::outbox::Outbox;
 use sqlx::PgConnection;
 use std::{collections::HashMap, fmt, str::FromStr};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -86,8 +92,9 @@ impl FromStr for Strategy {
 const MAX_KEY_LEN: usize = 255;
 const MAX_ADDRESS_LEN: usize = 1000;
 
-#[derive(Debug, Default, Deserialize)]
-struct CheckoutRequest {
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub(crate) struct CheckoutRequest {
+    /// 1 to 1000 characters.
     delivery_address: Option<String>,
 }
 
@@ -261,9 +268,10 @@ pub struct Placed {
     pub replayed: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct PlacedBody {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PlacedBody {
     order_id: Uuid,
+    /// PENDING (queue) or CONFIRMED (the synchronous strategies); a replay shows the current one.
     status: String,
     status_url: String,
     events_url: String,
@@ -366,7 +374,25 @@ async fn refuse_known_shortages(state: &AppState, lines: &[Line]) -> Result<(), 
     Err(ApiError::OutOfStock(short))
 }
 
-async fn checkout(
+/// `POST /orders/checkout`: the cart becomes an order. With the default `queue` strategy the
+/// answer is 202 with the order PENDING: poll `status_url` or follow `events_url`.
+#[utoipa::path(post, path = "/orders/checkout", tag = "orders", security(("session" = [])),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1 to 255 visible ASCII characters; the same key again answers with the same order")),
+    request_body(content = Option<CheckoutRequest>, description = "Optional; an empty body means no delivery address"),
+    responses(
+    (status = 202, description = "Accepted: the pipeline decides the order (queue strategy)", body = PlacedBody,
+        headers(("Location" = String, description = "The order's URL"),
+                ("Idempotent-Replayed" = String, description = "`true` when an earlier request with this key placed the order"))),
+    (status = 201, description = "Decided in the request and CONFIRMED (synchronous strategies)", body = PlacedBody,
+        headers(("Location" = String, description = "The order's URL"),
+                ("Idempotent-Replayed" = String, description = "`true` when an earlier request with this key placed the order"))),
+    (status = 400, description = "`invalid_idempotency_key` or `malformed_json`", body = ErrorBody),
+    (status = 401, description = "No valid session token", body = ErrorBody),
+    (status = 409, description = "`out_of_stock` (with `short_lines`) or `contention`", body = ErrorBody),
+    (status = 422, description = "`empty_cart`, `invalid_delivery_address` or `invalid_body`", body = ErrorBody),
+))]
+pub(crate) async fn checkout(
     State(state): State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,

@@ -3,11 +3,12 @@
 use crate::error::ApiError;
 use serde::Deserialize;
 use shop_domain::{Money, ValidationError};
+use utoipa::ToSchema;
 
 /// Most units a seller may set in stock for one product.
 pub const MAX_STOCK: i64 = 1_000_000_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateProduct {
     pub name: String,
     #[serde(default)]
@@ -19,7 +20,7 @@ pub struct CreateProduct {
     pub category: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateProduct {
     pub name: Option<String>,
     pub description: Option<String>,

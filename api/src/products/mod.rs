@@ -12,7 +12,7 @@ mod fields;
 pub mod local;
 
 use crate::{
-    error::ApiError,
+    error::{ApiError, ErrorBody},
     extract::{Json, Path, Query},
     metrics::cache_lookup,
     sessions::CurrentUser,
@@ -27,9 +27,11 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use cursor::Cursor;
-use fields::{CreateProduct, NewProduct, ProductChanges, UpdateProduct};
+pub(crate) use fields::{CreateProduct, UpdateProduct};
+use fields::{NewProduct, ProductChanges};
 use serde::{Deserialize, Serialize};
 use shop_domain::ProductId;
+use utoipa::{IntoParams, ToSchema};
 
 pub use fields::category;
 
@@ -39,7 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/products/{id}", get(show).patch(update))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
 pub struct Product {
     pub id: i64,
     pub name: String,
@@ -79,15 +81,19 @@ pub fn page_limit(requested: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Only products of this category slug.
     category: Option<String>,
+    /// Page size, 1 to 100 (default 20).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct Page {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProductPage {
     items: Vec<Product>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     next_cursor: Option<String>,
@@ -95,10 +101,15 @@ struct Page {
 
 /// `GET /products?category=&limit=&cursor=`: products in id order. A cursor marks the last id
 /// seen, so products added while a client pages never shift or repeat what it has seen.
-async fn list(
+#[utoipa::path(get, path = "/products", tag = "catalog", params(ListQuery), responses(
+    (status = 200, description = "One page of products", body = ProductPage),
+    (status = 400, description = "`invalid_cursor` or `invalid_query`", body = ErrorBody),
+    (status = 422, description = "`invalid_limit` or `invalid_category`", body = ErrorBody),
+))]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Page>, ApiError> {
+) -> Result<Json<ProductPage>, ApiError> {
     let limit = page_limit(query.limit)?;
     let after = match query.cursor.as_deref() {
         Some(raw) => Cursor::decode(raw)?.after_id(),
@@ -133,7 +144,7 @@ async fn list(
     } else {
         None
     };
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Json(ProductPage { items, next_cursor }))
 }
 
 fn json_response(status: StatusCode, json: impl Into<axum::body::Body>) -> Response {
@@ -147,7 +158,14 @@ fn json_response(status: StatusCode, json: impl Into<axum::body::Body>) -> Respo
 
 /// `GET /products/{id}`: from Redis when cached, else from PostgreSQL (then cached). Redis being
 /// down slows this path but does not fail it.
-async fn show(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/products/{id}", tag = "catalog", params(("id" = i64, Path, description = "Product id")), responses(
+    (status = 200, description = "The product, with its available quantity", body = Product),
+    (status = 404, description = "No such product", body = ErrorBody),
+))]
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
     let id = product_id(id)?;
     if let Some(json) = state.local_products.get(id.get()) {
         cache_lookup("local");
@@ -169,6 +187,7 @@ async fn read_through(state: &AppState, id: ProductId) -> Result<String, ApiErro
         }
         Err(error) => {
             cache_lookup("error");
+            shop_infra::metrics::client_error("redis", "cache_read");
             tracing::warn!(%error, "product cache read failed; reading PostgreSQL");
             (None, None)
         }
@@ -222,13 +241,20 @@ async fn publish(state: &AppState, product: &Product) -> Result<String, ApiError
         ),
     ];
     if let Err(error) = state.cache.put_many_if_newer(&entries).await {
+        shop_infra::metrics::client_error("redis", "cache_write");
         tracing::warn!(%error, product_id = product.id, "product cache write failed");
     }
     Ok(json)
 }
 
 /// `POST /products`: the signed-in user lists a product and becomes its seller.
-async fn create(
+#[utoipa::path(post, path = "/products", tag = "catalog", security(("session" = [])), request_body = CreateProduct, responses(
+    (status = 201, description = "Listed", body = Product,
+        headers(("Location" = String, description = "The product's URL"))),
+    (status = 401, description = "No valid session token", body = ErrorBody),
+    (status = 422, description = "A field failed validation", body = ErrorBody),
+))]
+pub(crate) async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
     Json(body): Json<CreateProduct>,
@@ -258,7 +284,16 @@ async fn create(
 
 /// `PATCH /products/{id}`: the seller changes any of the fields (price, stock, …). With
 /// `expected_version`, the change applies only if nobody changed the product since (else 409).
-async fn update(
+#[utoipa::path(patch, path = "/products/{id}", tag = "catalog", security(("session" = [])),
+    params(("id" = i64, Path, description = "Product id")), request_body = UpdateProduct, responses(
+    (status = 200, description = "The product after the change", body = Product),
+    (status = 401, description = "No valid session token", body = ErrorBody),
+    (status = 403, description = "`not_seller`", body = ErrorBody),
+    (status = 404, description = "No such product", body = ErrorBody),
+    (status = 409, description = "`version_conflict`", body = ErrorBody),
+    (status = 422, description = "A field failed validation", body = ErrorBody),
+))]
+pub(crate) async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,

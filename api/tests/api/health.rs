@@ -84,3 +84,35 @@ async fn the_storefront_is_served_without_a_cdn() {
         assert!(content_type.starts_with(kind), "{path}: {content_type}");
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_and_its_docs_page_are_served_without_a_cdn() {
+    let app = TestApp::spawn().await;
+    let doc = expect_json(app.get("/openapi.json", None).await, StatusCode::OK).await;
+    assert!(doc["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.1")));
+    assert!(doc["paths"]["/orders/checkout"]["post"].is_object());
+
+    let page = app.get("/docs", None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    let assets: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|s| s.ends_with(".js") || s.ends_with(".css"))
+        .collect();
+    assert_eq!(assets.len(), 2, "{html}");
+    for asset in assets {
+        assert!(asset.starts_with('/'), "{asset} must come from this server");
+        let response = app.get(asset, None).await;
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        assert!(
+            response.bytes().await.expect("body").len() > 10_000,
+            "{asset}"
+        );
+    }
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+}
