@@ -113,6 +113,19 @@ ensure_broker() {
   wait_for broker_up 30 || die "the broker did not start; see $SHOP_STATE_DIR/tansu/tansu.log"
 }
 
+# Python tools from PyPI (kubernetes-validate, schemathesis), pinned, in a virtualenv of their own
+# under $SHOP_TOOLS_DIR that is made once and reused. Puts its bin/ on PATH.
+PY_TOOLS="$SHOP_TOOLS_DIR/pytools"
+ensure_python_tools() {
+  local wanted=(kubernetes-validate==1.37.0)
+  if [ ! -x "$PY_TOOLS/bin/kubernetes-validate" ]; then
+    log "installing ${wanted[*]} (PyPI) into $PY_TOOLS"
+    python3 -m venv "$PY_TOOLS"
+    "$PY_TOOLS/bin/pip" install -q --disable-pip-version-check "${wanted[@]}"
+  fi
+  export PATH="$PY_TOOLS/bin:$PATH"
+}
+
 # Everything the shop needs, installed and started when missing.
 ensure_services() {
   ensure_tools

@@ -24,6 +24,10 @@ pub const MALFORMED: &str = "checkout_worker_malformed_messages_total";
 pub const CONSUMER_LAG: &str = "checkout_worker_consumer_lag";
 /// Rows waiting in the outbox.
 pub const OUTBOX_BACKLOG: &str = "checkout_worker_outbox_backlog";
+/// Orders accepted and not yet CONFIRMED or REJECTED.
+pub const PENDING_ORDERS: &str = "checkout_worker_pending_orders";
+/// Age of the oldest PENDING order (0 when there is none).
+pub const OLDEST_PENDING: &str = "checkout_worker_oldest_pending_order_seconds";
 /// Outbox rows delivered to Kafka. Label `stream`.
 pub const OUTBOX_RELAYED: &str = "checkout_worker_outbox_relayed_total";
 pub const RELAY_FAILURES: &str = "checkout_worker_relay_failures_total";
@@ -64,8 +68,11 @@ pub fn relay_failed() {
     metrics::counter!(RELAY_FAILURES).increment(1);
 }
 
-pub fn outbox_backlog(rows: i64) {
-    metrics::gauge!(OUTBOX_BACKLOG).set(rows as f64);
+/// What is waiting: outbox rows, PENDING orders, and the oldest one's age.
+pub fn backlog(outbox_rows: i64, pending_orders: i64, oldest_pending_seconds: f64) {
+    metrics::gauge!(OUTBOX_BACKLOG).set(outbox_rows as f64);
+    metrics::gauge!(PENDING_ORDERS).set(pending_orders as f64);
+    metrics::gauge!(OLDEST_PENDING).set(oldest_pending_seconds);
 }
 
 pub fn consumer_lag(partition: i32, lag: i64) {

@@ -147,11 +147,17 @@ pub async fn run(
 /// Reports the outbox backlog every few seconds until `stop` is cancelled.
 pub async fn report_backlog(pool: PgPool, stop: CancellationToken) {
     while !stop.is_cancelled() {
-        if let Ok(rows) = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox")
-            .fetch_one(&pool)
-            .await
-        {
-            metrics::outbox_backlog(rows);
+        let backlog = sqlx::query_as::<_, (i64, i64, f64)>(
+            "SELECT (SELECT count(*) FROM outbox),
+                    count(*),
+                    COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::FLOAT8, 0)
+             FROM orders WHERE status = 'PENDING'",
+        )
+        .fetch_one(&pool)
+        .await;
+        match backlog {
+            Ok((rows, pending, oldest)) => metrics::backlog(rows, pending, oldest),
+            Err(error) => tracing::warn!(%error, "cannot read the backlog"),
         }
         tokio::select! {
             () = stop.cancelled() => {}
