@@ -117,15 +117,31 @@ async fn write_line(
         Merge::Add => "cart_items.quantity + EXCLUDED.quantity",
         Merge::Set => "EXCLUDED.quantity",
     };
-    sqlx::query(&format!(
-        "INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, $3)
+    // A new line is written only while the cart has room for it (`MAX_CART_LINES`); two
+    // concurrent adds of new lines by one user may pass the bound by one.
+    let written = sqlx::query(&format!(
+        "INSERT INTO cart_items (user_id, product_id, quantity)
+         SELECT $1, $2, $3
+         WHERE EXISTS (SELECT 1 FROM cart_items WHERE user_id = $1 AND product_id = $2)
+            OR (SELECT count(*) FROM cart_items WHERE user_id = $1) < $4
          ON CONFLICT ON CONSTRAINT cart_items_pkey DO UPDATE SET quantity = {on_conflict}"
     ))
     .bind(user.get())
     .bind(product)
     .bind(i32::from(quantity))
+    .bind(state.settings.max_cart_lines)
     .execute(&state.db)
-    .await?;
+    .await?
+    .rows_affected();
+    if written == 0 {
+        return Err(ApiError::unprocessable(
+            "too_many_lines",
+            format!(
+                "a cart holds at most {} different products",
+                state.settings.max_cart_lines
+            ),
+        ));
+    }
     Ok(Json(load(state, user).await?))
 }
 

@@ -30,6 +30,24 @@ pub struct Settings {
     pub checkout_strategy: Strategy,
     /// `REQUEST_TIMEOUT_SECS`: a request that takes longer is answered 408.
     pub request_timeout: Duration,
+    /// `SHUTDOWN_DRAIN_MS`: after SIGTERM, how long `/readyz` answers 503 while requests are
+    /// still served, so load balancers stop sending new ones before the listener closes.
+    pub shutdown_drain: Duration,
+    /// `SHUTDOWN_TIMEOUT_SECS`: then, how long requests in flight may take to finish.
+    pub shutdown_timeout: Duration,
+    /// `HEADER_READ_TIMEOUT_SECS`: a connection must deliver a request's headers within this.
+    pub header_read_timeout: Duration,
+    /// `MAX_HEADER_BYTES`: requests whose headers add up to more get 431.
+    pub max_header_bytes: usize,
+    /// `RATE_LIMIT_PER_IP`: requests per second from one client address (0: no limit).
+    pub rate_limit_per_ip: u32,
+    /// `RATE_LIMIT_PER_SESSION`: requests per second with one session token (0: no limit).
+    pub rate_limit_per_session: u32,
+    /// `TRUST_FORWARDED_FOR`: take the client address from the last `X-Forwarded-For` entry
+    /// (set it only behind a proxy that appends it).
+    pub trust_forwarded_for: bool,
+    /// `MAX_CART_LINES`: most distinct products in one cart.
+    pub max_cart_lines: i64,
 }
 
 impl Settings {
@@ -46,6 +64,14 @@ impl Settings {
             max_body_bytes: var("MAX_BODY_BYTES", "65536")?,
             checkout_strategy: var("CHECKOUT_STRATEGY", "queue")?,
             request_timeout: Duration::from_secs(var("REQUEST_TIMEOUT_SECS", "10")?),
+            shutdown_drain: Duration::from_millis(var("SHUTDOWN_DRAIN_MS", "2000")?),
+            shutdown_timeout: Duration::from_secs(var("SHUTDOWN_TIMEOUT_SECS", "20")?),
+            header_read_timeout: Duration::from_secs(var("HEADER_READ_TIMEOUT_SECS", "10")?),
+            max_header_bytes: var("MAX_HEADER_BYTES", "16384")?,
+            rate_limit_per_ip: var("RATE_LIMIT_PER_IP", "200")?,
+            rate_limit_per_session: var("RATE_LIMIT_PER_SESSION", "50")?,
+            trust_forwarded_for: var("TRUST_FORWARDED_FOR", "false")?,
+            max_cart_lines: var("MAX_CART_LINES", "50")?,
         })
     }
 }

@@ -21,7 +21,7 @@ pub struct Health {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `unready`.
+    /// `ready`, `unready` (a dependency is down) or `shutting_down`.
     status: &'static str,
     #[schema(inline)]
     checks: Checks,
@@ -42,10 +42,10 @@ pub(crate) async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// PostgreSQL and Redis both answer within a second.
+/// Ready when PostgreSQL and Redis both answer within a second and shutdown has not begun.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "Ready for traffic", body = Readiness),
-    (status = 503, description = "A dependency is down; take this replica out of rotation", body = Readiness),
+    (status = 503, description = "A dependency is down, or the process is shutting down: take it out of rotation", body = Readiness),
 ))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let deadline = Duration::from_secs(1);
@@ -57,7 +57,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<R
     let redis = tokio::time::timeout(deadline, ping.query_async::<String>(&mut conn))
         .await
         .is_ok_and(|r| r.is_ok());
-    let ready = postgres && redis;
+    let stopping = state.shutting_down.is_cancelled();
+    let ready = postgres && redis && !stopping;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -65,7 +66,11 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<R
     };
     let word = |ok: bool| if ok { "up" } else { "down" };
     let body = Readiness {
-        status: if ready { "ready" } else { "unready" },
+        status: match (ready, stopping) {
+            (true, _) => "ready",
+            (false, true) => "shutting_down",
+            (false, false) => "unready",
+        },
         checks: Checks {
             postgres: word(postgres),
             redis: word(redis),

@@ -21,6 +21,8 @@ pub const CACHE_LOOKUPS: &str = "shop_api_cache_lookups_total";
 /// `confirmed` (decided in the request), `replayed` (Idempotency-Key seen before),
 /// `out_of_stock`, `contention` (a synchronous strategy gave up), or `error` (any other).
 pub const CHECKOUTS: &str = "shop_api_checkouts_total";
+/// Requests refused with 429 by the rate limiter.
+pub const RATE_LIMITED: &str = "shop_api_rate_limited_total";
 
 pub async fn track_http(request: Request, next: Next) -> Response {
     let route = request

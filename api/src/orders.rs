@@ -193,6 +193,8 @@ impl Watch {
                 status
             } else {
                 tokio::select! {
+                    // Shutting down: end the stream; the client reconnects to another replica.
+                    () = self.state.shutting_down.cancelled() => return None,
                     update = self.updates.recv() => match update {
                         Ok(u) if u.order_id.as_uuid() == self.order => Some(u.status),
                         Ok(_) => None,

@@ -2,7 +2,10 @@
 //! digest, with a sliding TTL renewed by every authenticated request.
 
 use crate::{error::ApiError, startup::AppState};
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::FromRequestParts,
+    http::{request::Parts, HeaderMap},
+};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -12,7 +15,7 @@ const TOKEN_BYTES: usize = 32;
 /// Length of a token in its base64url form.
 const TOKEN_CHARS: usize = 43;
 
-fn digest(token: &str) -> [u8; 32] {
+pub(crate) fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
@@ -55,9 +58,8 @@ async fn resolve(state: &AppState, token: &str) -> Result<Option<UserId>, ApiErr
 }
 
 /// The bearer token of a request, if it has the shape of one of ours.
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
@@ -83,7 +85,7 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let id = resolve(state, token).await?.ok_or(ApiError::Unauthorized)?;
         Ok(Self {
             id,
@@ -95,37 +97,45 @@ impl FromRequestParts<AppState> for CurrentUser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::Request;
 
-    fn parts_with(auth: Option<&str>) -> Parts {
-        let mut builder = Request::builder().uri("/cart");
+    fn headers_with(auth: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
         if let Some(value) = auth {
-            builder = builder.header("authorization", value);
+            headers.insert("authorization", value.parse().expect("header value"));
         }
-        builder
-            .body(())
-            .map(|r| r.into_parts().0)
-            .expect("valid request")
+        headers
     }
 
     #[test]
     fn accepts_only_well_formed_bearer_tokens() {
         let token = "A".repeat(TOKEN_CHARS);
         assert_eq!(
-            bearer(&parts_with(Some(&format!("Bearer {token}")))),
+            bearer(&headers_with(Some(&format!("Bearer {token}")))),
             Some(token.as_str())
         );
         assert_eq!(
-            bearer(&parts_with(Some(&format!("bearer {token}")))),
+            bearer(&headers_with(Some(&format!("bearer {token}")))),
             Some(token.as_str())
         );
-        assert_eq!(bearer(&parts_with(None)), None);
-        assert_eq!(bearer(&parts_with(Some(&format!("Basic {token}")))), None);
-        assert_eq!(bearer(&parts_with(Some("Bearer short"))), None);
+        assert_eq!(bearer(&headers_with(None)), None);
+        assert_eq!(bearer(&headers_with(Some(&format!("Basic {token}")))), None);
+        assert_eq!(bearer(&headers_with(Some("Bearer short"))), None);
         assert_eq!(
-            bearer(&parts_with(Some(&format!("Bearer {}!", &token[1..])))),
+            bearer(&headers_with(Some(&format!("Bearer {}!", &token[1..])))),
             None
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn only_43_url_safe_characters_pass_as_a_token(value in "(Bearer |bearer |Basic )?[A-Za-z0-9_=!. -]{0,60}") {
+            let headers = headers_with(Some(&value));
+            if let Some(token) = bearer(&headers) {
+                proptest::prop_assert_eq!(token.len(), TOKEN_CHARS);
+                proptest::prop_assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+                proptest::prop_assert!(value.to_ascii_lowercase().starts_with("bearer "));
+            }
+        }
     }
 
     #[test]

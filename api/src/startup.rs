@@ -12,9 +12,10 @@ use redis::aio::ConnectionManager;
 use shop_domain::messages::OrderStatusChanged;
 use shop_infra::{connect_redis, Cache, Keys};
 use sqlx::PgPool;
-use std::{any::Any, net::SocketAddr, sync::Arc};
+use std::{any::Any, future::Future, net::SocketAddr, sync::Arc};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,8 @@ pub struct AppState {
     pub local_products: Arc<LocalCache>,
     /// Order status changes announced by the checkout worker, for SSE streams.
     pub order_updates: broadcast::Sender<OrderStatusChanged>,
+    /// Cancelled when shutdown begins: `/readyz` turns unready and SSE streams end.
+    pub shutting_down: CancellationToken,
 }
 
 impl AppState {
@@ -58,6 +61,7 @@ impl AppState {
         Ok(Self {
             keys,
             order_updates,
+            shutting_down: CancellationToken::new(),
             cache: Cache::new(redis.clone(), settings.product_cache_ttl),
             local_products: Arc::new(LocalCache::new(settings.product_local_cache_ttl, 100_000)),
             db,
@@ -85,7 +89,7 @@ pub fn router(state: AppState) -> Router {
                 "this endpoint does not accept that method",
             )
         })
-        .with_state(state)
+        .with_state(state.clone())
         .merge(crate::openapi::router())
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -93,6 +97,10 @@ pub fn router(state: AppState) -> Router {
             settings.request_timeout,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::guard,
+        ))
         .layer(middleware::from_fn(crate::metrics::track_http))
         .layer(TraceLayer::new_for_http())
 }
@@ -110,6 +118,8 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    shutting_down: CancellationToken,
+    settings: Arc<Settings>,
 }
 
 impl Application {
@@ -119,6 +129,8 @@ impl Application {
         shop_infra::metrics::handle();
         Ok(Self {
             listener,
+            shutting_down: state.shutting_down.clone(),
+            settings: state.settings.clone(),
             router: router(state),
         })
     }
@@ -127,9 +139,44 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully ([`Application::run_until`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shop_infra::shutdown::signal())
-            .await
+        self.run_until(shop_infra::shutdown::signal()).await
+    }
+
+    /// Serves until `stop` resolves. Then `/readyz` answers 503 for `SHUTDOWN_DRAIN_MS` while
+    /// requests are still served; then the listener closes, SSE streams end, and requests in
+    /// flight get up to `SHUTDOWN_TIMEOUT_SECS` to finish.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Self {
+            listener,
+            router,
+            shutting_down,
+            settings,
+        } = self;
+        let (drain, timeout) = (settings.shutdown_drain, settings.shutdown_timeout);
+        let draining = shutting_down.clone();
+        let close = async move {
+            stop.await;
+            draining.cancel();
+            tracing::info!(?drain, "shutting down: unready, draining");
+            tokio::time::sleep(drain).await;
+            tracing::info!("shutting down: no longer accepting connections");
+        };
+        let serve = crate::serve::serve(listener, router, settings.header_read_timeout, close);
+        let deadline = async move {
+            shutting_down.cancelled().await;
+            tokio::time::sleep(drain + timeout).await;
+        };
+        tokio::select! {
+            () = serve => Ok(()),
+            () = deadline => {
+                tracing::warn!(?timeout, "requests still in flight at the shutdown deadline; exiting");
+                Ok(())
+            }
+        }
     }
 }

@@ -115,6 +115,10 @@ impl System {
             ("CHECKOUT_STRATEGY", strategy.to_owned()),
             ("API_ADDR", format!("127.0.0.1:{api_port}")),
             ("WORKER_METRICS_ADDR", format!("127.0.0.1:{metrics_port}")),
+            // One load generator is one client address and a few sessions: rate limits would
+            // measure themselves.
+            ("RATE_LIMIT_PER_IP", "0".to_owned()),
+            ("RATE_LIMIT_PER_SESSION", "0".to_owned()),
         ];
         std::fs::create_dir_all(&env.log_dir)?;
         let mut children = Vec::new();

@@ -97,6 +97,15 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn ids_accept_exactly_the_positive_integers(raw in proptest::prelude::any::<i64>()) {
+            proptest::prop_assert_eq!(ProductId::new(raw).is_ok(), raw > 0);
+            let from_json = serde_json::from_str::<UserId>(&raw.to_string());
+            proptest::prop_assert_eq!(from_json.is_ok(), raw > 0);
+        }
+    }
+
     #[test]
     fn order_ids_sort_by_creation() {
         let first = OrderId::generate();

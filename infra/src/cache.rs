@@ -43,6 +43,14 @@ impl Keys {
         key
     }
 
+    /// `<prefix>rl:<scope>:<window>:<id>`: requests counted in one rate-limit window for one
+    /// client address or session digest.
+    pub fn rate(&self, scope: &str, window: u64, id: &[u8]) -> Vec<u8> {
+        let mut key = format!("{}rl:{scope}:{window}:", self.prefix).into_bytes();
+        key.extend_from_slice(id);
+        key
+    }
+
     /// `<prefix>product:<id>`: a cached product (`version|json`).
     pub fn product(&self, id: i64) -> String {
         format!("{}product:{id}", self.prefix)

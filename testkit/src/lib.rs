@@ -28,6 +28,7 @@ pub struct TestApp {
     /// Unique per test: names its database, Redis prefix, topics and consumer group.
     pub id: String,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: CancellationToken,
 }
 
 pub struct TestUser {
@@ -62,12 +63,20 @@ impl TestApp {
 
     /// [`TestApp::spawn`] with the given checkout strategy.
     pub async fn spawn_with(strategy: Strategy) -> Self {
+        Self::spawn_configured(|settings| settings.checkout_strategy = strategy).await
+    }
+
+    /// [`TestApp::spawn`] with settings changed by `configure` (after the test defaults).
+    pub async fn spawn_configured(configure: impl FnOnce(&mut Settings)) -> Self {
         shop_infra::telemetry::init();
         let mut settings = Settings::from_env().expect("settings from environment");
-        settings.checkout_strategy = strategy;
         // Four tests at a time, each with an API, a worker and this pool, stay well inside
         // PostgreSQL's default 100 connections.
         settings.database_max_connections = 10;
+        // Tests send bursts from one address; the limiter still counts every request.
+        settings.rate_limit_per_ip = 100_000;
+        settings.rate_limit_per_session = 100_000;
+        settings.shutdown_drain = Duration::from_millis(500);
         let id = Uuid::new_v4().simple().to_string();
         let database = format!("shop_test_{id}");
         let mut admin = PgConnection::connect(&settings.database_url)
@@ -80,6 +89,7 @@ impl TestApp {
         settings.database_url = with_database(&settings.database_url, &database);
         settings.redis_key_prefix = format!("test:{id}:");
         settings.listen_addr = "127.0.0.1:0".parse().expect("address");
+        configure(&mut settings);
         Self::start(settings, id).await
     }
 
@@ -89,7 +99,8 @@ impl TestApp {
             .await
             .expect("app builds");
         let address = format!("http://{}", app.local_addr().expect("bound"));
-        let server = tokio::spawn(app.run_until_stopped());
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(app.run_until(stop.clone().cancelled_owned()));
         let db = sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
             .connect(&settings.database_url)
@@ -106,7 +117,18 @@ impl TestApp {
             redis,
             id,
             server,
+            stop,
         }
+    }
+
+    /// Begins a graceful shutdown, as SIGTERM does.
+    pub fn terminate(&self) {
+        self.stop.cancel();
+    }
+
+    /// Whether the server has exited.
+    pub fn has_exited(&self) -> bool {
+        self.server.is_finished()
     }
 
     /// Stops serving at once, as a killed process would: requests in flight are dropped.

@@ -449,6 +449,37 @@ async fn place(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::{any, prop_assert, prop_assert_eq, proptest};
+
+    proptest! {
+        #[test]
+        fn idempotency_keys_are_1_to_255_visible_ascii_characters(key in "[ -~\t]{0,300}") {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = key.parse() {
+                headers.insert("idempotency-key", value);
+                let accepted = idempotency_key(&headers);
+                let valid = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+                prop_assert_eq!(accepted.ok().flatten().is_some(), valid);
+            }
+        }
+
+        #[test]
+        fn any_checkout_body_is_parsed_or_refused_with_a_client_error(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            match checkout_request(&Bytes::from(body)) {
+                Ok(request) => if let Some(address) = request.delivery_address {
+                    prop_assert!((1..=1000).contains(&address.chars().count()));
+                },
+                Err(error) => prop_assert!(error.into_response().status().is_client_error()),
+            }
+        }
+
+        #[test]
+        fn json_addresses_are_accepted_exactly_when_1_to_1000_characters(address in "\\PC{0,1100}") {
+            let body = serde_json::json!({ "delivery_address": address }).to_string();
+            let valid = !address.trim().is_empty() && address.chars().count() <= 1000;
+            prop_assert_eq!(checkout_request(&Bytes::from(body)).is_ok(), valid);
+        }
+    }
 
     fn line(product: i64, quantity: i64) -> Line {
         Line {

@@ -160,6 +160,23 @@ impl TryFrom<UpdateProduct> for ProductChanges {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn categories_normalise_to_slugs_idempotently(raw in "\\PC{0,80}") {
+            if let Ok(slug) = category(&raw) {
+                prop_assert_eq!(category(&slug), Ok(slug.clone()));
+                prop_assert!((1..=64).contains(&slug.len()));
+                prop_assert!(slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+            }
+        }
+
+        #[test]
+        fn stock_is_accepted_exactly_from_0_to_a_billion(raw in any::<i64>()) {
+            prop_assert_eq!(stock(raw).is_ok(), (0..=MAX_STOCK).contains(&raw));
+        }
+    }
 
     fn body() -> CreateProduct {
         CreateProduct {

@@ -116,3 +116,47 @@ async fn the_openapi_document_and_its_docs_page_are_served_without_a_cdn() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_turns_readiness_off_first_then_ends_streams_and_exits() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let product = app.new_product(&seller, "tools", 500, 5).await;
+    let shopper = app.new_user().await;
+    app.cart_add(&shopper.token, product["id"].as_i64().expect("id"), 1)
+        .await;
+    // No worker runs: the order stays PENDING and its event stream stays open.
+    let order = app.checkout_accepted(&shopper.token).await;
+    let mut stream = app
+        .get(&format!("/orders/{order}/events"), Some(&shopper.token))
+        .await;
+    let first = stream.chunk().await.expect("stream").expect("first event");
+    assert!(String::from_utf8_lossy(&first).contains("PENDING"));
+
+    app.terminate();
+    // Draining: still serving, but unready, so load balancers stop sending traffic.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let response = app.get("/readyz", None).await;
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            let body = expect_json(response, StatusCode::SERVICE_UNAVAILABLE).await;
+            assert_eq!(body["status"], "shutting_down");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "/readyz stayed ready");
+    }
+    // The open stream ends rather than holding the shutdown up.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while stream.chunk().await.expect("stream").is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the SSE stream must end on shutdown");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !app.has_exited() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the API did not exit after its drain"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,7 +1,9 @@
 //! Integration tests: the real API on a random port, against real PostgreSQL and Redis, each test
 //! with its own database and its own Redis key prefix.
 
+mod access;
 mod cart;
 mod health;
+mod limits;
 mod products;
 mod users;

@@ -1,0 +1,188 @@
+//! Limits on what one client may ask of the API, checked before any handler runs:
+//! - headers adding up to more than `MAX_HEADER_BYTES`: 431;
+//! - more than `RATE_LIMIT_PER_IP` requests in one second from one client address, or
+//!   `RATE_LIMIT_PER_SESSION` with one session token: 429 with `Retry-After`.
+//!
+//! The counters live in Redis (fixed one-second windows, one round trip per request), so every
+//! replica counts against the same budget. If Redis cannot be reached the request is let
+//! through: the limiter must not take the catalog down with it. Health, readiness and metrics
+//! are never limited.
+
+use crate::{
+    error::{error_body, ApiError},
+    sessions,
+    startup::AppState,
+};
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+const UNLIMITED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let settings = &state.settings;
+    if header_bytes(request.headers()) > settings.max_header_bytes {
+        return error_body(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            &format!(
+                "request headers may add up to at most {} bytes",
+                settings.max_header_bytes
+            ),
+        );
+    }
+    if UNLIMITED_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let window = now.as_secs();
+    let mut counted = Vec::with_capacity(2);
+    if settings.rate_limit_per_ip > 0 {
+        let ip = client_ip(&request, settings.trust_forwarded_for);
+        let id = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        counted.push((
+            state.keys.rate("ip", window, id.as_bytes()),
+            settings.rate_limit_per_ip,
+        ));
+    }
+    if settings.rate_limit_per_session > 0 {
+        if let Some(token) = sessions::bearer(request.headers()) {
+            counted.push((
+                state.keys.rate("session", window, &sessions::digest(token)),
+                settings.rate_limit_per_session,
+            ));
+        }
+    }
+    if counted.is_empty() {
+        return next.run(request).await;
+    }
+    match count(&state, &counted).await {
+        Ok(over) if over => {
+            metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
+            let retry_after = 1_000 - now.subsec_millis();
+            rate_limited(retry_after)
+        }
+        Ok(_) => next.run(request).await,
+        Err(error) => {
+            shop_infra::metrics::client_error("redis", "rate_limit");
+            tracing::warn!(%error, "rate limiter unavailable; letting the request through");
+            next.run(request).await
+        }
+    }
+}
+
+/// Counts the request in each window; true when any of them is over its limit.
+async fn count(state: &AppState, counted: &[(Vec<u8>, u32)]) -> redis::RedisResult<bool> {
+    let mut pipe = redis::pipe();
+    for (key, _) in counted {
+        pipe.cmd("INCR")
+            .arg(key)
+            .cmd("EXPIRE")
+            .arg(key)
+            .arg(2)
+            .ignore();
+    }
+    let mut conn = state.redis.clone();
+    let counts: Vec<u64> = pipe.query_async(&mut conn).await?;
+    Ok(counts
+        .iter()
+        .zip(counted)
+        .any(|(seen, (_, limit))| *seen > u64::from(*limit)))
+}
+
+fn rate_limited(retry_after_ms: u32) -> Response {
+    let mut response = ApiError::client(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many requests; retry after the number of seconds in Retry-After",
+    )
+    .into_response();
+    // Retry-After is in whole seconds; the window ends within one.
+    let seconds = retry_after_ms.div_ceil(1_000).max(1);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
+}
+
+/// The client's address: the peer, or behind a trusted proxy the last `X-Forwarded-For` entry
+/// (the one that proxy appended; earlier ones are the client's to forge).
+fn client_ip(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for {
+        let forwarded = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|last| last.trim().parse().ok());
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    fn request(peer: &str, forwarded: &[&str]) -> Request {
+        let mut builder = Request::builder().uri("/products");
+        for value in forwarded {
+            builder = builder.header("x-forwarded-for", *value);
+        }
+        let mut request = builder.body(Body::empty()).expect("request");
+        let peer: SocketAddr = peer.parse().expect("address");
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_a_trusted_proxy_says_otherwise() {
+        let plain = request("10.0.0.7:5000", &["203.0.113.9"]);
+        assert_eq!(client_ip(&plain, false), "10.0.0.7".parse().ok());
+        let proxied = request("10.0.0.7:5000", &["1.1.1.1, 203.0.113.9", "198.51.100.4"]);
+        assert_eq!(client_ip(&proxied, true), "198.51.100.4".parse().ok());
+        let garbage = request("10.0.0.7:5000", &["not an address"]);
+        assert_eq!(client_ip(&garbage, true), "10.0.0.7".parse().ok());
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_and_at_least_one() {
+        for (ms, seconds) in [(0, "1"), (1, "1"), (999, "1"), (1_000, "1")] {
+            let response = rate_limited(ms);
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(response.headers()[header::RETRY_AFTER], seconds);
+        }
+    }
+
+    #[test]
+    fn header_bytes_add_names_and_values() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-a", HeaderValue::from_static("12345"));
+        headers.insert("x-bb", HeaderValue::from_static("1"));
+        assert_eq!(header_bytes(&headers), 3 + 5 + 4 + 1);
+    }
+}
