@@ -16,7 +16,7 @@ DASHBOARD=ops/grafana/dashboards/shop.json
 
 log "promtool: rules, their unit tests, and the scrape configuration"
 promtool check rules "$RULES"/shop.yml
-promtool test rules "$RULES"/shop.test.yml
+promtool test rules ops/prometheus/tests/shop.test.yml
 start_isolated_system shop_observe 5
 work=$SYSTEM_WORK
 sed "s#/etc/prometheus/rules#$PWD/$RULES#" ops/prometheus/prometheus.yml >"$work/compose-prometheus.yml"
