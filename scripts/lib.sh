@@ -117,8 +117,8 @@ ensure_broker() {
 # under $SHOP_TOOLS_DIR that is made once and reused. Puts its bin/ on PATH.
 PY_TOOLS="$SHOP_TOOLS_DIR/pytools"
 ensure_python_tools() {
-  local wanted=(kubernetes-validate==1.37.0)
-  if [ ! -x "$PY_TOOLS/bin/kubernetes-validate" ]; then
+  local wanted=(kubernetes-validate==1.37.0 schemathesis==4.32.5)
+  if [ ! -x "$PY_TOOLS/bin/kubernetes-validate" ] || [ ! -x "$PY_TOOLS/bin/schemathesis" ]; then
     log "installing ${wanted[*]} (PyPI) into $PY_TOOLS"
     python3 -m venv "$PY_TOOLS"
     "$PY_TOOLS/bin/pip" install -q --disable-pip-version-check "${wanted[@]}"

@@ -10,7 +10,7 @@ source scripts/lib.sh
 ensure_services
 
 # Each integration test makes its own database; drop those of earlier runs.
-psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'shop_test_%' OR datname LIKE 'shop_readme_%' OR datname LIKE 'shop_storefront_%' OR datname LIKE 'shop_observe_%' OR datname LIKE 'bench_%'" |
+psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'shop_test_%' OR datname LIKE 'shop_readme_%' OR datname LIKE 'shop_storefront_%' OR datname LIKE 'shop_observe_%' OR datname LIKE 'shop_fuzz_%' OR datname LIKE 'bench_%'" |
   while read -r db; do psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
 
 log "cargo fmt --check"
@@ -25,6 +25,8 @@ log "storefront in headless Chromium"
 scripts/check-storefront.sh
 log "Prometheus: the dashboard's and the alert rules' expressions against a running system"
 scripts/check-observability.sh
+log "schemathesis against the served OpenAPI document"
+scripts/check-api-fuzz.sh
 log "deployment files: docker compose and Kubernetes"
 scripts/check-deploy.sh
 log "benchmark suite, smoke run (checks the suite works and oversells nothing; timing gates nothing)"

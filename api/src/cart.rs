@@ -4,7 +4,7 @@
 
 use crate::{
     error::{ApiError, ErrorBody},
-    extract::Json,
+    extract::{Integer, Json},
     products::product_id,
     sessions::CurrentUser,
     startup::AppState,
@@ -73,14 +73,26 @@ pub async fn load(state: &AppState, user: UserId) -> Result<Cart, ApiError> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct LineChange {
-    product_id: i64,
-    /// 1 to 100 (`/cart/update` also takes 0, which removes the line).
-    quantity: i64,
+    #[schema(value_type = i64, minimum = 1)]
+    product_id: Integer,
+    /// `/cart/add`: 1 to 100 units to add (the line may hold at most 100).
+    #[schema(value_type = i64, minimum = 1, maximum = 100)]
+    quantity: Integer,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct LineSet {
+    #[schema(value_type = i64, minimum = 1)]
+    product_id: Integer,
+    /// `/cart/update`: the line's quantity, 0 to 100; 0 removes the line.
+    #[schema(value_type = i64, minimum = 0, maximum = 100)]
+    quantity: Integer,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct LineRef {
-    product_id: i64,
+    #[schema(value_type = i64, minimum = 1)]
+    product_id: Integer,
 }
 
 /// `GET /cart`: lines with product name, unit price, line total, and the cart total.
@@ -157,13 +169,13 @@ pub(crate) async fn add(
     user: CurrentUser,
     Json(body): Json<LineChange>,
 ) -> Result<Json<Cart>, ApiError> {
-    let quantity = Quantity::new(body.quantity)?;
-    let product = product_id(body.product_id)?;
+    let quantity = Quantity::new(body.quantity.0)?;
+    let product = product_id(body.product_id.0)?;
     write_line(&state, user.id, product.get(), quantity, Merge::Add).await
 }
 
 /// `POST /cart/update {product_id, quantity}`: sets the line's quantity; 0 removes the line.
-#[utoipa::path(post, path = "/cart/update", tag = "cart", security(("session" = [])), request_body = LineChange, responses(
+#[utoipa::path(post, path = "/cart/update", tag = "cart", security(("session" = [])), request_body = LineSet, responses(
     (status = 200, description = "The cart after the change", body = Cart),
     (status = 401, description = "No valid session token", body = ErrorBody),
     (status = 404, description = "No such product", body = ErrorBody),
@@ -172,13 +184,13 @@ pub(crate) async fn add(
 pub(crate) async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
-    Json(body): Json<LineChange>,
+    Json(body): Json<LineSet>,
 ) -> Result<Json<Cart>, ApiError> {
-    let product = product_id(body.product_id)?;
-    if body.quantity == 0 {
+    let product = product_id(body.product_id.0)?;
+    if body.quantity.0 == 0 {
         return remove_line(&state, user.id, product.get()).await;
     }
-    let quantity = Quantity::new(body.quantity)?;
+    let quantity = Quantity::new(body.quantity.0)?;
     write_line(&state, user.id, product.get(), quantity, Merge::Set).await
 }
 
@@ -194,7 +206,7 @@ pub(crate) async fn remove(
     user: CurrentUser,
     Json(body): Json<LineRef>,
 ) -> Result<Json<Cart>, ApiError> {
-    let product = product_id(body.product_id)?;
+    let product = product_id(body.product_id.0)?;
     remove_line(&state, user.id, product.get()).await
 }
 

@@ -106,6 +106,7 @@ pub(crate) async fn show(
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -217,7 +218,7 @@ impl Watch {
 #[utoipa::path(get, path = "/orders/{id}/events", tag = "orders", security(("session" = [])),
     params(("id" = String, Path, description = "Order id (a UUID)")), responses(
     (status = 200, description = "`event: status` with `data: {\"order_id\":…,\"status\":…}`, once per status",
-        body = String, content_type = "text/event-stream"),
+        body = Object, content_type = "text/event-stream"),
     (status = 401, description = "No valid session token", body = ErrorBody),
     (status = 404, description = "No such order among this user's", body = ErrorBody),
 ))]

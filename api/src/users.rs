@@ -39,10 +39,11 @@ const USER_COLUMNS: &str = "id, email, phone_number, status, created_at, last_lo
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Contact {
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email, max_length = 254)]
     email: String,
     /// E.164: `+`, a country code and the number, digits only.
-    #[schema(example = "+4915112345678")]
+    /// Spaces, dashes, dots and parentheses are ignored: `+1 (415) 555-0100` is `+14155550100`.
+    #[schema(example = "+4915112345678", pattern = r"^\+[1-9][0-9]{7,14}$")]
     phone_number: String,
 }
 

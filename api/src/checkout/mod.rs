@@ -94,7 +94,12 @@ const MAX_ADDRESS_LEN: usize = 1000;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct CheckoutRequest {
-    /// 1 to 1000 characters.
+    /// 1 to 1000 characters, not all blank.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
+    )]
     delivery_address: Option<String>,
 }
 
@@ -118,18 +123,23 @@ fn checkout_request(body: &Bytes) -> Result<CheckoutRequest, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(CheckoutRequest::default());
     }
-    let request: CheckoutRequest = serde_json::from_slice(body).map_err(|e| {
+    // `null` is no body too.
+    let request: Option<CheckoutRequest> = serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
             ApiError::unprocessable("invalid_body", e.to_string())
         } else {
             ApiError::bad_request("malformed_json", e.to_string())
         }
     })?;
+    let request = request.unwrap_or_default();
     if let Some(address) = &request.delivery_address {
-        if address.trim().is_empty() || address.chars().count() > MAX_ADDRESS_LEN {
+        if address.trim().is_empty()
+            || address.chars().count() > MAX_ADDRESS_LEN
+            || address.contains('\0')
+        {
             return Err(ApiError::unprocessable(
                 "invalid_delivery_address",
-                "delivery_address must be 1 to 1000 characters",
+                "delivery_address must be 1 to 1000 characters, not all blank, without NUL",
             ));
         }
     }
@@ -377,7 +387,7 @@ async fn refuse_known_shortages(state: &AppState, lines: &[Line]) -> Result<(), 
 /// `POST /orders/checkout`: the cart becomes an order. With the default `queue` strategy the
 /// answer is 202 with the order PENDING: poll `status_url` or follow `events_url`.
 #[utoipa::path(post, path = "/orders/checkout", tag = "orders", security(("session" = [])),
-    params(("Idempotency-Key" = Option<String>, Header,
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$",
         description = "1 to 255 visible ASCII characters; the same key again answers with the same order")),
     request_body(content = Option<CheckoutRequest>, description = "Optional; an empty body means no delivery address"),
     responses(
@@ -476,7 +486,7 @@ mod tests {
         #[test]
         fn json_addresses_are_accepted_exactly_when_1_to_1000_characters(address in "\\PC{0,1100}") {
             let body = serde_json::json!({ "delivery_address": address }).to_string();
-            let valid = !address.trim().is_empty() && address.chars().count() <= 1000;
+            let valid = !address.trim().is_empty() && address.chars().count() <= 1000 && !address.contains('\0');
             prop_assert_eq!(checkout_request(&Bytes::from(body)).is_ok(), valid);
         }
     }

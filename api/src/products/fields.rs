@@ -1,6 +1,7 @@
 //! Request bodies for product writes, and their validated forms.
 
 use crate::error::ApiError;
+use crate::extract::Integer;
 use serde::Deserialize;
 use shop_domain::{Money, ValidationError};
 use utoipa::ToSchema;
@@ -10,26 +11,51 @@ pub const MAX_STOCK: i64 = 1_000_000_000;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateProduct {
+    /// 1 to 200 characters, not all blank.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
+    )]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 5000, pattern = r"^[^\u0000]*$")]
     pub description: String,
-    pub price_cents: i64,
+    /// Integer minor units (cents).
+    #[schema(value_type = i64, minimum = 0, maximum = 10_000_000_000_i64)]
+    pub price_cents: Integer,
     #[serde(default)]
-    pub available_quantity: i64,
+    #[schema(value_type = i64, minimum = 0, maximum = 1_000_000_000)]
+    pub available_quantity: Integer,
+    /// An http(s) URL.
+    #[schema(max_length = 2048, pattern = r"^https?://[!-~]+$")]
     pub image_url: Option<String>,
+    /// A slug: letters, digits and dashes (stored in lower case).
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
     pub category: String,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateProduct {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
+    )]
     pub name: Option<String>,
+    #[schema(max_length = 5000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
-    pub price_cents: Option<i64>,
-    pub available_quantity: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 10_000_000_000_i64)]
+    pub price_cents: Option<Integer>,
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000)]
+    pub available_quantity: Option<Integer>,
+    #[schema(max_length = 2048, pattern = r"^https?://[!-~]+$")]
     pub image_url: Option<String>,
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
     pub category: Option<String>,
     /// Optimistic concurrency: apply only if the product is still at this version.
-    pub expected_version: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub expected_version: Option<Integer>,
 }
 
 pub struct NewProduct {
@@ -55,16 +81,20 @@ fn invalid(field: &'static str, reason: &'static str) -> ValidationError {
     ValidationError::Field { field, reason }
 }
 
+// PostgreSQL's text cannot hold U+0000: names and descriptions with it are refused (422).
 fn name(raw: &str) -> Result<String, ValidationError> {
     let name = raw.trim();
     match name.chars().count() {
+        _ if name.contains('\0') => Err(invalid("name", "must not contain NUL characters")),
         1..=200 => Ok(name.to_owned()),
         _ => Err(invalid("name", "must be 1 to 200 characters")),
     }
 }
 
 fn description(raw: &str) -> Result<String, ValidationError> {
-    if raw.chars().count() <= 5000 {
+    if raw.contains('\0') {
+        Err(invalid("description", "must not contain NUL characters"))
+    } else if raw.chars().count() <= 5000 {
         Ok(raw.trim().to_owned())
     } else {
         Err(invalid("description", "must be at most 5000 characters"))
@@ -120,8 +150,8 @@ impl TryFrom<CreateProduct> for NewProduct {
         Ok(Self {
             name: name(&body.name)?,
             description: description(&body.description)?,
-            price: Money::new(body.price_cents)?,
-            available_quantity: stock(body.available_quantity)?,
+            price: Money::new(body.price_cents.0)?,
+            available_quantity: stock(body.available_quantity.0)?,
             image_url: body.image_url.as_deref().map(image_url).transpose()?,
             category: category(&body.category)?,
         })
@@ -135,11 +165,11 @@ impl TryFrom<UpdateProduct> for ProductChanges {
         let changes = Self {
             name: body.name.as_deref().map(name).transpose()?,
             description: body.description.as_deref().map(description).transpose()?,
-            price: body.price_cents.map(Money::new).transpose()?,
-            available_quantity: body.available_quantity.map(stock).transpose()?,
+            price: body.price_cents.map(|p| Money::new(p.0)).transpose()?,
+            available_quantity: body.available_quantity.map(|q| stock(q.0)).transpose()?,
             image_url: body.image_url.as_deref().map(image_url).transpose()?,
             category: body.category.as_deref().map(category).transpose()?,
-            expected_version: body.expected_version,
+            expected_version: body.expected_version.map(|v| v.0),
         };
         let nothing = changes.name.is_none()
             && changes.description.is_none()
@@ -182,8 +212,8 @@ mod tests {
         CreateProduct {
             name: " Kettle ".into(),
             description: String::new(),
-            price_cents: 2599,
-            available_quantity: 10,
+            price_cents: Integer(2599),
+            available_quantity: Integer(10),
             image_url: Some("https://img.example.com/k.png".into()),
             category: "Home".into(),
         }
@@ -201,8 +231,8 @@ mod tests {
     fn refuses_invalid_fields() {
         let cases: [fn(&mut CreateProduct); 6] = [
             |b| b.name = "   ".into(),
-            |b| b.price_cents = -1,
-            |b| b.available_quantity = -5,
+            |b| b.price_cents = Integer(-1),
+            |b| b.available_quantity = Integer(-5),
             |b| b.image_url = Some("javascript:alert(1)".into()),
             |b| b.category = "home & garden".into(),
             |b| b.category = "-home".into(),
@@ -218,12 +248,12 @@ mod tests {
     fn an_update_must_change_something() {
         assert!(ProductChanges::try_from(UpdateProduct::default()).is_err());
         let only_version = UpdateProduct {
-            expected_version: Some(3),
+            expected_version: Some(Integer(3)),
             ..UpdateProduct::default()
         };
         assert!(ProductChanges::try_from(only_version).is_err());
         let restock = UpdateProduct {
-            available_quantity: Some(40),
+            available_quantity: Some(Integer(40)),
             ..UpdateProduct::default()
         };
         assert!(ProductChanges::try_from(restock).is_ok());

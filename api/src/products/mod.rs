@@ -68,6 +68,11 @@ pub fn product_id(raw: i64) -> Result<ProductId, ApiError> {
     ProductId::new(raw).map_err(|_| ApiError::not_found("product"))
 }
 
+/// A product id from a path segment: anything but a positive integer names no product (404).
+fn product_in_path(raw: &str) -> Result<ProductId, ApiError> {
+    product_id(raw.parse().map_err(|_| ApiError::not_found("product"))?)
+}
+
 /// A page size from a query: `DEFAULT_PAGE` when absent, 422 outside 1..=`MAX_PAGE`.
 pub fn page_limit(requested: Option<i64>) -> Result<i64, ApiError> {
     let limit = requested.unwrap_or(DEFAULT_PAGE);
@@ -85,8 +90,10 @@ pub fn page_limit(requested: Option<i64>) -> Result<i64, ApiError> {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Only products of this category slug.
+    #[param(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
     category: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -158,15 +165,15 @@ fn json_response(status: StatusCode, json: impl Into<axum::body::Body>) -> Respo
 
 /// `GET /products/{id}`: from Redis when cached, else from PostgreSQL (then cached). Redis being
 /// down slows this path but does not fail it.
-#[utoipa::path(get, path = "/products/{id}", tag = "catalog", params(("id" = i64, Path, description = "Product id")), responses(
+#[utoipa::path(get, path = "/products/{id}", tag = "catalog", params(("id" = i64, Path, description = "Product id", minimum = 1)), responses(
     (status = 200, description = "The product, with its available quantity", body = Product),
     (status = 404, description = "No such product", body = ErrorBody),
 ))]
 pub(crate) async fn show(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = product_id(id)?;
+    let id = product_in_path(&id)?;
     if let Some(json) = state.local_products.get(id.get()) {
         cache_lookup("local");
         return Ok(json_response(StatusCode::OK, json));
@@ -285,7 +292,7 @@ pub(crate) async fn create(
 /// `PATCH /products/{id}`: the seller changes any of the fields (price, stock, …). With
 /// `expected_version`, the change applies only if nobody changed the product since (else 409).
 #[utoipa::path(patch, path = "/products/{id}", tag = "catalog", security(("session" = [])),
-    params(("id" = i64, Path, description = "Product id")), request_body = UpdateProduct, responses(
+    params(("id" = i64, Path, description = "Product id", minimum = 1)), request_body = UpdateProduct, responses(
     (status = 200, description = "The product after the change", body = Product),
     (status = 401, description = "No valid session token", body = ErrorBody),
     (status = 403, description = "`not_seller`", body = ErrorBody),
@@ -296,10 +303,10 @@ pub(crate) async fn create(
 pub(crate) async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     Json(body): Json<UpdateProduct>,
 ) -> Result<Response, ApiError> {
-    let id = product_id(id)?;
+    let id = product_in_path(&id)?;
     let changes = ProductChanges::try_from(body)?;
     let updated: Option<Product> = sqlx::query_as(&format!(
         "UPDATE products SET

@@ -24,7 +24,7 @@ async fn session_tokens_are_stored_hashed_with_a_ttl() {
     let user = app.new_user().await;
     let mut conn = app.redis.clone();
     let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
-        .arg(format!("{}*", app.settings.redis_key_prefix))
+        .arg(format!("{}s:*", app.settings.redis_key_prefix))
         .query_async(&mut conn)
         .await
         .expect("keys");
