@@ -6,6 +6,7 @@
 #   scripts/bench.sh --strategies queue,row-lock --scenarios checkout-hot
 #   scripts/bench.sh scale                # 10 million users with live sessions beside 10,000
 #   scripts/bench.sh scale --users 1000000
+#   scripts/bench.sh faults               # the fault suite (RELIABILITY.md); --quick is the CI version
 # Installs and starts PostgreSQL, Redis and the broker first when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ source scripts/lib.sh
 ensure_services
 
 profile=release
-for arg in "$@"; do [ "$arg" != --smoke ] || profile=debug; done
+for arg in "$@"; do [ "$arg" != --smoke ] && [ "$arg" != --quick ] || profile=debug; done
 if [ "$profile" = release ]; then
   log "building the services and the load generator (release)"
   cargo build --release --locked --bin shop-api --bin checkout-worker --bin shop-bench
@@ -23,5 +24,5 @@ else
   cargo build --locked --bin shop-api --bin checkout-worker --bin shop-bench
 fi
 command=suite
-if [ "${1:-}" = scale ]; then command=scale; shift; fi
+case "${1:-}" in scale | faults) command=$1; shift ;; esac
 exec "./target/$profile/shop-bench" "$command" --bin-dir "target/$profile" "$@"

@@ -105,11 +105,12 @@ ensure_broker() {
   fi
   log "starting the broker on $KAFKA_BROKERS"
   mkdir -p "$SHOP_STATE_DIR/tansu"
+  # Detached from the caller's output: a broker started by a piped command must not hold its pipe.
   (
     cd "$SHOP_STATE_DIR/tansu" &&
-      nohup "$TANSU" broker --listener-url "tcp://$KAFKA_BROKERS" --advertised-listener-url "tcp://$KAFKA_BROKERS" \
-        --storage-engine sqlite://tansu.db >>tansu.log 2>&1 &
-  )
+      exec nohup "$TANSU" broker --listener-url "tcp://$KAFKA_BROKERS" --advertised-listener-url "tcp://$KAFKA_BROKERS" \
+        --storage-engine sqlite://tansu.db >>tansu.log 2>&1 </dev/null
+  ) &
   wait_for broker_up 30 || die "the broker did not start; see $SHOP_STATE_DIR/tansu/tansu.log"
 }
 

@@ -2,8 +2,9 @@
 
 use crate::error::ApiError;
 use axum::{
-    extract::FromRequest,
+    body::Bytes,
     extract::FromRequestParts,
+    extract::{FromRequest, Request},
     response::{IntoResponse, Response},
 };
 use serde::{de, Deserialize, Deserializer, Serialize};
@@ -17,6 +18,18 @@ pub struct Json<T>(pub T);
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// A raw body, for handlers that parse it themselves. Too large is 413 as JSON.
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(Self(Bytes::from_request(request, state).await?))
     }
 }
 

@@ -14,9 +14,18 @@
 //! writes the figures, with the machine's description, as JSON. It exits non-zero when a unit
 //! was oversold, stock was not conserved, or requests failed; never because of timing.
 //!
+//! ```text
+//! shop-bench faults [--quick] [--bin-dir target/release] [--out results]
+//! ```
+//!
+//! `faults`: checkout traffic while faults are injected one at a time and then together; after
+//! each, an invariant check (see `faults.rs`). Prints the faults × outcomes table and exits
+//! non-zero on any violation.
+//!
 //! `scale`: bulk-loads the given number of users with live sessions, reports the memory each
 //! store needs per million users, and probes latencies next to a small shop (see `scale.rs`).
 
+mod faults;
 mod load;
 mod report;
 mod scale;
@@ -50,7 +59,8 @@ pub enum BenchError {
 }
 
 const USAGE: &str = "usage: shop-bench suite [--smoke] [--strategies a,b,…] [--scenarios a,b,…] [--bin-dir DIR] [--out DIR]
-       shop-bench scale [--users N] [--baseline N] [--smoke] [--bin-dir DIR] [--out DIR]";
+       shop-bench scale [--users N] [--baseline N] [--smoke] [--bin-dir DIR] [--out DIR]
+       shop-bench faults [--quick] [--bin-dir DIR] [--out DIR]";
 
 const SCENARIOS: [&str; 6] = [
     "catalog",
@@ -156,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
     match args.next().as_deref() {
         Some("suite") => suite(options(args)?).await,
         Some("scale") => scale_command(args).await,
+        Some("faults") => faults_command(args).await,
         _ => bail!("{USAGE}"),
     }
 }
@@ -196,6 +207,39 @@ async fn scale_command(mut args: impl Iterator<Item = String>) -> anyhow::Result
     let json = serde_json::json!({ "machine": machine, "sizes": reports });
     std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")?;
     eprintln!("==> figures written to {}", path.display());
+    Ok(())
+}
+
+async fn faults_command(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let mut quick = false;
+    let rest: Vec<String> = args
+        .filter(|a| {
+            let flag = a == "--quick";
+            quick |= flag;
+            !flag
+        })
+        .collect();
+    let options = options(rest.into_iter())?;
+    let timing = if quick {
+        faults::Timing::quick()
+    } else {
+        faults::Timing::full()
+    };
+    let outcomes = faults::run(&options.env, timing, &faults::Fault::ALL).await?;
+    let machine = Machine::describe();
+    println!("{}", faults::table(&outcomes));
+    std::fs::create_dir_all(&options.out)?;
+    let path = options.out.join(format!(
+        "faults-{}.json",
+        chrono::Utc::now().format("%Y-%m-%dT%H%M%SZ")
+    ));
+    let json = serde_json::json!({ "machine": machine, "timing": timing, "faults": outcomes });
+    std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")?;
+    eprintln!("==> figures written to {}", path.display());
+    let violations: u64 = outcomes.iter().map(faults::Outcome::violations).sum();
+    if violations > 0 {
+        bail!("{violations} invariant violations (lost, duplicated, oversold, stale, or never recovered)");
+    }
     Ok(())
 }
 

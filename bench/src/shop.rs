@@ -36,8 +36,12 @@ impl Shop {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     pub async fn get(&self, path: &str) -> Result<StatusCode, reqwest::Error> {

@@ -32,7 +32,14 @@ pub struct System {
     pub redis: redis::aio::ConnectionManager,
     prefix: String,
     admin_url: String,
-    children: Vec<Child>,
+    /// The environment both services run with, to start more or restart them.
+    common: Vec<(&'static str, String)>,
+    bin_dir: PathBuf,
+    log_dir: PathBuf,
+    api_process: Option<Child>,
+    workers: Vec<Child>,
+    /// Worker metrics ports, one per worker ever started.
+    worker_ports: Vec<u16>,
 }
 
 fn free_port() -> Result<u16, BenchError> {
@@ -62,6 +69,20 @@ fn spawn(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| BenchError::Setup(format!("cannot start {}: {e}", binary.display())))
+}
+
+/// SIGTERM, then up to 15 s to exit, then SIGKILL.
+async fn terminate(child: &mut Child) -> Result<(), BenchError> {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill").arg(pid.to_string()).status().await;
+    }
+    if tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .is_err()
+    {
+        child.kill().await?;
+    }
+    Ok(())
 }
 
 async fn wait_ready(
@@ -104,7 +125,7 @@ impl System {
         let database_url = with_database(&env.database_url, &name)?;
         let prefix = format!("{name}:");
         let (api_port, metrics_port) = (free_port()?, free_port()?);
-        let common = vec![
+        let common: Vec<(&'static str, String)> = vec![
             ("DATABASE_URL", database_url.clone()),
             ("REDIS_URL", env.redis_url.clone()),
             ("REDIS_KEY_PREFIX", prefix.clone()),
@@ -114,50 +135,101 @@ impl System {
             ("CONSUMER_GROUP", name.clone()),
             ("CHECKOUT_STRATEGY", strategy.to_owned()),
             ("API_ADDR", format!("127.0.0.1:{api_port}")),
-            ("WORKER_METRICS_ADDR", format!("127.0.0.1:{metrics_port}")),
             // One load generator is one client address and a few sessions: rate limits would
             // measure themselves.
             ("RATE_LIMIT_PER_IP", "0".to_owned()),
             ("RATE_LIMIT_PER_SESSION", "0".to_owned()),
+            ("SHUTDOWN_DRAIN_MS", "0".to_owned()),
         ];
         std::fs::create_dir_all(&env.log_dir)?;
-        let mut children = Vec::new();
-        // The API first: it applies the migrations the worker also expects.
-        children.push(spawn(
-            &env.bin_dir.join("shop-api"),
-            &["serve"],
-            &common,
-            &env.log_dir.join(format!("{name}.api.log")),
-        )?);
-        let client = reqwest::Client::new();
-        let api = format!("http://127.0.0.1:{api_port}");
-        wait_ready(&client, &format!("{api}/readyz"), Duration::from_secs(30)).await?;
-        children.push(spawn(
-            &env.bin_dir.join("checkout-worker"),
-            &["run"],
-            &common,
-            &env.log_dir.join(format!("{name}.worker.log")),
-        )?);
-        wait_ready(
-            &client,
-            &format!("http://127.0.0.1:{metrics_port}/healthz"),
-            Duration::from_secs(60),
-        )
-        .await?;
         let db = PgPoolOptions::new()
             .max_connections(4)
             .connect(&database_url)
             .await?;
         let redis = shop_infra::connect_redis(&env.redis_url).await?;
-        Ok(Self {
+        let mut system = Self {
+            api: format!("http://127.0.0.1:{api_port}"),
             name,
-            api,
             db,
             redis,
             prefix,
             admin_url: env.database_url.clone(),
-            children,
-        })
+            common,
+            bin_dir: env.bin_dir.clone(),
+            log_dir: env.log_dir.clone(),
+            api_process: None,
+            workers: Vec::new(),
+            worker_ports: vec![metrics_port],
+        };
+        // The API first: it applies the migrations the worker also expects.
+        system.start_api().await?;
+        system.start_worker().await?;
+        Ok(system)
+    }
+
+    /// Starts the API (again, after [`System::kill_api`]) on its port and waits until it is ready.
+    pub async fn start_api(&mut self) -> Result<(), BenchError> {
+        let log = self.log_dir.join(format!("{}.api.log", self.name));
+        self.api_process = Some(spawn(
+            &self.bin_dir.join("shop-api"),
+            &["serve"],
+            &self.common,
+            &log,
+        )?);
+        let client = reqwest::Client::new();
+        wait_ready(
+            &client,
+            &format!("{}/readyz", self.api),
+            Duration::from_secs(60),
+        )
+        .await
+    }
+
+    /// Kills the API at once (SIGKILL): requests in flight get no answer.
+    pub async fn kill_api(&mut self) -> Result<(), BenchError> {
+        if let Some(mut api) = self.api_process.take() {
+            api.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts one more checkout worker and waits until it serves its metrics.
+    pub async fn start_worker(&mut self) -> Result<(), BenchError> {
+        let n = self.workers.len();
+        let port = match self.worker_ports.get(n) {
+            Some(&port) => port,
+            None => {
+                let port = free_port()?;
+                self.worker_ports.push(port);
+                port
+            }
+        };
+        let mut env = self.common.clone();
+        env.push(("WORKER_METRICS_ADDR", format!("127.0.0.1:{port}")));
+        let log = self.log_dir.join(format!("{}.worker{n}.log", self.name));
+        self.workers.push(spawn(
+            &self.bin_dir.join("checkout-worker"),
+            &["run"],
+            &env,
+            &log,
+        )?);
+        let client = reqwest::Client::new();
+        let healthz = format!("http://127.0.0.1:{port}/healthz");
+        wait_ready(&client, &healthz, Duration::from_secs(60)).await
+    }
+
+    /// Stops the newest worker: SIGKILL when `kill` (no batch finished, no goodbye), else SIGTERM
+    /// and a wait for it to finish its batches and leave the group.
+    pub async fn stop_worker(&mut self, kill: bool) -> Result<(), BenchError> {
+        let Some(mut worker) = self.workers.pop() else {
+            return Ok(());
+        };
+        if kill {
+            worker.kill().await?;
+        } else {
+            terminate(&mut worker).await?;
+        }
+        Ok(())
     }
 
     /// The Redis key prefix of this system.
@@ -167,18 +239,9 @@ impl System {
 
     /// Stops the processes (SIGTERM, then kill) and drops the database and the Redis keys.
     pub async fn stop(mut self) -> Result<(), BenchError> {
-        for child in &mut self.children {
-            if let Some(pid) = child.id() {
-                let _ = Command::new("kill").arg(pid.to_string()).status().await;
-            }
-        }
-        for child in &mut self.children {
-            if tokio::time::timeout(Duration::from_secs(15), child.wait())
-                .await
-                .is_err()
-            {
-                child.kill().await?;
-            }
+        let children = self.api_process.iter_mut().chain(self.workers.iter_mut());
+        for child in children {
+            terminate(child).await?;
         }
         self.db.close().await;
         let mut admin = PgConnection::connect(&self.admin_url).await?;
@@ -188,6 +251,25 @@ impl System {
         ))
         .execute(&mut admin)
         .await?;
+        self.flush_redis().await
+    }
+
+    /// Deletes every Redis key of this system, as a flushed or replaced Redis would have none.
+    pub async fn flush_redis(&mut self) -> Result<(), BenchError> {
+        // Just after a Redis restart the first commands on the old connection fail while it
+        // reconnects.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.delete_keys().await {
+                Err(BenchError::Redis(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn delete_keys(&mut self) -> Result<(), BenchError> {
         let mut cursor = 0u64;
         loop {
             let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")

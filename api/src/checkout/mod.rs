@@ -14,6 +14,7 @@ mod queue;
 
 use crate::{
     error::{ApiError, ErrorBody},
+    extract::RawBody,
     metrics,
     sessions::CurrentUser,
     startup::AppState,
@@ -406,7 +407,7 @@ pub(crate) async fn checkout(
     State(state): State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let strategy = state.settings.checkout_strategy;
     let result = place(&state, strategy, user.id, &headers, &body).await;

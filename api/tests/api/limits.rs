@@ -131,3 +131,18 @@ async fn a_cart_holds_a_bounded_number_of_lines() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_oversized_checkout_body_gets_413_as_json() {
+    let app = TestApp::spawn_configured(|s| s.max_body_bytes = 1024).await;
+    let shopper = app.new_user().await;
+    let response = app
+        .client
+        .post(app.url("/orders/checkout"))
+        .bearer_auth(&shopper.token)
+        .body(format!(r#"{{"delivery_address":"{}"}}"#, "a".repeat(4096)))
+        .send()
+        .await
+        .expect("sent");
+    expect_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}

@@ -1,0 +1,821 @@
+//! `shop-bench faults`: steady checkout traffic while faults are injected one at a time and then
+//! together, each followed by an invariant check of PostgreSQL, Redis and the order events topic.
+//!
+//! Traffic: shoppers in a closed loop, each filling its cart with one to three products (a third
+//! of the lines on a few hot products with little stock, the rest on cold ones) and checking out
+//! with an `Idempotency-Key`, retried with the same key through every failure; a shopper whose
+//! session is gone (401) signs in again with `POST /sessions`.
+//!
+//! After each fault is repaired, a probe places an order and times how long until it is decided
+//! (time to recover); then traffic stops, the system is given the bound to settle, and the
+//! invariants are checked over everything the run has done so far.
+
+use crate::{
+    shop::{contact, Shop},
+    system::{Environment, System},
+    BenchError,
+};
+use rand::{seq::SliceRandom, Rng};
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer},
+    ClientConfig, Message, Offset, TopicPartitionList,
+};
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+use uuid::Uuid;
+
+/// How long each part of a phase lasts.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Timing {
+    shoppers: u64,
+    warmup: Duration,
+    outage: Duration,
+    after: Duration,
+    /// Every accepted order must be decided within this, once the fault is repaired.
+    bound: Duration,
+}
+
+impl Timing {
+    pub fn quick() -> Self {
+        Self {
+            shoppers: 8,
+            warmup: Duration::from_secs(2),
+            outage: Duration::from_secs(2),
+            after: Duration::from_secs(2),
+            bound: Duration::from_secs(60),
+        }
+    }
+
+    pub fn full() -> Self {
+        Self {
+            shoppers: 24,
+            warmup: Duration::from_secs(5),
+            outage: Duration::from_secs(8),
+            after: Duration::from_secs(8),
+            bound: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What is broken, and how it is mended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// SIGKILL of the worker while it applies batches, then a restart.
+    WorkerKilled,
+    /// The broker stopped and started again on its durable storage.
+    BrokerRestart,
+    /// PostgreSQL stopped (fast) and started again.
+    PostgresRestart,
+    /// Redis stopped, then started with none of the shop's keys (flushed).
+    RedisLost,
+    /// The relay stopped (worker killed), orders accepted into the outbox, then the API killed:
+    /// orders accepted and not yet handed to Kafka, with no process left that accepted them.
+    ApiKilledBeforeHandOff,
+    /// A second worker joins (partitions rebalance), then leaves with SIGTERM.
+    WorkerJoinsAndLeaves,
+    /// The worker and the API killed, the broker and Redis stopped, all at once.
+    Combined,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 7] = [
+        Fault::WorkerKilled,
+        Fault::BrokerRestart,
+        Fault::PostgresRestart,
+        Fault::RedisLost,
+        Fault::ApiKilledBeforeHandOff,
+        Fault::WorkerJoinsAndLeaves,
+        Fault::Combined,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WorkerKilled => "worker kill -9 mid-batch, restart",
+            Self::BrokerRestart => "broker restart",
+            Self::PostgresRestart => "PostgreSQL restart",
+            Self::RedisLost => "Redis stopped, flushed, restarted",
+            Self::ApiKilledBeforeHandOff => "API kill -9 before hand-off to Kafka",
+            Self::WorkerJoinsAndLeaves => "second worker joins, then leaves",
+            Self::Combined => "combined: worker + API killed, broker + Redis down",
+        }
+    }
+
+    async fn inject(self, system: &mut System) -> Result<(), BenchError> {
+        match self {
+            Self::WorkerKilled => system.stop_worker(true).await,
+            Self::BrokerRestart => service("broker-stop").await,
+            Self::PostgresRestart => service("postgres-stop").await,
+            Self::RedisLost => service("redis-stop").await,
+            Self::ApiKilledBeforeHandOff => {
+                system.stop_worker(true).await?;
+                // Checkouts keep being accepted into the outbox, with nothing relaying them.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                system.kill_api().await
+            }
+            Self::WorkerJoinsAndLeaves => system.start_worker().await,
+            Self::Combined => {
+                system.stop_worker(true).await?;
+                system.kill_api().await?;
+                service("broker-stop").await?;
+                service("redis-stop").await
+            }
+        }
+    }
+
+    async fn repair(self, system: &mut System) -> Result<(), BenchError> {
+        match self {
+            Self::WorkerKilled => system.start_worker().await,
+            Self::BrokerRestart => service("broker-start").await,
+            Self::PostgresRestart => service("postgres-start").await,
+            Self::RedisLost => {
+                service("redis-start").await?;
+                system.flush_redis().await
+            }
+            Self::ApiKilledBeforeHandOff => {
+                system.start_api().await?;
+                system.start_worker().await
+            }
+            Self::WorkerJoinsAndLeaves => system.stop_worker(false).await,
+            Self::Combined => {
+                service("redis-start").await?;
+                system.flush_redis().await?;
+                service("broker-start").await?;
+                system.start_api().await?;
+                system.start_worker().await
+            }
+        }
+    }
+}
+
+async fn service(action: &str) -> Result<(), BenchError> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/service.sh");
+    let status = tokio::process::Command::new(&script)
+        .arg(action)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BenchError::Setup(format!(
+            "scripts/service.sh {action} failed"
+        )))
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub fault: String,
+    /// Checkouts answered 202 during the phase.
+    pub accepted: u64,
+    /// Accepted orders missing, or not decided within the bound.
+    pub lost: u64,
+    /// Two orders for one key, a command applied twice, or two different terminal events.
+    pub duplicated: u64,
+    /// Units sold beyond stock, or stock not conserved.
+    pub oversold: i64,
+    /// Terminal events delivered more than once with the same id (harmless to a deduping consumer).
+    pub redelivered_events: u64,
+    /// Hot-stock entries in Redis that disagree with PostgreSQL at the same version.
+    pub stale_cache: u64,
+    /// From the repair until a new order was decided.
+    pub recover_seconds: Option<f64>,
+    /// From stopping traffic until nothing was PENDING and the outbox was empty.
+    pub settle_seconds: f64,
+    pub confirmed: i64,
+    pub rejected: i64,
+}
+
+impl Outcome {
+    pub fn violations(&self) -> u64 {
+        self.lost
+            + self.duplicated
+            + u64::try_from(self.oversold).unwrap_or(u64::MAX)
+            + self.stale_cache
+            + u64::from(self.recover_seconds.is_none())
+    }
+}
+
+struct Shopper {
+    n: u64,
+    token: Mutex<String>,
+}
+
+/// What the shoppers saw, shared by their tasks.
+#[derive(Default)]
+struct Seen {
+    /// Idempotency key → the order it was answered with.
+    orders: Mutex<HashMap<String, Uuid>>,
+    accepted: AtomicU64,
+    /// A key answered with two different orders.
+    duplicated: AtomicU64,
+}
+
+struct Fixture {
+    shop: Shop,
+    seller: String,
+    shoppers: Vec<Arc<Shopper>>,
+    probe: Arc<Shopper>,
+    hot: Vec<i64>,
+    cold: Vec<i64>,
+    initial: HashMap<i64, i64>,
+}
+
+const HOT_STOCK: i64 = 40;
+const COLD_STOCK: i64 = 1_000_000;
+
+impl Fixture {
+    async fn prepare(system: &System, timing: Timing) -> Result<Self, BenchError> {
+        let shop = Shop::new(&system.api);
+        let (_, seller) = shop.register(0).await?;
+        let mut initial = HashMap::new();
+        let mut hot = Vec::new();
+        for i in 0..4 {
+            let id = shop
+                .create_product(&seller, &format!("hot {i}"), "hot", HOT_STOCK)
+                .await?;
+            initial.insert(id, HOT_STOCK);
+            hot.push(id);
+        }
+        let mut cold = Vec::new();
+        for i in 0..40 {
+            let id = shop
+                .create_product(&seller, &format!("cold {i}"), "cold", COLD_STOCK)
+                .await?;
+            initial.insert(id, COLD_STOCK);
+            cold.push(id);
+        }
+        let mut shoppers = Vec::new();
+        for n in 1..=timing.shoppers + 1 {
+            let (_, token) = shop.register(n).await?;
+            shoppers.push(Arc::new(Shopper {
+                n,
+                token: Mutex::new(token),
+            }));
+        }
+        let probe = shoppers
+            .pop()
+            .ok_or_else(|| BenchError::Setup("no probe".into()))?;
+        Ok(Self {
+            shop,
+            seller,
+            shoppers,
+            probe,
+            hot,
+            cold,
+            initial,
+        })
+    }
+}
+
+/// A request's answer, or `None` when it got none (connection refused, reset, timeout).
+async fn send(
+    shop: &Shop,
+    shopper: &Shopper,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    key: Option<&str>,
+) -> Option<(StatusCode, Value)> {
+    let token = shopper.token.lock().ok()?.clone();
+    let mut request = shop
+        .client()
+        .request(method, shop.url(path))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(10));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.ok()?;
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    if status == StatusCode::UNAUTHORIZED {
+        // Redis lost the session: the API says so; sign in again.
+        sign_in(shop, shopper).await;
+    }
+    Some((status, body))
+}
+
+async fn sign_in(shop: &Shop, shopper: &Shopper) {
+    if let Ok((StatusCode::CREATED, body)) = shop.post("/sessions", None, &contact(shopper.n)).await
+    {
+        if let (Some(token), Ok(mut held)) = (body["session_token"].as_str(), shopper.token.lock())
+        {
+            *held = token.to_owned();
+        }
+    }
+}
+
+/// Empties the cart and fills it with `lines`; false if any request failed.
+async fn fill_cart(shop: &Shop, shopper: &Shopper, lines: &[(i64, i64)]) -> bool {
+    let Some((StatusCode::OK, cart)) =
+        send(shop, shopper, reqwest::Method::GET, "/cart", None, None).await
+    else {
+        return false;
+    };
+    let existing: Vec<i64> = cart["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["product_id"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default();
+    let removals = existing
+        .into_iter()
+        .map(|product| ("/cart/remove", json!({ "product_id": product })));
+    let additions = lines.iter().map(|&(product, quantity)| {
+        (
+            "/cart/add",
+            json!({ "product_id": product, "quantity": quantity }),
+        )
+    });
+    for (path, body) in removals.chain(additions) {
+        let answer = send(shop, shopper, reqwest::Method::POST, path, Some(body), None);
+        if !matches!(answer.await, Some((StatusCode::OK, _))) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Checks out with one key, retrying through failures until an answer that ends it. Returns the
+/// accepted order.
+async fn checkout(shop: &Shop, shopper: &Shopper, seen: &Seen, stop: &AtomicBool) -> Option<Uuid> {
+    let key = Uuid::new_v4().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        let answer = send(
+            shop,
+            shopper,
+            reqwest::Method::POST,
+            "/orders/checkout",
+            None,
+            Some(&key),
+        )
+        .await;
+        match answer {
+            Some((StatusCode::ACCEPTED, body)) => {
+                let order: Uuid = body["order_id"].as_str()?.parse().ok()?;
+                let mut orders = seen.orders.lock().ok()?;
+                match orders.insert(key.clone(), order) {
+                    Some(earlier) if earlier != order => {
+                        seen.duplicated.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                return Some(order);
+            }
+            // Sold out or an emptied cart: this checkout is over, with no order.
+            Some((StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY, _)) => return None,
+            // No answer, 401 (signed in again), 5xx: the same request again.
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    None
+}
+
+async fn shop_until_stopped(
+    fixture: Arc<Fixture>,
+    shopper: Arc<Shopper>,
+    seen: Arc<Seen>,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let lines: Vec<(i64, i64)> = {
+            let mut rng = rand::thread_rng();
+            let count = rng.gen_range(1..=3);
+            let mut products = HashSet::new();
+            while products.len() < count {
+                let pool = if rng.gen_bool(0.3) {
+                    &fixture.hot
+                } else {
+                    &fixture.cold
+                };
+                if let Some(&id) = pool.choose(&mut rng) {
+                    products.insert(id);
+                }
+            }
+            products
+                .into_iter()
+                .map(|id| (id, rng.gen_range(1..=2)))
+                .collect()
+        };
+        if fill_cart(&fixture.shop, &shopper, &lines).await {
+            checkout(&fixture.shop, &shopper, &seen, &stop).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// From `since` until an order placed now is decided; `None` if not within `bound`.
+async fn probe(fixture: &Fixture, since: Instant, bound: Duration) -> Option<f64> {
+    let never = AtomicBool::new(false);
+    let seen = Seen::default();
+    let cold = *fixture.cold.first()?;
+    while since.elapsed() < bound {
+        if !fill_cart(&fixture.shop, &fixture.probe, &[(cold, 1)]).await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let Some(order) = checkout(&fixture.shop, &fixture.probe, &seen, &never).await else {
+            continue;
+        };
+        while since.elapsed() < bound {
+            let path = format!("/orders/{order}");
+            let answer = send(
+                &fixture.shop,
+                &fixture.probe,
+                reqwest::Method::GET,
+                &path,
+                None,
+                None,
+            );
+            if let Some((StatusCode::OK, body)) = answer.await {
+                if body["status"] == "CONFIRMED" || body["status"] == "REJECTED" {
+                    return Some(since.elapsed().as_secs_f64());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    None
+}
+
+/// Runs every fault in turn on one system and returns a row for each.
+pub async fn run(
+    env: &Environment,
+    timing: Timing,
+    faults: &[Fault],
+) -> Result<Vec<Outcome>, BenchError> {
+    let mut system = System::start(env, "queue").await?;
+    let result = run_on(&mut system, env, timing, faults).await;
+    let stopped = system.stop().await;
+    let outcomes = result?;
+    stopped?;
+    Ok(outcomes)
+}
+
+async fn run_on(
+    system: &mut System,
+    env: &Environment,
+    timing: Timing,
+    faults: &[Fault],
+) -> Result<Vec<Outcome>, BenchError> {
+    let fixture = Arc::new(Fixture::prepare(system, timing).await?);
+    let mut initial = fixture.initial.clone();
+    let seen = Arc::new(Seen::default());
+    let mut checked = Checked::default();
+    let mut outcomes = Vec::new();
+    for &fault in faults {
+        eprintln!("==> fault: {}", fault.name());
+        restock(system, &fixture, &mut initial).await?;
+        let accepted_before = seen.accepted.load(Ordering::Relaxed);
+        let stop = Arc::new(AtomicBool::new(false));
+        let shoppers: Vec<_> = fixture
+            .shoppers
+            .iter()
+            .map(|shopper| {
+                tokio::spawn(shop_until_stopped(
+                    fixture.clone(),
+                    shopper.clone(),
+                    seen.clone(),
+                    stop.clone(),
+                ))
+            })
+            .collect();
+        tokio::time::sleep(timing.warmup).await;
+        fault.inject(system).await?;
+        tokio::time::sleep(timing.outage).await;
+        fault.repair(system).await?;
+        let repaired = Instant::now();
+        let recover = probe(&fixture, repaired, timing.bound).await;
+        let remaining = timing.after.saturating_sub(repaired.elapsed());
+        tokio::time::sleep(remaining).await;
+        stop.store(true, Ordering::Relaxed);
+        for shopper in shoppers {
+            // A shopper stops at its next request; one stuck longer is abandoned.
+            let _ = tokio::time::timeout(Duration::from_secs(15), shopper).await;
+        }
+        let stopped = Instant::now();
+        let settled = settle(system, timing.bound).await?;
+        let settle_seconds = stopped.elapsed().as_secs_f64();
+        let report = check(system, env, &initial, &seen, settled).await?;
+        let outcome = Outcome {
+            fault: fault.name().to_owned(),
+            accepted: seen.accepted.load(Ordering::Relaxed) - accepted_before,
+            lost: report.lost - checked.lost,
+            duplicated: report.duplicated - checked.duplicated,
+            oversold: report.oversold - checked.oversold,
+            redelivered_events: report.redelivered - checked.redelivered,
+            stale_cache: report.stale_cache,
+            recover_seconds: recover,
+            settle_seconds,
+            confirmed: report.confirmed - checked.confirmed,
+            rejected: report.rejected - checked.rejected,
+        };
+        eprintln!("    {outcome:?}");
+        checked = report;
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// Puts `HOT_STOCK` more units on each hot product (sold out after a phase or two), so every
+/// phase has buyers competing for scarce stock. Traffic is stopped and settled: no sale races it.
+async fn restock(
+    system: &System,
+    fixture: &Fixture,
+    initial: &mut HashMap<i64, i64>,
+) -> Result<(), BenchError> {
+    for &id in &fixture.hot {
+        let available: i64 =
+            sqlx::query_scalar("SELECT available_quantity::BIGINT FROM products WHERE id = $1")
+                .bind(id)
+                .fetch_one(&system.db)
+                .await?;
+        let body = json!({ "available_quantity": available + HOT_STOCK });
+        let response = fixture
+            .shop
+            .client()
+            .patch(fixture.shop.url(&format!("/products/{id}")))
+            .bearer_auth(&fixture.seller)
+            .json(&body)
+            .send()
+            .await?;
+        if response.status() != StatusCode::OK {
+            return Err(BenchError::Unexpected(format!(
+                "restock: {}",
+                response.status()
+            )));
+        }
+        *initial.entry(id).or_default() += HOT_STOCK;
+    }
+    Ok(())
+}
+
+/// Waits until no order is PENDING and the outbox is empty; false if `bound` passes first.
+async fn settle(system: &System, bound: Duration) -> Result<bool, BenchError> {
+    let deadline = Instant::now() + bound;
+    loop {
+        let waiting: Option<i64> = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING')
+                  + (SELECT count(*) FROM outbox)",
+        )
+        .fetch_one(&system.db)
+        .await
+        .ok();
+        if waiting == Some(0) {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The invariants, over everything the run has done so far (counts are cumulative).
+#[derive(Debug, Default, Clone)]
+struct Checked {
+    lost: u64,
+    duplicated: u64,
+    oversold: i64,
+    redelivered: u64,
+    stale_cache: u64,
+    confirmed: i64,
+    rejected: i64,
+}
+
+async fn check(
+    system: &System,
+    env: &Environment,
+    initial: &HashMap<i64, i64>,
+    seen: &Seen,
+    settled: bool,
+) -> Result<Checked, BenchError> {
+    let db = &system.db;
+    let statuses: HashMap<Uuid, String> =
+        sqlx::query_as::<_, (Uuid, String)>("SELECT id, status FROM orders")
+            .fetch_all(db)
+            .await?
+            .into_iter()
+            .collect();
+    let acked: Vec<Uuid> = seen
+        .orders
+        .lock()
+        .map(|orders| orders.values().copied().collect())
+        .unwrap_or_default();
+    let missing = acked.iter().filter(|id| !statuses.contains_key(id)).count() as u64;
+    let pending = statuses.values().filter(|s| *s == "PENDING").count() as u64;
+    let mut lost = missing + pending;
+    if !settled && pending == 0 {
+        lost += 1; // the outbox never drained
+    }
+    let confirmed = statuses.values().filter(|s| *s == "CONFIRMED").count() as i64;
+    let rejected = statuses.values().filter(|s| *s == "REJECTED").count() as i64;
+
+    // All or nothing: a confirmed order has every line reserved, a rejected one none.
+    let torn: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id
+         WHERE (o.status = 'CONFIRMED' AND i.status <> 'RESERVED')
+            OR (o.status = 'REJECTED' AND i.status = 'RESERVED')",
+    )
+    .fetch_one(db)
+    .await?;
+    // Stock: never below zero; what left each product is what confirmed orders hold, and what
+    // the ledger says was applied (a command applied twice breaks one of the two).
+    let rows: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT p.id, p.available_quantity::BIGINT,
+                COALESCE((SELECT sum(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id
+                          WHERE i.product_id = p.id AND o.status = 'CONFIRMED'), 0)::BIGINT,
+                COALESCE((SELECT sum(CASE WHEN l.kind = 'reserve' THEN l.quantity ELSE -l.quantity END)
+                          FROM inventory_ledger l WHERE l.product_id = p.id AND l.applied), 0)::BIGINT
+         FROM products p",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut oversold = torn;
+    let mut duplicated = seen.duplicated.load(Ordering::Relaxed);
+    for &(id, available, sold, ledger) in &rows {
+        let initial = initial.get(&id).copied().unwrap_or(available);
+        oversold += (-available).max(0);
+        oversold += (initial - available - sold).abs();
+        if ledger != initial - available {
+            duplicated += 1;
+        }
+    }
+    let stale_cache = stale_stock(system, &rows).await?;
+    let (terminal_events, redelivered) = terminal_events(env, &system.name).await?;
+    for (id, status) in &statuses {
+        if status == "PENDING" {
+            continue;
+        }
+        match terminal_events.get(id) {
+            None => lost += 1, // decided, but its event never reached the topic
+            Some(ids) if ids.len() > 1 => duplicated += 1,
+            Some(_) => {}
+        }
+    }
+    Ok(Checked {
+        lost,
+        duplicated,
+        oversold,
+        redelivered,
+        stale_cache,
+        confirmed,
+        rejected,
+    })
+}
+
+/// Hot-stock entries (`version|quantity`) that claim PostgreSQL's version or a newer one but not
+/// its quantity. Older entries are ignored by readers, and missing ones (after a flush) too.
+async fn stale_stock(system: &System, rows: &[(i64, i64, i64, i64)]) -> Result<u64, BenchError> {
+    let versions: HashMap<i64, i64> =
+        sqlx::query_as::<_, (i64, i64)>("SELECT id, version FROM products")
+            .fetch_all(&system.db)
+            .await?
+            .into_iter()
+            .collect();
+    let mut redis = system.redis.clone();
+    let mut stale = 0;
+    for &(id, available, _, _) in rows {
+        let key = format!("{}stock:{id}", system.prefix());
+        let entry: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut redis).await?;
+        let Some((version, quantity)) = entry.as_deref().and_then(|e| e.split_once('|')) else {
+            continue;
+        };
+        let (Ok(version), Ok(quantity)) = (version.parse::<i64>(), quantity.parse::<i64>()) else {
+            stale += 1;
+            continue;
+        };
+        if version >= versions.get(&id).copied().unwrap_or(0) && quantity != available {
+            stale += 1;
+        }
+    }
+    Ok(stale)
+}
+
+/// Every terminal event on the system's order events topic: the distinct event ids per order,
+/// and how many were delivered more than once.
+async fn terminal_events(
+    env: &Environment,
+    system: &str,
+) -> Result<(HashMap<Uuid, HashSet<String>>, u64), BenchError> {
+    let topic = format!("{system}.order-events");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka_brokers)
+        .set("group.id", format!("{system}-checker"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(kafka)?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer
+        .fetch_metadata(Some(&topic), timeout)
+        .map_err(kafka)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for &partition in &partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(&topic, partition, timeout)
+            .map_err(kafka)?;
+        if high > low {
+            assignment
+                .add_partition_offset(&topic, partition, Offset::Beginning)
+                .map_err(kafka)?;
+            ends.insert(partition, high);
+        }
+    }
+    consumer.assign(&assignment).map_err(kafka)?;
+    let mut events: HashMap<Uuid, HashSet<String>> = HashMap::new();
+    let mut deliveries = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ends.is_empty() && Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let message = message.map_err(kafka)?;
+        if ends
+            .get(&message.partition())
+            .is_some_and(|&end| message.offset() + 1 >= end)
+        {
+            ends.remove(&message.partition());
+        }
+        let Some(event) = message
+            .payload()
+            .and_then(|p| serde_json::from_slice::<Value>(p).ok())
+        else {
+            continue;
+        };
+        let terminal = matches!(
+            event["type"].as_str(),
+            Some("OrderConfirmed" | "OrderRejected")
+        );
+        let (Some(order), Some(id)) = (event["order_id"].as_str(), event["event_id"].as_str())
+        else {
+            continue;
+        };
+        if let (true, Ok(order)) = (terminal, order.parse()) {
+            deliveries += 1;
+            events.entry(order).or_default().insert(id.to_owned());
+        }
+    }
+    let distinct: u64 = events.values().map(|ids| ids.len() as u64).sum();
+    Ok((events, deliveries - distinct))
+}
+
+fn kafka(error: rdkafka::error::KafkaError) -> BenchError {
+    BenchError::Setup(format!("reading the order events topic: {error}"))
+}
+
+/// The faults × outcomes table, in Markdown.
+pub fn table(outcomes: &[Outcome]) -> String {
+    let mut out = String::from(
+        "| fault | accepted | confirmed | rejected | lost | duplicated | oversold | stale cache | redelivered events | time to recover | settled in |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for o in outcomes {
+        let recover = o
+            .recover_seconds
+            .map_or_else(|| "**never**".to_owned(), |s| format!("{s:.1} s"));
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |\n",
+            o.fault,
+            o.accepted,
+            o.confirmed,
+            o.rejected,
+            o.lost,
+            o.duplicated,
+            o.oversold,
+            o.stale_cache,
+            o.redelivered_events,
+            recover,
+            o.settle_seconds
+        ));
+    }
+    out
+}
