@@ -581,13 +581,17 @@ async fn restock(
     Ok(())
 }
 
-/// Waits until no order is PENDING and the outbox is empty; false if `bound` passes first.
+/// Waits until no order is PENDING, the outbox is empty and every rejected order's reserved
+/// lines have been released (those release commands travel after the order is decided); false
+/// if `bound` passes first.
 async fn settle(system: &System, bound: Duration) -> Result<bool, BenchError> {
     let deadline = Instant::now() + bound;
     loop {
         let waiting: Option<i64> = sqlx::query_scalar(
             "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING')
-                  + (SELECT count(*) FROM outbox)",
+                  + (SELECT count(*) FROM outbox)
+                  + (SELECT count(*) FROM order_items i JOIN orders o ON o.id = i.order_id
+                     WHERE o.status = 'REJECTED' AND i.status = 'RESERVED')",
         )
         .fetch_one(&system.db)
         .await
@@ -637,7 +641,7 @@ async fn check(
     let pending = statuses.values().filter(|s| *s == "PENDING").count() as u64;
     let mut lost = missing + pending;
     if !settled && pending == 0 {
-        lost += 1; // the outbox never drained
+        lost += 1; // the outbox never drained, or releases were never applied
     }
     let confirmed = statuses.values().filter(|s| *s == "CONFIRMED").count() as i64;
     let rejected = statuses.values().filter(|s| *s == "REJECTED").count() as i64;
