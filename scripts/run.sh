@@ -39,6 +39,7 @@ cat <<BANNER
   The shop is running.
     storefront $api/           (open it in a browser)
     API        $api            (try: curl $api/products?limit=3)
+    API docs   $api/docs       (OpenAPI 3.1: $api/openapi.json)
     health     $api/healthz    $api/readyz
     metrics    $api/metrics (API)   http://$WORKER_METRICS_ADDR/metrics (checkout worker)
     PostgreSQL $DATABASE_URL
