@@ -38,9 +38,12 @@ pub fn producer(settings: &WorkerSettings) -> Result<FutureProducer, rdkafka::er
         // Not idempotent: tansu 0.6.0 panics on a restart when an idempotent producer it no
         // longer knows sends again (found by the fault suite), and takes its storage down. The
         // pipeline does not need it: commands are deduplicated by the ledger and events carry
-        // their `event_id`. One request in flight keeps a partition's order through retries.
+        // their `event_id`. Retries may reorder messages in flight together; nothing needs
+        // their order: a release is written only after its reserve was consumed (so it is in the
+        // log already), and several workers' relays claim rows concurrently anyway, so an
+        // order's events were never promised in order (consumers key on `event_id`).
         .set("enable.idempotence", "false")
-        .set("max.in.flight.requests.per.connection", "1")
+        .set("max.in.flight.requests.per.connection", "5")
         .set("acks", "all")
         .set("linger.ms", "2")
         // Order events: the same partition for a key as Kafka's Java client would choose.
