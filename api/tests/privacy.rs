@@ -68,12 +68,7 @@ async fn tokens_emails_and_phone_numbers_are_never_logged() {
         &json!({"email": bad_email, "phone_number": shopper.phone_number}),
     )
     .await;
-    app.client
-        .delete(app.url("/sessions/current"))
-        .bearer_auth(&shopper.token)
-        .send()
-        .await
-        .expect("sent");
+    app.sign_out(&shopper.token).await;
 
     let text = String::from_utf8(logs.0.lock().expect("log buffer").clone()).expect("utf-8");
     assert!(

@@ -353,6 +353,16 @@ impl TestApp {
         .await
     }
 
+    /// `DELETE /sessions/current` with `token`.
+    pub async fn sign_out(&self, token: &str) -> Response {
+        self.client
+            .delete(self.url("/sessions/current"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// Registers a new user and returns it with its session token.
     pub async fn new_user(&self) -> TestUser {
         let (email, phone_number) = unique_contact();

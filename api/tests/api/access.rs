@@ -97,13 +97,7 @@ async fn no_endpoint_lets_a_user_touch_another_users_data() {
     .await;
 
     // Signing out ends only the caller's session.
-    let response = app
-        .client
-        .delete(app.url("/sessions/current"))
-        .bearer_auth(&other.token)
-        .send()
-        .await
-        .expect("sent");
+    let response = app.sign_out(&other.token).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     expect_json(app.get("/cart", Some(&owner.token)).await, StatusCode::OK).await;
     expect_error(

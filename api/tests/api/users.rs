@@ -177,13 +177,7 @@ async fn sign_in_with_a_wrong_pair_is_unauthorized() {
 async fn sign_out_revokes_the_token() {
     let app = TestApp::spawn().await;
     let user = app.new_user().await;
-    let response = app
-        .client
-        .delete(app.url("/sessions/current"))
-        .bearer_auth(&user.token)
-        .send()
-        .await
-        .expect("sent");
+    let response = app.sign_out(&user.token).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     expect_error(
         app.get("/cart", Some(&user.token)).await,
