@@ -41,10 +41,11 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     if UNLIMITED_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    let now = SystemTime::now()
+    // Windows are whole seconds of the clock.
+    let window = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let window = now.as_secs();
+        .unwrap_or_default()
+        .as_secs();
     let mut counted = Vec::with_capacity(2);
     if settings.rate_limit_per_ip > 0 {
         let ip = client_ip(&request, settings.trust_forwarded_for);
@@ -66,12 +67,11 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         return next.run(request).await;
     }
     match count(&state, &counted).await {
-        Ok(over) if over => {
+        Ok(true) => {
             metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
-            let retry_after = 1_000 - now.subsec_millis();
-            rate_limited(retry_after)
+            rate_limited()
         }
-        Ok(_) => next.run(request).await,
+        Ok(false) => next.run(request).await,
         Err(error) => {
             shop_infra::metrics::client_error("redis", "rate_limit");
             tracing::warn!(%error, "rate limiter unavailable; letting the request through");
@@ -99,18 +99,17 @@ async fn count(state: &AppState, counted: &[(Vec<u8>, u32)]) -> redis::RedisResu
         .any(|(seen, (_, limit))| *seen > u64::from(*limit)))
 }
 
-fn rate_limited(retry_after_ms: u32) -> Response {
+fn rate_limited() -> Response {
     let mut response = ApiError::client(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
         "too many requests; retry after the number of seconds in Retry-After",
     )
     .into_response();
-    // Retry-After is in whole seconds; the window ends within one.
-    let seconds = retry_after_ms.div_ceil(1_000).max(1);
+    // Retry-After is in whole seconds, and the current one-second window ends within one.
     response
         .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }
 
@@ -171,11 +170,9 @@ mod tests {
 
     #[test]
     fn retry_after_is_whole_seconds_and_at_least_one() {
-        for (ms, seconds) in [(0, "1"), (1, "1"), (999, "1"), (1_000, "1")] {
-            let response = rate_limited(ms);
-            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-            assert_eq!(response.headers()[header::RETRY_AFTER], seconds);
-        }
+        let response = rate_limited();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 
     #[test]
