@@ -217,9 +217,15 @@ struct Shopper {
 struct Seen {
     /// Idempotency key → the order it was answered with.
     orders: Mutex<HashMap<String, Uuid>>,
-    accepted: AtomicU64,
     /// A key answered with two different orders.
     duplicated: AtomicU64,
+}
+
+impl Seen {
+    /// Checkouts answered 202, one per key.
+    fn accepted(&self) -> u64 {
+        self.orders.lock().map_or(0, |orders| orders.len() as u64)
+    }
 }
 
 struct Fixture {
@@ -238,23 +244,13 @@ impl Fixture {
     async fn prepare(system: &System, timing: Timing) -> Result<Self, BenchError> {
         let shop = Shop::new(&system.api);
         let (_, seller) = shop.register(0).await?;
-        let mut initial = HashMap::new();
-        let mut hot = Vec::new();
-        for i in 0..4 {
-            let id = shop
-                .create_product(&seller, &format!("hot {i}"), "hot", HOT_STOCK)
-                .await?;
-            initial.insert(id, HOT_STOCK);
-            hot.push(id);
-        }
-        let mut cold = Vec::new();
-        for i in 0..40 {
-            let id = shop
-                .create_product(&seller, &format!("cold {i}"), "cold", COLD_STOCK)
-                .await?;
-            initial.insert(id, COLD_STOCK);
-            cold.push(id);
-        }
+        let hot = shop.create_products(&seller, "hot", 4, HOT_STOCK).await?;
+        let cold = shop
+            .create_products(&seller, "cold", 40, COLD_STOCK)
+            .await?;
+        let initial = (hot.iter().map(|&id| (id, HOT_STOCK)))
+            .chain(cold.iter().map(|&id| (id, COLD_STOCK)))
+            .collect();
         let mut shoppers = Vec::new();
         for n in 1..=timing.shoppers + 1 {
             let (_, token) = shop.register(n).await?;
@@ -371,14 +367,11 @@ async fn checkout(shop: &Shop, shopper: &Shopper, seen: &Seen, stop: &AtomicBool
             Some((StatusCode::ACCEPTED, body)) => {
                 let order: Uuid = body["order_id"].as_str()?.parse().ok()?;
                 let mut orders = seen.orders.lock().ok()?;
-                match orders.insert(key.clone(), order) {
-                    Some(earlier) if earlier != order => {
-                        seen.duplicated.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Some(_) => {}
-                    None => {
-                        seen.accepted.fetch_add(1, Ordering::Relaxed);
-                    }
+                if orders
+                    .insert(key.clone(), order)
+                    .is_some_and(|earlier| earlier != order)
+                {
+                    seen.duplicated.fetch_add(1, Ordering::Relaxed);
                 }
                 return Some(order);
             }
@@ -487,7 +480,7 @@ async fn run_on(
     for &fault in faults {
         eprintln!("==> fault: {}", fault.name());
         restock(system, &fixture, &mut initial).await?;
-        let accepted_before = seen.accepted.load(Ordering::Relaxed);
+        let accepted_before = seen.accepted();
         let stop = Arc::new(AtomicBool::new(false));
         let shoppers: Vec<_> = fixture
             .shoppers
@@ -520,7 +513,7 @@ async fn run_on(
         let report = check(system, env, &initial, &seen, settled).await?;
         let outcome = Outcome {
             fault: fault.name().to_owned(),
-            accepted: seen.accepted.load(Ordering::Relaxed) - accepted_before,
+            accepted: seen.accepted() - accepted_before,
             lost: report.lost - checked.lost,
             duplicated: report.duplicated - checked.duplicated,
             oversold: report.oversold - checked.oversold,

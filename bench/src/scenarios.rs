@@ -2,7 +2,7 @@
 
 use crate::{
     load::{closed_loop, open_loop, Outcome, Summary},
-    shop::{answered_ok, CheckoutAnswer, Shop},
+    shop::{answered_ok, CheckoutAnswer, Shop, SETUP_CONCURRENCY},
     system::System,
     BenchError,
 };
@@ -140,7 +140,6 @@ pub struct Bench<'a> {
     catalog: Vec<i64>,
 }
 
-const SETUP_CONCURRENCY: usize = 64;
 const SETTLE: Duration = Duration::from_secs(180);
 
 impl<'a> Bench<'a> {
@@ -173,14 +172,9 @@ impl<'a> Bench<'a> {
         count: usize,
         stock: i64,
     ) -> Result<Vec<i64>, BenchError> {
-        let (shop, seller) = (&self.shop, self.seller.as_str());
-        let ids: Vec<i64> = stream::iter(0..count)
-            .map(|i| async move {
-                shop.create_product(seller, &format!("{category} {i}"), category, stock)
-                    .await
-            })
-            .buffer_unordered(SETUP_CONCURRENCY)
-            .try_collect()
+        let ids = self
+            .shop
+            .create_products(&self.seller, category, count, stock)
             .await?;
         self.initial.extend(ids.iter().map(|&id| (id, stock)));
         Ok(ids)

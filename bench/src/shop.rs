@@ -1,8 +1,12 @@
 //! The shop's HTTP API as the load generator uses it.
 
 use crate::{load::Outcome, BenchError};
+use futures_util::{stream, StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+
+/// Requests in flight while setting up a scenario (products, users).
+pub const SETUP_CONCURRENCY: usize = 64;
 
 #[derive(Clone)]
 pub struct Shop {
@@ -109,6 +113,25 @@ impl Shop {
                 "create product: {status} {body}"
             ))),
         }
+    }
+
+    /// Lists `count` products named `<category> <i>`, `SETUP_CONCURRENCY` at a time; returns
+    /// their ids.
+    pub async fn create_products(
+        &self,
+        seller: &str,
+        category: &str,
+        count: usize,
+        stock: i64,
+    ) -> Result<Vec<i64>, BenchError> {
+        stream::iter(0..count)
+            .map(|i| async move {
+                self.create_product(seller, &format!("{category} {i}"), category, stock)
+                    .await
+            })
+            .buffer_unordered(SETUP_CONCURRENCY)
+            .try_collect()
+            .await
     }
 
     pub async fn cart_add(
