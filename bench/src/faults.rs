@@ -9,10 +9,17 @@
 //! After each fault is repaired, a probe places an order and times how long until it is decided
 //! (time to recover); then traffic stops, the system is given the bound to settle, and the
 //! invariants are checked over everything the run has done so far.
+//!
+//! Two faults stall a worker beside a live one, with a batch's transaction open (proved from
+//! `pg_stat_activity`, not assumed): a SIGSTOP, and a network cut between it and PostgreSQL that
+//! leaves its connections half-open. There every order of the phase must be decided within
+//! `MEMBER_LEASE_MS` + 5 s, on every partition, and when the stale worker comes back the fence
+//! must refuse its batch (its `checkout_worker_fenced_batches_total` rises).
 
 use crate::{
+    proxy::Proxy,
     shop::{contact, Shop},
-    system::{Environment, System},
+    system::{Environment, System, MEMBER_LEASE},
     BenchError,
 };
 use rand::{seq::SliceRandom, Rng};
@@ -43,6 +50,9 @@ pub struct Timing {
     after: Duration,
     /// Every accepted order must be decided within this, once the fault is repaired.
     bound: Duration,
+    /// How long a worker stays paused or cut off beside a live one: longer than the lease, so
+    /// that only a take-over decides its orders in time.
+    stall: Duration,
 }
 
 impl Timing {
@@ -53,6 +63,7 @@ impl Timing {
             outage: Duration::from_secs(2),
             after: Duration::from_secs(2),
             bound: Duration::from_secs(60),
+            stall: Duration::from_secs(15),
         }
     }
 
@@ -63,6 +74,7 @@ impl Timing {
             outage: Duration::from_secs(8),
             after: Duration::from_secs(8),
             bound: Duration::from_secs(60),
+            stall: Duration::from_secs(30),
         }
     }
 }
@@ -83,18 +95,27 @@ pub enum Fault {
     ApiKilledBeforeHandOff,
     /// A second worker joins (partitions rebalance), then leaves with SIGTERM.
     WorkerJoinsAndLeaves,
+    /// A second worker joins, is paused (SIGSTOP) with a batch's transaction open, resumed after
+    /// the stall, then leaves.
+    WorkerPaused,
+    /// A second worker, reaching PostgreSQL through a [`Proxy`], joins and is cut off from it
+    /// (half-open) with a batch's transaction open; the cut is mended after the stall, then the
+    /// worker leaves.
+    WorkerCutOff,
     /// The worker and the API killed, the broker and Redis stopped, all at once.
     Combined,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 9] = [
         Fault::WorkerKilled,
         Fault::BrokerRestart,
         Fault::PostgresRestart,
         Fault::RedisLost,
         Fault::ApiKilledBeforeHandOff,
         Fault::WorkerJoinsAndLeaves,
+        Fault::WorkerPaused,
+        Fault::WorkerCutOff,
         Fault::Combined,
     ];
 
@@ -106,12 +127,40 @@ impl Fault {
             Self::RedisLost => "Redis stopped, flushed, restarted",
             Self::ApiKilledBeforeHandOff => "API kill -9 before hand-off to Kafka",
             Self::WorkerJoinsAndLeaves => "second worker joins, then leaves",
+            Self::WorkerPaused => "second worker SIGSTOP mid-batch, resumed",
+            Self::WorkerCutOff => "second worker cut off from PostgreSQL mid-batch, mended",
             Self::Combined => "combined: worker + API killed, broker + Redis down",
         }
     }
 
-    async fn inject(self, system: &mut System) -> Result<(), BenchError> {
+    /// Whether every order of the phase must be decided within [`stall_bound`]: the system as a
+    /// whole stays up, only one of two workers stalls.
+    fn bounded(self) -> bool {
+        matches!(self, Self::WorkerPaused | Self::WorkerCutOff)
+    }
+
+    /// How long the fault lasts.
+    fn outage(self, timing: Timing) -> Duration {
+        if self.bounded() {
+            timing.stall
+        } else {
+            timing.outage
+        }
+    }
+
+    async fn inject(self, system: &mut System, cut: &mut Option<Proxy>) -> Result<(), BenchError> {
         match self {
+            Self::WorkerPaused => {
+                system.start_worker().await?;
+                wait_for_split(system).await?;
+                stall_mid_batch(system, None).await
+            }
+            Self::WorkerCutOff => {
+                let proxy = cut.insert(Proxy::start(system.database_addr()?).await?);
+                system.start_worker_behind(proxy).await?;
+                wait_for_split(system).await?;
+                stall_mid_batch(system, Some(proxy)).await
+            }
             Self::WorkerKilled => system.stop_worker(true).await,
             Self::BrokerRestart => service("broker-stop").await,
             Self::PostgresRestart => service("postgres-stop").await,
@@ -132,7 +181,26 @@ impl Fault {
         }
     }
 
-    async fn repair(self, system: &mut System) -> Result<(), BenchError> {
+    /// Mends the fault. For a stalled worker: how many of its batches the fence refused once it
+    /// came back.
+    async fn repair(
+        self,
+        system: &mut System,
+        cut: &mut Option<Proxy>,
+    ) -> Result<Option<u64>, BenchError> {
+        match self {
+            Self::WorkerPaused | Self::WorkerCutOff => {
+                set_stalled(system, cut.as_ref(), false).await?;
+                let fenced = fenced_batches(system).await?;
+                system.stop_worker(false).await?;
+                *cut = None;
+                Ok(Some(fenced))
+            }
+            other => other.mend(system).await.map(|()| None),
+        }
+    }
+
+    async fn mend(self, system: &mut System) -> Result<(), BenchError> {
         match self {
             Self::WorkerKilled => system.start_worker().await,
             Self::BrokerRestart => service("broker-start").await,
@@ -146,6 +214,7 @@ impl Fault {
                 system.start_worker().await
             }
             Self::WorkerJoinsAndLeaves => system.stop_worker(false).await,
+            Self::WorkerPaused | Self::WorkerCutOff => Ok(()),
             Self::Combined => {
                 service("redis-start").await?;
                 system.flush_redis().await?;
@@ -173,6 +242,165 @@ async fn service(action: &str) -> Result<(), BenchError> {
     }
 }
 
+/// The bound on deciding any order while one of two workers is stalled.
+fn stall_bound() -> Duration {
+    MEMBER_LEASE + Duration::from_secs(5)
+}
+
+/// Waits until two live workers own partitions (each has claimed some, and both are members).
+async fn wait_for_split(system: &System) -> Result<(), BenchError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let owners: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT p.owner) FROM consumer_positions p
+             JOIN consumer_members m ON m.consumer_group = p.consumer_group AND m.member = p.owner
+             WHERE p.consumer_group = $1 AND m.expires_at > now()",
+        )
+        .bind(&system.name)
+        .fetch_one(&system.db)
+        .await?;
+        if owners == 2 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Setup(format!(
+                "the partitions were not split between two workers within 30 s ({owners} owners)"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Pauses (SIGSTOP) or cuts off (through `proxy`) the newest worker, or lets it go on.
+async fn set_stalled(
+    system: &System,
+    proxy: Option<&Proxy>,
+    stalled: bool,
+) -> Result<(), BenchError> {
+    match proxy {
+        Some(proxy) => {
+            proxy.set_cut(stalled);
+            Ok(())
+        }
+        None => {
+            system
+                .signal_newest_worker(if stalled { "STOP" } else { "CONT" })
+                .await
+        }
+    }
+}
+
+/// Sessions of the worker `pid` sitting inside a batch's transaction: idle in a transaction whose
+/// last statement was not a membership heartbeat's (every other statement of the worker outside
+/// a batch commits on its own).
+async fn open_batches(system: &System, pid: u32) -> Result<i64, BenchError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE application_name = $1 AND state = 'idle in transaction'
+           AND query NOT LIKE '%consumer_members%'",
+    )
+    .bind(format!("checkout-worker/{pid}"))
+    .fetch_one(&system.db)
+    .await?)
+}
+
+/// Stalls the newest worker at a moment when it has a batch's transaction open, and proves it:
+/// after the stall one of its sessions sits idle inside a batch. A stall that caught no batch is
+/// undone and tried again.
+async fn stall_mid_batch(system: &System, proxy: Option<&Proxy>) -> Result<(), BenchError> {
+    let (pid, _) = system
+        .newest_worker()
+        .ok_or_else(|| BenchError::Setup("no worker to stall".into()))?;
+    for attempt in 1..=300 {
+        set_stalled(system, proxy, true).await?;
+        // The server finishes the statement in hand, then waits on the stalled worker.
+        let deadline = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < deadline {
+            if open_batches(system, pid).await? > 0 {
+                eprintln!("    stalled worker {pid} inside a batch (attempt {attempt})");
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        set_stalled(system, proxy, false).await?;
+        tokio::time::sleep(Duration::from_millis(rand::thread_rng().gen_range(1..30))).await;
+    }
+    Err(BenchError::Setup(format!(
+        "worker {pid} was never caught inside a batch"
+    )))
+}
+
+/// Whether the newest worker's `/healthz` answers 503 before `until`.
+async fn reports_unhealthy(system: &System, until: Instant) -> bool {
+    let Some((_, port)) = system.newest_worker() else {
+        return false;
+    };
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let client = reqwest::Client::new();
+    while Instant::now() < until {
+        let answer = client
+            .get(&url)
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await;
+        if answer.is_ok_and(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// The newest worker's count of batches refused by the fence, once it rises above zero or 30 s
+/// have passed since it came back.
+async fn fenced_batches(system: &System) -> Result<u64, BenchError> {
+    let (_, port) = system
+        .newest_worker()
+        .ok_or_else(|| BenchError::Setup("no worker".into()))?;
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = match client.get(&url).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let fenced = metric_value(&text, "checkout_worker_fenced_batches_total");
+        if fenced > 0 || Instant::now() > deadline {
+            return Ok(fenced);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A counter's value in Prometheus text (0 when absent).
+fn metric_value(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter_map(|line| line.strip_prefix(name))
+        .filter_map(|rest| rest.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// Of the orders accepted since `since` (PostgreSQL's clock): the slowest accepted → decided, in
+/// seconds, and how many took longer than `bound`.
+async fn decision_times(
+    system: &System,
+    since: chrono::DateTime<chrono::Utc>,
+    bound: Duration,
+) -> Result<(f64, u64), BenchError> {
+    let (slowest, over): (f64, i64) = sqlx::query_as(
+        "SELECT COALESCE(max(EXTRACT(EPOCH FROM completed_at - created_at)), 0)::FLOAT8,
+                count(*) FILTER (WHERE completed_at - created_at > make_interval(secs => $2))
+         FROM orders WHERE created_at >= $1",
+    )
+    .bind(since)
+    .bind(bound.as_secs_f64())
+    .fetch_one(&system.db)
+    .await?;
+    Ok((slowest, u64::try_from(over).unwrap_or(0)))
+}
+
 /// One row of the table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -193,6 +421,16 @@ pub struct Outcome {
     pub recover_seconds: Option<f64>,
     /// From stopping traffic until nothing was PENDING and the outbox was empty.
     pub settle_seconds: f64,
+    /// The slowest order of the phase, accepted → decided.
+    pub slowest_decision_seconds: f64,
+    /// Where one of two workers stalled: orders of the phase not decided within
+    /// `MEMBER_LEASE_MS` + 5 s.
+    pub stalled: u64,
+    /// Where a worker stalled: its batches refused by the fence once it came back (0 is a
+    /// violation: the fence never fired).
+    pub fenced: Option<u64>,
+    /// Where a worker was cut off: whether its `/healthz` said so.
+    pub reported_unhealthy: Option<bool>,
     pub confirmed: i64,
     pub rejected: i64,
 }
@@ -203,6 +441,9 @@ impl Outcome {
             + self.duplicated
             + u64::try_from(self.oversold).unwrap_or(u64::MAX)
             + self.stale_cache
+            + self.stalled
+            + u64::from(self.fenced == Some(0))
+            + u64::from(self.reported_unhealthy == Some(false))
             + u64::from(self.recover_seconds.is_none())
     }
 }
@@ -477,9 +718,13 @@ async fn run_on(
     let seen = Arc::new(Seen::default());
     let mut checked = Checked::default();
     let mut outcomes = Vec::new();
+    let mut cut = None;
     for &fault in faults {
         eprintln!("==> fault: {}", fault.name());
         restock(system, &fixture, &mut initial).await?;
+        let phase_start: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&system.db)
+            .await?;
         let accepted_before = seen.accepted();
         let stop = Arc::new(AtomicBool::new(false));
         let shoppers: Vec<_> = fixture
@@ -495,9 +740,14 @@ async fn run_on(
             })
             .collect();
         tokio::time::sleep(timing.warmup).await;
-        fault.inject(system).await?;
-        tokio::time::sleep(timing.outage).await;
-        fault.repair(system).await?;
+        fault.inject(system, &mut cut).await?;
+        let outage_ends = Instant::now() + fault.outage(timing);
+        let reported_unhealthy = match fault {
+            Fault::WorkerCutOff => Some(reports_unhealthy(system, outage_ends).await),
+            _ => None,
+        };
+        tokio::time::sleep_until(outage_ends.into()).await;
+        let fenced = fault.repair(system, &mut cut).await?;
         let repaired = Instant::now();
         let recover = probe(&fixture, repaired, timing.bound).await;
         let remaining = timing.after.saturating_sub(repaired.elapsed());
@@ -511,6 +761,8 @@ async fn run_on(
         let settled = settle(system, timing.bound).await?;
         let settle_seconds = stopped.elapsed().as_secs_f64();
         let report = check(system, env, &initial, &seen, settled).await?;
+        let (slowest_decision_seconds, over_bound) =
+            decision_times(system, phase_start, stall_bound()).await?;
         let outcome = Outcome {
             fault: fault.name().to_owned(),
             accepted: seen.accepted() - accepted_before,
@@ -521,6 +773,10 @@ async fn run_on(
             stale_cache: report.stale_cache,
             recover_seconds: recover,
             settle_seconds,
+            slowest_decision_seconds,
+            stalled: if fault.bounded() { over_bound } else { 0 },
+            fenced,
+            reported_unhealthy,
             confirmed: report.confirmed - checked.confirmed,
             rejected: report.rejected - checked.rejected,
         };
@@ -800,15 +1056,20 @@ fn kafka(error: rdkafka::error::KafkaError) -> BenchError {
 /// The faults × outcomes table, in Markdown.
 pub fn table(outcomes: &[Outcome]) -> String {
     let mut out = String::from(
-        "| fault | accepted | confirmed | rejected | lost | duplicated | oversold | stale cache | redelivered events | time to recover | settled in |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| fault | accepted | confirmed | rejected | lost | duplicated | oversold | stale cache | redelivered events | slowest decision | stalled | fenced | time to recover | settled in |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for o in outcomes {
         let recover = o
             .recover_seconds
             .map_or_else(|| "**never**".to_owned(), |s| format!("{s:.1} s"));
+        let fenced = match (o.fenced, o.reported_unhealthy) {
+            (None, _) => "–".to_owned(),
+            (Some(n), Some(false)) => format!("{n} (**healthz said healthy**)"),
+            (Some(n), _) => n.to_string(),
+        };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} | {} | {} | {:.1} s |\n",
             o.fault,
             o.accepted,
             o.confirmed,
@@ -818,6 +1079,9 @@ pub fn table(outcomes: &[Outcome]) -> String {
             o.oversold,
             o.stale_cache,
             o.redelivered_events,
+            o.slowest_decision_seconds,
+            o.stalled,
+            fenced,
             recover,
             o.settle_seconds
         ));

@@ -27,6 +27,7 @@
 
 mod faults;
 mod load;
+mod proxy;
 mod report;
 mod scale;
 mod scenarios;

@@ -2,12 +2,16 @@
 //! of its own, and an API and a checkout worker (the release binaries) serving them. Dropped
 //! afterwards: processes stopped, database dropped, Redis keys deleted.
 
-use crate::BenchError;
-use sqlx::{postgres::PgPoolOptions, Connection, PgConnection, PgPool};
+use crate::{proxy::Proxy, BenchError};
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    Connection, PgConnection, PgPool,
+};
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::Stdio,
+    str::FromStr,
     time::{Duration, Instant},
 };
 use tokio::process::{Child, Command};
@@ -41,6 +45,10 @@ pub struct System {
     /// Worker metrics ports, one per worker ever started.
     worker_ports: Vec<u16>,
 }
+
+/// `MEMBER_LEASE_MS` of every worker the bench starts (the worker's default): a worker silent this
+/// long loses its partitions, so the fault suite bounds a stalled worker's orders by it.
+pub const MEMBER_LEASE: Duration = Duration::from_millis(6000);
 
 fn free_port() -> Result<u16, BenchError> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -140,6 +148,7 @@ impl System {
             ("RATE_LIMIT_PER_IP", "0".to_owned()),
             ("RATE_LIMIT_PER_SESSION", "0".to_owned()),
             ("SHUTDOWN_DRAIN_MS", "0".to_owned()),
+            ("MEMBER_LEASE_MS", MEMBER_LEASE.as_millis().to_string()),
         ];
         std::fs::create_dir_all(&env.log_dir)?;
         let db = PgPoolOptions::new()
@@ -193,8 +202,65 @@ impl System {
         Ok(())
     }
 
-    /// Starts one more checkout worker and waits until it serves its metrics.
+    /// Starts one more checkout worker and waits until it is healthy.
     pub async fn start_worker(&mut self) -> Result<(), BenchError> {
+        self.start_worker_with(Vec::new()).await
+    }
+
+    /// Starts one more checkout worker that reaches PostgreSQL through `proxy`.
+    pub async fn start_worker_behind(&mut self, proxy: &Proxy) -> Result<(), BenchError> {
+        let direct = self.database_url()?;
+        let upstream = self.database_addr()?;
+        let via = direct.replacen(&upstream, &proxy.addr.to_string(), 1);
+        if via == direct {
+            return Err(BenchError::Setup(format!(
+                "DATABASE_URL does not name {upstream} as written"
+            )));
+        }
+        self.start_worker_with(vec![("DATABASE_URL", via)]).await
+    }
+
+    /// Where PostgreSQL listens, as `host:port`, for a proxy in front of it.
+    pub fn database_addr(&self) -> Result<String, BenchError> {
+        let options = PgConnectOptions::from_str(&self.database_url()?)?;
+        Ok(format!("{}:{}", options.get_host(), options.get_port()))
+    }
+
+    fn database_url(&self) -> Result<String, BenchError> {
+        self.common
+            .iter()
+            .find(|(name, _)| *name == "DATABASE_URL")
+            .map(|(_, url)| url.clone())
+            .ok_or_else(|| BenchError::Setup("no DATABASE_URL".into()))
+    }
+
+    /// The newest worker's process id and metrics port.
+    pub fn newest_worker(&self) -> Option<(u32, u16)> {
+        let n = self.workers.len().checked_sub(1)?;
+        Some((self.workers[n].id()?, *self.worker_ports.get(n)?))
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the newest worker.
+    pub async fn signal_newest_worker(&self, signal: &str) -> Result<(), BenchError> {
+        let (pid, _) = self
+            .newest_worker()
+            .ok_or_else(|| BenchError::Setup("no worker to signal".into()))?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .await?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(BenchError::Setup(format!("kill -{signal} {pid} failed")))
+        }
+    }
+
+    async fn start_worker_with(
+        &mut self,
+        overrides: Vec<(&'static str, String)>,
+    ) -> Result<(), BenchError> {
         let n = self.workers.len();
         let port = match self.worker_ports.get(n) {
             Some(&port) => port,
@@ -204,7 +270,13 @@ impl System {
                 port
             }
         };
-        let mut env = self.common.clone();
+        let mut env: Vec<(&'static str, String)> = self
+            .common
+            .iter()
+            .filter(|(name, _)| !overrides.iter().any(|(o, _)| o == name))
+            .cloned()
+            .collect();
+        env.extend(overrides);
         env.push(("WORKER_METRICS_ADDR", format!("127.0.0.1:{port}")));
         let log = self.log_dir.join(format!("{}.worker{n}.log", self.name));
         self.workers.push(spawn(

@@ -10,7 +10,7 @@
 //! workers racing on one command (during a rebalance) collide on the ledger's primary key and one
 //! of them rolls back and retries.
 
-use crate::membership::Position;
+use crate::membership::{Fenced, Position};
 use chrono::{DateTime, Utc};
 use shop_domain::{
     messages::{CommandKind, InventoryCommand, OrderEvent, OrderStatus, ShortLine},
@@ -134,17 +134,29 @@ fn outbox_err(e: OutboxError) -> sqlx::Error {
     }
 }
 
+/// Why a batch did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The lane's claim is stale: nothing was written, and the lane must stop.
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
+    /// Worth retrying: the database was unreachable, a lock wait timed out, a deadlock, or a
+    /// concurrent duplicate.
+    #[error("PostgreSQL")]
+    Database(#[from] sqlx::Error),
+}
+
 /// Applies `commands` (in partition order) in one transaction, and with them moves the
-/// partition's `position` past them. Safe to call again with the same commands: they come back
-/// as duplicates.
+/// partition's `position` past them, if the lane's claim still holds. Safe to call again with the
+/// same commands: they come back as duplicates.
 pub async fn apply_batch(
     pool: &PgPool,
     commands: &[InventoryCommand],
     position: Option<&Position<'_>>,
-) -> Result<BatchResult, sqlx::Error> {
+) -> Result<BatchResult, BatchError> {
     let mut tx = pool.begin().await?;
     if let Some(position) = position {
-        position.save(&mut tx).await?;
+        position.save(&mut tx).await??;
     }
     if commands.is_empty() {
         tx.commit().await?;

@@ -21,6 +21,13 @@ pub struct WorkerSettings {
     /// `MEMBER_LEASE_MS`: a worker that has not renewed its membership for this long is
     /// presumed dead and its partitions move to the others. Renewed every third of it.
     pub member_lease: Duration,
+    /// `WORKER_IDLE_TX_TIMEOUT_MS`: PostgreSQL ends a worker session that sits this long inside a
+    /// transaction (a paused or cut-off worker), releasing its locks for the partition's next
+    /// owner.
+    pub idle_tx_timeout: Duration,
+    /// `WORKER_STATEMENT_TIMEOUT_MS`: longest statement and longest lock wait of the worker's
+    /// sessions; a batch as a whole gets twice this before it is abandoned and retried.
+    pub statement_timeout: Duration,
     /// `WORKER_MAX_BATCH`: most commands applied in one transaction.
     pub max_batch: usize,
     /// `CONSUMER_FETCH_WAIT_MS`: longest a fetch from the broker waits for data. Short keeps
@@ -29,6 +36,9 @@ pub struct WorkerSettings {
     pub fetch_wait_ms: u32,
     /// `RELAY_BATCH`: most outbox rows moved to Kafka per round.
     pub relay_batch: i64,
+    /// `RELAY_CLAIM_MS`: how long outbox rows a relay took stay its own; a relay that has not
+    /// sent and deleted them by then (paused, cut off) leaves them to the others.
+    pub relay_claim: Duration,
     /// `RELAY_IDLE_POLL_MS`: how long the relay waits when the outbox is empty.
     pub relay_idle_poll: Duration,
     /// `WORKER_METRICS_ADDR`: `/metrics` and `/healthz` of the worker.
@@ -46,8 +56,11 @@ impl WorkerSettings {
             consumer_group: var("CONSUMER_GROUP", "shop-checkout-worker")?,
             member_lease: Duration::from_millis(var("MEMBER_LEASE_MS", "6000")?),
             fetch_wait_ms: var("CONSUMER_FETCH_WAIT_MS", "5")?,
+            idle_tx_timeout: Duration::from_millis(var("WORKER_IDLE_TX_TIMEOUT_MS", "2000")?),
+            statement_timeout: Duration::from_millis(var("WORKER_STATEMENT_TIMEOUT_MS", "5000")?),
             max_batch: var("WORKER_MAX_BATCH", "500")?,
             relay_batch: var("RELAY_BATCH", "1000")?,
+            relay_claim: Duration::from_millis(var("RELAY_CLAIM_MS", "3000")?),
             relay_idle_poll: Duration::from_millis(var("RELAY_IDLE_POLL_MS", "10")?),
             metrics_addr: var("WORKER_METRICS_ADDR", "127.0.0.1:9101")?,
         })

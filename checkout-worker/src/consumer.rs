@@ -1,31 +1,41 @@
 //! The inventory consumer: one sequential lane (task) per owned partition.
 //!
-//! Every heartbeat of [`Membership`] says which partitions this worker owns; when that changes,
-//! the consumer is assigned exactly those, each from its position in PostgreSQL. The receive
-//! loop hands each message to its partition's lane, in order. A lane takes what has queued up
-//! (up to `WORKER_MAX_BATCH`) as one batch and applies it in one transaction that also moves the
-//! partition's position. A crash before the commit means the batch is read again; the ledger
-//! turns what was already applied into no-ops.
+//! A membership task ([`keep_membership`]) heartbeats on its own schedule, so a slow lane or a
+//! full channel never delays it, and publishes which partitions this worker owns. Whenever that
+//! changes, or the lease lapsed, or a lane ended, the receive loop claims the owned partitions
+//! afresh (new epochs, [`Membership::claim`]), assigns the consumer exactly those from their
+//! positions in PostgreSQL, and starts a new lane for each; the old lanes finish the batch in
+//! hand, which the fence refuses if the partition is no longer theirs. A lane takes what has
+//! queued up (up to `WORKER_MAX_BATCH`) as one batch and applies it in one transaction that also
+//! moves the partition's position, under its claim. A crash before the commit means the batch is
+//! read again; the ledger turns what was already applied into no-ops.
 
 use crate::{
     announce::Announcer,
-    batch,
-    membership::{Membership, Position},
+    batch::{self, BatchError},
+    health::Health,
+    membership::{Claim, Membership, Position},
     metrics,
 };
 use inventory_partitioner::partition_for;
 use rdkafka::{
     consumer::{Consumer, ConsumerContext, StreamConsumer},
-    message::Message,
+    message::{BorrowedMessage, Message},
     ClientContext, Offset, Statistics, TopicPartitionList,
 };
 use shop_domain::messages::InventoryCommand;
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
-use tokio::{sync::mpsc, task::JoinSet};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -59,8 +69,13 @@ pub struct Lanes {
     pub membership: Membership,
     pub consumer: Arc<InventoryConsumer>,
     pub announcer: Announcer,
+    pub health: Arc<Health>,
     pub max_batch: usize,
+    /// Longest a batch's transaction may take before it is abandoned and retried.
+    pub batch_timeout: Duration,
     pub stop: CancellationToken,
+    /// Set when a lane ended or a take-over failed: the next heartbeat claims everything again.
+    pub reclaim: AtomicBool,
 }
 
 struct Envelope {
@@ -69,66 +84,57 @@ struct Envelope {
     command: Option<InventoryCommand>,
 }
 
+/// The partitions the receive loop should have lanes for; a new generation means "claim them
+/// again", even when the set is the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Ownership {
+    generation: u64,
+    partitions: Vec<i32>,
+}
+
+/// Why a lane stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LaneEnd {
+    /// Its channel closed: a new generation replaced it, or the worker is stopping.
+    Closed,
+    /// The worker is stopping and its batch had not committed.
+    Stopped,
+    /// A newer owner claimed the partition; its batch did not commit.
+    Fenced,
+}
+
 impl Lanes {
-    /// Assigns the consumer `owned`, each partition from its saved position (or the beginning).
-    async fn assign(&self, owned: &[i32]) -> Result<(), crate::Error> {
-        let positions = self.membership.positions(owned).await?;
+    /// Claims `owned` (fencing earlier owners) and assigns the consumer exactly those, each from
+    /// its saved position.
+    async fn take_over(&self, owned: &[i32]) -> Result<Vec<Claim>, crate::Error> {
+        let claims = if owned.is_empty() {
+            Vec::new()
+        } else {
+            tokio::time::timeout(self.batch_timeout, self.membership.claim(owned))
+                .await
+                .map_err(|_| crate::Error::TimedOut("claiming partitions"))??
+        };
         let mut list = TopicPartitionList::new();
-        for &partition in owned {
-            let offset = positions
-                .get(&partition)
-                .map_or(Offset::Beginning, |&o| Offset::Offset(o));
-            list.add_partition_offset(&self.membership.topic, partition, offset)?;
+        for claim in &claims {
+            list.add_partition_offset(
+                &self.membership.topic,
+                claim.partition,
+                Offset::Offset(claim.next_offset),
+            )?;
         }
         self.consumer.assign(&list)?;
         tracing::info!(group = %self.membership.group, partitions = ?owned, "partitions assigned");
-        Ok(())
+        Ok(claims)
     }
-}
 
-/// Receives until `stop` is cancelled, then lets every lane finish what it holds and leaves the
-/// group.
-pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
-    let mut senders: HashMap<i32, mpsc::Sender<Envelope>> = HashMap::new();
-    let mut tasks = JoinSet::new();
-    let mut owned: Vec<i32> = Vec::new();
-    let mut heartbeat = tokio::time::interval(lanes.membership.lease / 3);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let received = tokio::select! {
-            () = lanes.stop.cancelled() => break,
-            _ = heartbeat.tick() => {
-                match lanes.membership.heartbeat().await {
-                    Ok(now_owned) if now_owned != owned => match lanes.assign(&now_owned).await {
-                        Ok(()) => owned = now_owned,
-                        Err(error) => tracing::warn!(%error, "cannot take the new assignment; retrying"),
-                    },
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "membership heartbeat failed"),
-                }
-                continue;
-            }
-            received = lanes.consumer.recv() => received,
-        };
-        let message = match received {
-            Ok(message) => message,
-            Err(error) => {
-                shop_infra::metrics::client_error("kafka", "consume");
-                tracing::warn!(%error, "consumer error");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
+    fn envelope(&self, message: &BorrowedMessage<'_>) -> Envelope {
         let partition = message.partition();
-        if !owned.contains(&partition) {
-            continue; // fetched before a reassignment; the new owner reads it.
-        }
         let command = match message
             .payload()
             .map(serde_json::from_slice::<InventoryCommand>)
         {
             Some(Ok(command)) => {
-                if partition_for(command.product_id, lanes.membership.partitions) != partition {
+                if partition_for(command.product_id, self.membership.partitions) != partition {
                     metrics::misrouted();
                     tracing::warn!(partition, product_id = %command.product_id, "command on the wrong partition; applying it anyway");
                 }
@@ -144,29 +150,160 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
                 None
             }
         };
-        let envelope = Envelope {
+        Envelope {
             offset: message.offset(),
             command,
+        }
+    }
+}
+
+/// Renews the membership every third of a lease, on its own task, and publishes what this worker
+/// owns. When the lease has run out (no heartbeat got through for a whole lease, or the member
+/// was forgotten meanwhile), others may have claimed its partitions: it owns nothing until a
+/// heartbeat gets through, then claims afresh.
+async fn keep_membership(lanes: Arc<Lanes>, ownership: watch::Sender<Ownership>) {
+    let lease = lanes.membership.lease;
+    let mut tick = tokio::time::interval(lease / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_ok: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            () = lanes.stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let beat = tokio::time::timeout(lease / 3, lanes.membership.heartbeat()).await;
+        let lapsed = last_ok.is_none_or(|at| at.elapsed() >= lease);
+        match beat {
+            Ok(Ok(beat)) => {
+                last_ok = Some(Instant::now());
+                lanes.health.beat();
+                let again = lapsed || beat.rejoined || lanes.reclaim.swap(false, Ordering::SeqCst);
+                ownership.send_if_modified(|current| {
+                    if !again && current.partitions == beat.owned {
+                        return false;
+                    }
+                    current.generation += 1;
+                    current.partitions = beat.owned;
+                    true
+                });
+            }
+            failed => {
+                let error = match failed {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                tracing::warn!(%error, lease_lapsed = lapsed, "membership heartbeat failed");
+                if lapsed {
+                    ownership.send_if_modified(|current| {
+                        if current.partitions.is_empty() {
+                            return false;
+                        }
+                        current.generation += 1;
+                        current.partitions.clear();
+                        true
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Receives until `stop` is cancelled, then lets every lane finish what it holds and leaves the
+/// group.
+pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
+    let (publish, mut ownership) = watch::channel(Ownership::default());
+    let membership = tokio::spawn(keep_membership(lanes.clone(), publish));
+    let mut senders: HashMap<i32, mpsc::Sender<Envelope>> = HashMap::new();
+    let mut tasks: JoinSet<(u64, LaneEnd)> = JoinSet::new();
+    let mut generation = 0u64;
+    loop {
+        let received = tokio::select! {
+            () = lanes.stop.cancelled() => break,
+            changed = ownership.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let wanted = ownership.borrow_and_update().clone();
+                // Old lanes see their channel close after the batch in hand.
+                senders.clear();
+                generation = wanted.generation;
+                match lanes.take_over(&wanted.partitions).await {
+                    Ok(claims) => {
+                        for claim in claims {
+                            let (sender, receiver) = mpsc::channel(lanes.max_batch * 2);
+                            tasks.spawn(lane(claim, receiver, lanes.clone(), generation));
+                            senders.insert(claim.partition, sender);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot take the partitions over; retrying at the next heartbeat");
+                        lanes.reclaim.store(true, Ordering::SeqCst);
+                    }
+                }
+                continue;
+            }
+            Some(ended) = tasks.join_next() => {
+                match ended {
+                    Ok((of, LaneEnd::Fenced)) if of == generation => {
+                        // Claimed away under it: claim again if it is still ours.
+                        lanes.reclaim.store(true, Ordering::SeqCst);
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(%error, "a partition lane died; restarting the lanes");
+                        senders.clear();
+                        lanes.reclaim.store(true, Ordering::SeqCst);
+                    }
+                }
+                continue;
+            }
+            received = lanes.consumer.recv() => received,
         };
-        let sender = senders.entry(partition).or_insert_with(|| {
-            let (sender, receiver) = mpsc::channel(lanes.max_batch * 2);
-            tasks.spawn(lane(partition, receiver, lanes.clone()));
-            sender
-        });
-        if sender.send(envelope).await.is_err() {
-            tracing::error!(partition, "partition lane stopped");
-            break;
+        let message = match received {
+            Ok(message) => message,
+            Err(error) => {
+                shop_infra::metrics::client_error("kafka", "consume");
+                tracing::warn!(%error, "consumer error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let partition = message.partition();
+        let Some(sender) = senders.get(&partition) else {
+            continue; // fetched before a reassignment; the new owner reads it.
+        };
+        let envelope = lanes.envelope(&message);
+        // A full lane holds up this loop, never the heartbeat; a new generation or a stop ends
+        // the wait (the envelope is read again from the claimed position).
+        let mut peek = ownership.clone();
+        tokio::select! {
+            sent = sender.send(envelope) => if sent.is_err() {
+                senders.remove(&partition);
+                lanes.reclaim.store(true, Ordering::SeqCst);
+            },
+            _ = peek.changed() => {}
+            () = lanes.stop.cancelled() => break,
         }
     }
     drop(senders);
     while tasks.join_next().await.is_some() {}
+    if membership.await.is_err() {
+        tracing::warn!("membership task ended abnormally");
+    }
     if let Err(error) = lanes.membership.leave().await {
         tracing::warn!(%error, "cannot leave the group; the lease will expire");
     }
     Ok(())
 }
 
-async fn lane(partition: i32, mut receiver: mpsc::Receiver<Envelope>, lanes: Arc<Lanes>) {
+async fn lane(
+    claim: Claim,
+    mut receiver: mpsc::Receiver<Envelope>,
+    lanes: Arc<Lanes>,
+    generation: u64,
+) -> (u64, LaneEnd) {
+    let partition = claim.partition;
+    let mut next = claim.next_offset;
     let mut batch: Vec<Envelope> = Vec::with_capacity(lanes.max_batch);
     while let Some(first) = receiver.recv().await {
         batch.push(first);
@@ -176,10 +313,18 @@ async fn lane(partition: i32, mut receiver: mpsc::Receiver<Envelope>, lanes: Arc
                 Err(_) => break,
             }
         }
-        let (first_offset, last_offset) = (batch[0].offset, batch[batch.len() - 1].offset);
+        // Below the claimed position: applied already.
+        batch.retain(|e| e.offset >= next);
+        let (Some(first_offset), Some(last_offset)) = (
+            batch.first().map(|e| e.offset),
+            batch.last().map(|e| e.offset),
+        ) else {
+            continue;
+        };
         let span = tracing::info_span!(
             "batch",
             partition,
+            epoch = claim.epoch,
             first_offset,
             last_offset,
             size = batch.len()
@@ -188,42 +333,59 @@ async fn lane(partition: i32, mut receiver: mpsc::Receiver<Envelope>, lanes: Arc
             group: &lanes.membership.group,
             topic: &lanes.membership.topic,
             partition,
+            epoch: claim.epoch,
             next_offset: last_offset + 1,
         };
-        if !apply(&batch, &position, &lanes).instrument(span).await {
-            return;
+        if let Some(end) = apply(&batch, &position, &lanes).instrument(span).await {
+            return (generation, end);
         }
+        next = last_offset + 1;
         batch.clear();
     }
+    (generation, LaneEnd::Closed)
 }
 
-/// Applies a batch, retrying until it commits. Returns false if told to stop first.
-async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> bool {
+/// Applies a batch, retrying until it commits. Returns why the lane must end instead, if it must.
+async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> Option<LaneEnd> {
     let commands: Vec<InventoryCommand> = batch.iter().filter_map(|e| e.command).collect();
+    let _busy = lanes.health.start_batch(position.partition);
     let mut attempt = 0u32;
     loop {
         let started = Instant::now();
-        match batch::apply_batch(&lanes.membership.pool, &commands, Some(position)).await {
-            Ok(result) => {
+        let applied = tokio::time::timeout(
+            lanes.batch_timeout,
+            batch::apply_batch(&lanes.membership.pool, &commands, Some(position)),
+        )
+        .await;
+        let (reason, error) = match applied {
+            Ok(Ok(result)) => {
                 metrics::record_batch(&result, started.elapsed());
                 lanes.announcer.after_commit(&result).await;
-                return true;
+                return None;
             }
-            Err(error) => {
-                attempt = attempt.saturating_add(1);
+            Ok(Err(BatchError::Fenced(fenced))) => {
+                metrics::fenced();
+                tracing::warn!(%fenced, "batch refused: the partition has a newer owner");
+                return Some(LaneEnd::Fenced);
+            }
+            Ok(Err(BatchError::Database(error))) => {
                 let reason = match error.as_database_error().and_then(|e| e.code()).as_deref() {
                     Some("23505") => "concurrent_duplicate",
                     Some("40P01") => "deadlock",
+                    Some("55P03") => "lock_timeout",
                     _ => "database",
                 };
-                metrics::batch_failed(reason);
-                tracing::warn!(%error, reason, attempt, "batch failed; retrying");
-                let pause = Duration::from_millis(20u64.saturating_mul(1 << attempt.min(7)));
-                tokio::select! {
-                    () = lanes.stop.cancelled() => return false,
-                    () = tokio::time::sleep(pause) => {}
-                }
+                (reason, error.to_string())
             }
+            Err(_) => ("timeout", "no answer within the batch timeout".to_owned()),
+        };
+        attempt = attempt.saturating_add(1);
+        metrics::batch_failed(reason);
+        tracing::warn!(%error, reason, attempt, "batch failed; retrying");
+        let pause = Duration::from_millis(20u64.saturating_mul(1 << attempt.min(7)));
+        tokio::select! {
+            () = lanes.stop.cancelled() => return Some(LaneEnd::Stopped),
+            () = tokio::time::sleep(pause) => {}
         }
     }
 }

@@ -6,14 +6,16 @@ pub mod announce;
 pub mod batch;
 pub mod config;
 pub mod consumer;
+pub mod health;
 pub mod membership;
 pub mod metrics;
 pub mod relay;
 
 use announce::Announcer;
-use axum::{routing::get, Router};
+use axum::{http::StatusCode, routing::get, Json, Router};
 use config::WorkerSettings;
 use consumer::{InventoryConsumer, Lanes, WorkerContext};
+use health::Health;
 use rdkafka::producer::FutureProducer;
 use shop_infra::{connect_redis, Cache, Keys};
 use sqlx::{
@@ -21,7 +23,11 @@ use sqlx::{
     PgPool,
 };
 use std::str::FromStr;
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{atomic::AtomicBool, Arc},
+    time::Duration,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +45,8 @@ pub enum Error {
     Topics(#[from] inventory_partitioner::Error),
     #[error("cannot listen")]
     Io(#[from] std::io::Error),
+    #[error("PostgreSQL did not answer in time while {0}")]
+    TimedOut(&'static str),
 }
 
 pub struct Worker {
@@ -53,17 +61,7 @@ pub struct Worker {
 impl Worker {
     /// Connects to PostgreSQL (applying migrations), Redis and Kafka, and creates the topics.
     pub async fn build(settings: WorkerSettings) -> Result<Self, Error> {
-        // Batch statements take arrays whose length varies from 1 to WORKER_MAX_BATCH, over
-        // tables that grow from empty: a generic plan made while `orders` was small kept
-        // scanning it whole (10 ms a batch at 30,000 orders, seen in pg_stat_statements).
-        // Planning each execution costs far less.
-        let options = PgConnectOptions::from_str(&settings.database_url)?
-            .options([("plan_cache_mode", "force_custom_plan")]);
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.database_max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
-            .await?;
+        let pool = connect(&settings).await?;
         let mut migrator = sqlx::migrate!("../schema");
         migrator.set_ignore_missing(true);
         migrator.run(&pool).await?;
@@ -119,8 +117,10 @@ impl Worker {
             metrics_listener,
         } = self;
         let scraped = pool.clone();
+        let health = Health::new(settings.member_lease);
+        let checked = health.clone();
         let router = Router::new()
-            .route("/healthz", get(|| async { "ok" }))
+            .route("/healthz", get(move || async move { healthz(&checked) }))
             .route(
                 "/metrics",
                 get(|| async move { shop_infra::metrics::render(&scraped) }),
@@ -159,8 +159,11 @@ impl Worker {
             membership,
             consumer,
             announcer,
+            health,
             max_batch: settings.max_batch.max(1),
+            batch_timeout: settings.statement_timeout * 2,
             stop,
+            reclaim: AtomicBool::new(false),
         });
         tracing::info!(topic = %lanes.membership.topic, group = %settings.consumer_group, "checkout worker running");
         consumer::run(lanes).await?;
@@ -170,4 +173,49 @@ impl Worker {
         tracing::info!("checkout worker stopped");
         Ok(())
     }
+}
+
+/// 200 while the worker renews its lease and its lanes move; 503 with the reason otherwise.
+fn healthz(health: &Health) -> (StatusCode, Json<serde_json::Value>) {
+    match health.check() {
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": { "code": "unhealthy", "message": reason } })),
+        ),
+    }
+}
+
+/// The worker's PostgreSQL pool.
+///
+/// Batch statements take arrays whose length varies from 1 to `WORKER_MAX_BATCH`, over tables
+/// that grow from empty: a generic plan made while `orders` was small kept scanning it whole
+/// (10 ms a batch at 30,000 orders, seen in pg_stat_statements), so each execution is planned.
+///
+/// The bounds make a stalled worker harmless to the others: PostgreSQL ends a session of ours
+/// that idles inside a transaction (a paused or cut-off worker), so a partition's next owner waits
+/// on its locks for at most `WORKER_IDLE_TX_TIMEOUT_MS`; statements and lock waits are bounded;
+/// and the server probes a silent client's connection. Sessions are named
+/// `checkout-worker/<pid>` in `pg_stat_activity`.
+pub async fn connect(settings: &WorkerSettings) -> Result<PgPool, sqlx::Error> {
+    let ms = |d: Duration| format!("{}ms", d.as_millis());
+    let options = PgConnectOptions::from_str(&settings.database_url)?
+        .application_name(&format!("checkout-worker/{}", std::process::id()))
+        .options([
+            ("plan_cache_mode", "force_custom_plan".to_owned()),
+            (
+                "idle_in_transaction_session_timeout",
+                ms(settings.idle_tx_timeout),
+            ),
+            ("statement_timeout", ms(settings.statement_timeout)),
+            ("lock_timeout", ms(settings.statement_timeout)),
+            ("tcp_keepalives_idle", "5".to_owned()),
+            ("tcp_keepalives_interval", "2".to_owned()),
+            ("tcp_keepalives_count", "3".to_owned()),
+        ]);
+    PgPoolOptions::new()
+        .max_connections(settings.database_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
 }

@@ -6,12 +6,21 @@
 //! A worker that stops deletes its row (its partitions move at the others' next heartbeat); one
 //! that dies stops renewing it (they move once the lease expires).
 //!
-//! Kafka's own group coordinator would do this too; this design keeps the split, and the
-//! positions, beside the data they guard, so a batch's effects and its position are committed
-//! together and no broker-side group state can make a partition skip or stall.
+//! Ownership is fenced: a worker that comes to own a partition [`claims`](Membership::claim) it,
+//! which raises the partition's epoch, and every batch of its lane moves the position only while
+//! that epoch is still the newest ([`Position::save`]). A stale owner — paused, cut off from
+//! PostgreSQL, or slow to notice that its lease ran out — therefore commits nothing once its
+//! successor has claimed the partition, and the successor waits on the stale owner's open
+//! transaction only until PostgreSQL ends it (`idle_in_transaction_session_timeout` on the
+//! worker's sessions).
+//!
+//! Kafka's own group coordinator would split the partitions too; this design keeps the split,
+//! the epochs and the positions beside the data they guard, so a batch's effects, its fence and
+//! its position are committed together, and it only asks the broker to fetch from an offset
+//! (`assign`), which tansu and Apache Kafka both do the same way.
 
 use sqlx::PgPool;
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// The partitions (of `partitions`) that `me` owns among `members` (sorted, deduplicated).
@@ -34,20 +43,22 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// Renews this member's lease, forgets expired members, and returns the partitions this
+    /// Renews this member's lease, forgets expired members, and says which partitions this
     /// member owns now.
-    pub async fn heartbeat(&self) -> Result<Vec<i32>, sqlx::Error> {
+    pub async fn heartbeat(&self) -> Result<Beat, sqlx::Error> {
         let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        // `xmax = 0` only on a row this statement inserted: the member had been forgotten.
+        let rejoined: bool = sqlx::query_scalar(
             "INSERT INTO consumer_members (consumer_group, member, expires_at)
              VALUES ($1, $2, now() + make_interval(secs => $3::DOUBLE PRECISION / 1000))
-             ON CONFLICT ON CONSTRAINT consumer_members_pkey DO UPDATE SET expires_at = EXCLUDED.expires_at",
+             ON CONFLICT ON CONSTRAINT consumer_members_pkey DO UPDATE SET expires_at = EXCLUDED.expires_at
+             RETURNING xmax = 0",
         )
         .bind(&self.group)
         .bind(self.member)
         .bind(lease_ms)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
         sqlx::query(
             "DELETE FROM consumer_members WHERE consumer_group = $1 AND expires_at < now()",
@@ -62,7 +73,30 @@ impl Membership {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(assignment(&members, self.member, self.partitions))
+        Ok(Beat {
+            owned: assignment(&members, self.member, self.partitions),
+            rejoined,
+        })
+    }
+
+    /// Takes `partitions` over: raises each one's epoch (fencing off any earlier owner, whose
+    /// open batch this waits for) and returns where each one's processing resumes.
+    pub async fn claim(&self, partitions: &[i32]) -> Result<Vec<Claim>, sqlx::Error> {
+        let mut sorted = partitions.to_vec();
+        sorted.sort_unstable();
+        sqlx::query_as(
+            "INSERT INTO consumer_positions (consumer_group, topic, partition, next_offset, epoch, owner)
+             SELECT $1, $2, p, 0, 1, $3 FROM UNNEST($4::INT[]) AS p ORDER BY p
+             ON CONFLICT ON CONSTRAINT consumer_positions_pkey DO UPDATE
+             SET epoch = consumer_positions.epoch + 1, owner = EXCLUDED.owner, updated_at = now()
+             RETURNING partition, epoch, next_offset",
+        )
+        .bind(&self.group)
+        .bind(&self.topic)
+        .bind(self.member)
+        .bind(&sorted)
+        .fetch_all(&self.pool)
+        .await
     }
 
     /// Leaves the group: the other members take this one's partitions at their next heartbeat.
@@ -74,50 +108,74 @@ impl Membership {
             .await?;
         Ok(())
     }
-
-    /// The next offset to process of each of `partitions` that has a position.
-    pub async fn positions(&self, partitions: &[i32]) -> Result<HashMap<i32, i64>, sqlx::Error> {
-        let rows: Vec<(i32, i64)> = sqlx::query_as(
-            "SELECT partition, next_offset FROM consumer_positions
-             WHERE consumer_group = $1 AND topic = $2 AND partition = ANY($3)",
-        )
-        .bind(&self.group)
-        .bind(&self.topic)
-        .bind(partitions)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().collect())
-    }
 }
 
-/// Where a batch ends: written in the batch's transaction.
+/// What a heartbeat found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Beat {
+    /// The partitions this member owns now.
+    pub owned: Vec<i32>,
+    /// The member's row had been forgotten (its lease ran out): others may have claimed its
+    /// partitions meanwhile, so it must claim them again before its lanes can commit.
+    pub rejoined: bool,
+}
+
+/// A partition taken over by this worker: its lane commits while `epoch` is the newest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Claim {
+    pub partition: i32,
+    pub epoch: i64,
+    /// Where processing resumes.
+    pub next_offset: i64,
+}
+
+/// Where a batch ends, under which claim: written first in the batch's transaction.
 #[derive(Debug, Clone)]
 pub struct Position<'a> {
     pub group: &'a str,
     pub topic: &'a str,
     pub partition: i32,
+    pub epoch: i64,
     pub next_offset: i64,
 }
 
+/// The partition was claimed by a newer owner: this batch must not commit.
+#[derive(Debug, thiserror::Error)]
+#[error("partition {partition} was claimed by a newer owner than epoch {epoch}")]
+pub struct Fenced {
+    pub partition: i32,
+    pub epoch: i64,
+}
+
 impl Position<'_> {
-    /// Moves the partition's position forward (never back: a late duplicate batch from a
-    /// previous owner cannot rewind it).
+    /// Moves the partition's position forward (never back), if the claim still holds. Run first
+    /// in a batch: the row stays locked until the batch ends, so a claim waits for it, and a
+    /// batch that waited on a claim sees the new epoch.
     pub async fn save(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO consumer_positions (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
-             ON CONFLICT ON CONSTRAINT consumer_positions_pkey DO UPDATE
-             SET next_offset = GREATEST(consumer_positions.next_offset, EXCLUDED.next_offset), updated_at = now()",
+    ) -> Result<Result<(), Fenced>, sqlx::Error> {
+        let moved = sqlx::query(
+            "UPDATE consumer_positions
+             SET next_offset = GREATEST(next_offset, $5), updated_at = now()
+             WHERE consumer_group = $1 AND topic = $2 AND partition = $3 AND epoch = $4",
         )
         .bind(self.group)
         .bind(self.topic)
         .bind(self.partition)
+        .bind(self.epoch)
         .bind(self.next_offset)
         .execute(&mut **tx)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(if moved == 1 {
+            Ok(())
+        } else {
+            Err(Fenced {
+                partition: self.partition,
+                epoch: self.epoch,
+            })
+        })
     }
 }
 

@@ -10,6 +10,8 @@ pub const BATCH_SIZE: &str = "checkout_worker_batch_size";
 pub const BATCH_DURATION: &str = "checkout_worker_batch_duration_seconds";
 /// Batches that failed and were retried. Label `reason`.
 pub const BATCH_FAILURES: &str = "checkout_worker_batch_failures_total";
+/// Batches refused because a newer owner had claimed their partition (the lane then stops).
+pub const FENCED: &str = "checkout_worker_fenced_batches_total";
 /// From checkout accepted to CONFIRMED / REJECTED.
 pub const ORDER_COMPLETION: &str = "checkout_worker_order_completion_seconds";
 /// Orders finalised. Label `status`.
@@ -58,6 +60,10 @@ pub fn record_batch(result: &BatchResult, took: Duration) {
 
 pub fn batch_failed(reason: &'static str) {
     metrics::counter!(BATCH_FAILURES, "reason" => reason).increment(1);
+}
+
+pub fn fenced() {
+    metrics::counter!(FENCED).increment(1);
 }
 
 pub fn relayed(stream: &str) {

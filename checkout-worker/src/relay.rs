@@ -1,10 +1,12 @@
 //! The outbox relay: moves rows that checkouts and finalised orders wrote to `outbox` onto Kafka.
 //!
-//! A round claims the oldest rows (`FOR UPDATE SKIP LOCKED`, so relays in several worker
-//! processes share the work), produces them with an idempotent producer (`acks=all`), waits for
-//! every acknowledgement, then deletes the rows in the same transaction. A crash between the
-//! acknowledgement and the commit sends those rows again: consumers dedupe (commands by the
-//! ledger, events by `event_id`). Nothing is deleted before the broker has it.
+//! A round claims the oldest unclaimed rows for `RELAY_CLAIM_MS` (one statement, `SKIP LOCKED`,
+//! so relays in several worker processes share the work), produces them (`acks=all`), waits for
+//! every acknowledgement, then deletes them. No row lock is held while the broker is waited for:
+//! a relay paused or cut off mid-round leaves its rows to the others once the claim runs out. A
+//! crash or a lapsed claim between the acknowledgement and the delete sends those rows again:
+//! consumers dedupe (commands by the ledger, events by `event_id`). Nothing is deleted before
+//! the broker has it.
 
 use crate::{config::WorkerSettings, metrics};
 use futures_util::future::join_all;
@@ -66,12 +68,16 @@ pub async fn relay_once(
     producer: &FutureProducer,
     settings: &WorkerSettings,
 ) -> Result<usize, RelayError> {
-    let mut tx = pool.begin().await?;
+    let claim_ms = i64::try_from(settings.relay_claim.as_millis()).unwrap_or(i64::MAX);
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, stream, message_key, payload FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        "UPDATE outbox SET claimed_until = now() + make_interval(secs => $2::DOUBLE PRECISION / 1000)
+         WHERE id IN (SELECT id FROM outbox WHERE claimed_until < now()
+                      ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, stream, message_key, payload",
     )
     .bind(settings.relay_batch)
-    .fetch_all(&mut *tx)
+    .bind(claim_ms)
+    .fetch_all(pool)
     .await?;
     if rows.is_empty() {
         return Ok(0);
@@ -111,9 +117,8 @@ pub async fn relay_once(
     }
     sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
         .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-        .execute(&mut *tx)
+        .execute(pool)
         .await?;
-    tx.commit().await?;
     for row in &rows {
         metrics::relayed(&row.stream);
     }

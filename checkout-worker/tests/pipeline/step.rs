@@ -1,10 +1,16 @@
 //! The worker's step, fed batches directly: no Kafka involved.
 
 use crate::{buyer, product};
-use checkout_worker::batch::{apply_batch, Outcome};
+use checkout_worker::{
+    batch::{apply_batch, BatchError, Outcome},
+    membership::{Claim, Membership, Position},
+};
 use shop_domain::messages::{InventoryCommand, OrderStatus};
 use shop_testkit::TestApp;
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 async fn take_commands(app: &TestApp) -> Vec<InventoryCommand> {
     let rows: Vec<(i64, String)> =
@@ -111,4 +117,77 @@ async fn a_batch_decides_orders_and_redelivery_changes_nothing() {
         .await
         .expect("drain events");
     app.assert_invariants(&initial).await;
+}
+
+fn position(membership: &Membership, claim: Claim, next_offset: i64) -> Position<'_> {
+    Position {
+        group: &membership.group,
+        topic: &membership.topic,
+        partition: claim.partition,
+        epoch: claim.epoch,
+        next_offset,
+    }
+}
+
+#[tokio::test]
+async fn a_stale_owner_neither_blocks_its_successor_nor_commits_after_it() {
+    let app = TestApp::spawn().await;
+    let mut settings = app.worker_settings();
+    settings.idle_tx_timeout = Duration::from_millis(500);
+    let pool = checkout_worker::connect(&settings)
+        .await
+        .expect("worker pool");
+    let member = || Membership {
+        pool: pool.clone(),
+        group: settings.consumer_group.clone(),
+        topic: settings.kafka.inventory_topic.clone(),
+        partitions: 4,
+        member: uuid::Uuid::new_v4(),
+        lease: settings.member_lease,
+    };
+    let (old, new) = (member(), member());
+    let old_claim = old.claim(&[2]).await.expect("claim")[0];
+    assert_eq!((old_claim.epoch, old_claim.next_offset), (1, 0));
+
+    // The old owner begins a batch and stalls inside its transaction, holding the partition's
+    // row, as a paused or cut-off worker would.
+    let mut stalled = pool.begin().await.expect("begin");
+    position(&old, old_claim, 10)
+        .save(&mut stalled)
+        .await
+        .expect("statement")
+        .expect("the claim holds");
+
+    // The successor waits for it only until PostgreSQL ends the idle transaction.
+    let started = Instant::now();
+    let new_claim = new.claim(&[2]).await.expect("claim")[0];
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(4), "waited {waited:?}");
+    assert_eq!((new_claim.epoch, new_claim.next_offset), (2, 0));
+    assert!(
+        stalled.commit().await.is_err(),
+        "the stalled transaction was ended"
+    );
+
+    // The stale owner comes back with a batch: refused, nothing written; the successor's applies.
+    let seller = app.new_user().await;
+    let kettle = product(&app, &seller, 5).await;
+    let shopper = buyer(&app, &[(kettle, 2)]).await;
+    app.checkout_accepted(&shopper.token).await;
+    let commands = take_commands(&app).await;
+    let refused = apply_batch(&pool, &commands, Some(&position(&old, old_claim, 1))).await;
+    assert!(matches!(refused, Err(BatchError::Fenced(_))), "{refused:?}");
+    assert_eq!(app.stock().await[&kettle], 5, "nothing applied");
+    apply_batch(&pool, &commands, Some(&position(&new, new_claim, 1)))
+        .await
+        .expect("the new owner applies");
+    assert_eq!(app.stock().await[&kettle], 3);
+    let saved: (i64, i64) = sqlx::query_as(
+        "SELECT next_offset, epoch FROM consumer_positions WHERE consumer_group = $1 AND partition = 2",
+    )
+    .bind(&settings.consumer_group)
+    .fetch_one(&app.db)
+    .await
+    .expect("position");
+    assert_eq!(saved, (1, 2));
 }
