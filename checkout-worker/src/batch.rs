@@ -4,9 +4,9 @@
 //! The transaction locks the batch's products (in id order), reads which commands the ledger has
 //! seen, decides every command in memory ([`decide`], pure), then writes the ledger, the stock,
 //! the order lines and the orders' counters in a few set-based statements. An order whose last
-//! line is decided here is finalised in the same transaction: CONFIRMED (and its quantities leave
-//! the cart) or REJECTED (and release commands for its reserved lines go to the outbox), with its
-//! event in the outbox. Redelivered commands are recognised by the ledger and change nothing; two
+//! line is decided here is finalised in the same transaction: CONFIRMED, or REJECTED (its lines
+//! go back to the cart, which checkout took them from, and release commands for its reserved
+//! lines go to the outbox), with its event in the outbox. Redelivered commands are recognised by the ledger and change nothing; two
 //! workers racing on one command (during a rebalance) collide on the ledger's primary key and one
 //! of them rolls back and retries.
 
@@ -347,14 +347,11 @@ async fn finalize(
             created_at: order.created_at,
         });
     }
-    let ids = |status: OrderStatus| -> Vec<Uuid> {
-        finalized
-            .iter()
-            .filter(|f| f.status == status)
-            .map(|f| f.order_id.as_uuid())
-            .collect()
-    };
-    let (confirmed, rejected) = (ids(OrderStatus::Confirmed), ids(OrderStatus::Rejected));
+    let rejected: Vec<Uuid> = finalized
+        .iter()
+        .filter(|f| f.status == OrderStatus::Rejected)
+        .map(|f| f.order_id.as_uuid())
+        .collect();
 
     sqlx::query(
         "UPDATE orders SET status = CASE WHEN short_lines = 0 THEN 'CONFIRMED' ELSE 'REJECTED' END,
@@ -365,7 +362,7 @@ async fn finalize(
     .execute(&mut **tx)
     .await?;
 
-    fulfilment::remove_bought_from_carts(tx, &confirmed).await?;
+    fulfilment::return_to_carts(tx, &rejected).await?;
 
     let lines: Vec<LineRow> = if rejected.is_empty() {
         Vec::new()

@@ -37,29 +37,25 @@ pub async fn record_ledger(
     Ok(())
 }
 
-/// The quantities of confirmed orders leave their buyers' carts (a line added to since keeps
-/// the difference).
-pub async fn remove_bought_from_carts(
+/// Rejected orders' lines go back to their buyers' carts (checkout took them out); a line the
+/// buyer added again meanwhile grows by the order's quantity, up to the line limit.
+pub async fn return_to_carts(
     conn: &mut PgConnection,
-    confirmed: &[Uuid],
+    rejected: &[Uuid],
 ) -> Result<(), sqlx::Error> {
-    if confirmed.is_empty() {
+    if rejected.is_empty() {
         return Ok(());
     }
     sqlx::query(
-        "WITH bought AS (
-             SELECT o.user_id, oi.product_id, SUM(oi.quantity) AS quantity
-             FROM orders o JOIN order_items oi ON oi.order_id = o.id
-             WHERE o.id = ANY($1) GROUP BY o.user_id, oi.product_id
-         ), emptied AS (
-             DELETE FROM cart_items c USING bought b
-             WHERE c.user_id = b.user_id AND c.product_id = b.product_id AND c.quantity <= b.quantity
-         )
-         UPDATE cart_items c SET quantity = c.quantity - b.quantity
-         FROM bought b
-         WHERE c.user_id = b.user_id AND c.product_id = b.product_id AND c.quantity > b.quantity",
+        "INSERT INTO cart_items (user_id, product_id, quantity)
+         SELECT o.user_id, oi.product_id, oi.quantity
+         FROM orders o JOIN order_items oi ON oi.order_id = o.id
+         WHERE o.id = ANY($1)
+         ON CONFLICT ON CONSTRAINT cart_items_pkey DO UPDATE
+         SET quantity = LEAST(cart_items.quantity + EXCLUDED.quantity, $2)",
     )
-    .bind(confirmed)
+    .bind(rejected)
+    .bind(i32::try_from(shop_domain::MAX_LINE_QUANTITY).unwrap_or(i32::MAX))
     .execute(conn)
     .await?;
     Ok(())

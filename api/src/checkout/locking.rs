@@ -13,7 +13,7 @@
 //!   released by its owner only; the update is still guarded (`available_quantity >= $q`), so a
 //!   lock that expires mid-write cannot oversell.
 
-use super::{replay, short_lines, NewOrder, Placed, Strategy};
+use super::{replay, short_lines, NewOrder, Placed, Strategy, Written};
 use crate::{error::ApiError, startup::AppState};
 use rand::Rng;
 use shop_domain::messages::{CommandKind, OrderEvent, OrderStatus};
@@ -124,15 +124,14 @@ async fn try_once(
     writes: &Writes,
 ) -> Result<Attempt, ApiError> {
     let mut tx = state.db.begin().await?;
-    if !order
+    let written = order
         .insert(&mut tx, OrderStatus::Confirmed, &writes.messages)
-        .await?
-    {
+        .await?;
+    if written != Written::Placed {
         tx.rollback().await?;
-        return Ok(Attempt::Placed(replay(state, order).await?));
+        return Ok(Attempt::Placed(replay(state, order, written).await?));
     }
     fulfilment::record_ledger(&mut tx, &writes.ledger).await?;
-    fulfilment::remove_bought_from_carts(&mut tx, &[order.id.as_uuid()]).await?;
 
     // The stock, last. Lines are sorted by product id, so row locks are taken in that order.
     let ids: Vec<i64> = order.lines.iter().map(|l| l.product.get()).collect();

@@ -198,28 +198,47 @@ pub(crate) struct NewOrder {
     lines: Vec<Line>,
 }
 
+/// What [`NewOrder::insert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// The order, its lines and its outbox rows are written, and its lines left the cart.
+    Placed,
+    /// The user already has an order with this idempotency key; nothing was written.
+    KeyTaken,
+    /// The cart no longer holds the snapshot's lines (another checkout took them, or the
+    /// shopper changed them meanwhile); nothing was written.
+    CartChanged,
+}
+
 impl NewOrder {
-    /// Writes the order with `status`, its lines and `messages` (its outbox rows) in one
-    /// statement: one round trip, atomic on its own or within the caller's transaction. False
-    /// when the user already has an order with this idempotency key, and then nothing is
-    /// written (the caller answers with that order): the unique constraint settles concurrent
-    /// retries.
+    /// Writes the order with `status`, its lines and `messages` (its outbox rows), and takes its
+    /// lines out of the cart, in one statement: one round trip, atomic on its own or within the
+    /// caller's transaction. The cart's lines are locked first and must still be the snapshot's,
+    /// so two checkouts of one cart make one order; the unique constraint on the idempotency
+    /// key settles concurrent retries. A rejected order's lines go back to the cart
+    /// (`fulfilment::return_to_carts`).
     async fn insert(
         &self,
         conn: &mut PgConnection,
         status: OrderStatus,
         messages: &Outbox,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<Written, ApiError> {
         let (pending_lines, line_status) = match status {
             OrderStatus::Pending => (self.lines.len() as i32, "PENDING"),
             _ => (0, "RESERVED"),
         };
         let (streams, keys, payloads) = messages.columns();
-        let inserted: Option<Uuid> = sqlx::query_scalar(
-            "WITH o AS (
+        let (inserted, in_cart): (Option<Uuid>, i64) = sqlx::query_as(
+            "WITH cart AS (
+                 SELECT c.product_id FROM cart_items c
+                 JOIN UNNEST($9::BIGINT[], $10::INT[]) AS l(p, q) ON c.product_id = l.p AND c.quantity = l.q
+                 WHERE c.user_id = $2
+                 FOR UPDATE OF c
+             ), o AS (
                  INSERT INTO orders (id, user_id, total_cents, delivery_address, idempotency_key,
                                      pending_lines, status, completed_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 = 'PENDING' THEN NULL ELSE now() END)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 = 'PENDING' THEN NULL ELSE now() END
+                 WHERE (SELECT count(*) FROM cart) = cardinality($9::BIGINT[])
                  ON CONFLICT ON CONSTRAINT orders_user_idempotency_key DO NOTHING
                  RETURNING id
              ), lines AS (
@@ -229,8 +248,11 @@ impl NewOrder {
              ), messages AS (
                  INSERT INTO outbox (stream, message_key, payload)
                  SELECT m.s, m.k, m.p FROM o, UNNEST($12::TEXT[], $13::TEXT[], $14::TEXT[]) AS m(s, k, p)
+             ), taken AS (
+                 DELETE FROM cart_items c USING o
+                 WHERE c.user_id = $2 AND c.product_id IN (SELECT product_id FROM cart)
              )
-             SELECT id FROM o",
+             SELECT (SELECT id FROM o), (SELECT count(*) FROM cart)",
         )
         .bind(self.id.as_uuid())
         .bind(self.user.get())
@@ -246,9 +268,15 @@ impl NewOrder {
         .bind(streams)
         .bind(keys)
         .bind(payloads)
-        .fetch_optional(conn)
+        .fetch_one(conn)
         .await?;
-        Ok(inserted.is_some())
+        Ok(if inserted.is_some() {
+            Written::Placed
+        } else if in_cart == self.lines.len() as i64 {
+            Written::KeyTaken
+        } else {
+            Written::CartChanged
+        })
     }
 
     fn created_event(&self) -> OrderEvent {
@@ -335,12 +363,23 @@ async fn existing_order(
     }))
 }
 
-/// After [`NewOrder::insert`] found the key taken: the order that took it.
-async fn replay(state: &AppState, order: &NewOrder) -> Result<Placed, ApiError> {
-    let key = order.idempotency_key.as_deref().unwrap_or_default();
-    existing_order(state, order.user, key)
-        .await?
-        .ok_or_else(|| ApiError::Internal("idempotency conflict without an order".into()))
+/// After [`NewOrder::insert`] wrote nothing: the order that took the key, or 409 when the cart
+/// changed under this checkout with no order for its key.
+async fn replay(state: &AppState, order: &NewOrder, written: Written) -> Result<Placed, ApiError> {
+    if let Some(key) = order.idempotency_key.as_deref() {
+        if let Some(placed) = existing_order(state, order.user, key).await? {
+            return Ok(placed);
+        }
+    }
+    match written {
+        Written::CartChanged => Err(ApiError::conflict(
+            "cart_changed",
+            "the cart changed during checkout (another checkout may have taken it); see GET /orders and GET /cart",
+        )),
+        _ => Err(ApiError::Internal(
+            "idempotency conflict without an order".into(),
+        )),
+    }
 }
 
 /// The cart's lines at today's prices (none when it is empty).
@@ -356,8 +395,10 @@ async fn cart_snapshot(state: &AppState, user: UserId) -> Result<Vec<Line>, ApiE
     rows.into_iter().map(Line::try_from).collect()
 }
 
-/// Refuses at once (409) a line whose product the hot inventory view knows to be short.
-/// The view may lag behind; the strategy makes the real decision, so an unknown stock passes.
+/// Refuses at once (409) a line whose product is short. The hot inventory view in Redis only
+/// nominates suspects: its entries may lag or be stale (a lost write, an older version), so a
+/// refusal is confirmed against PostgreSQL's stock, which also repairs the view. An unknown
+/// stock passes, and the strategy makes the real decision.
 async fn refuse_known_shortages(state: &AppState, lines: &[Line]) -> Result<(), ApiError> {
     let keys: Vec<String> = lines
         .iter()
@@ -375,10 +416,32 @@ async fn refuse_known_shortages(state: &AppState, lines: &[Line]) -> Result<(), 
         .zip(cached)
         .filter_map(|(line, entry)| Some((line.product.get(), entry?.value.parse().ok()?)))
         .collect();
-    let short: Vec<ShortLine> = short_lines(lines, &known)
-        .into_iter()
-        .filter(|s| known.contains_key(&s.product_id.get()))
+    let suspects: Vec<i64> = short_lines(lines, &known)
+        .iter()
+        .map(|s| s.product_id.get())
+        .filter(|id| known.contains_key(id))
         .collect();
+    if suspects.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(i64, i32, i64)> =
+        sqlx::query_as("SELECT id, available_quantity, version FROM products WHERE id = ANY($1)")
+            .bind(&suspects)
+            .fetch_all(&state.db)
+            .await?;
+    if let Err(error) = state.cache.put_stock(&state.keys, &rows).await {
+        tracing::warn!(%error, "cannot repair the hot inventory");
+    }
+    let stock: HashMap<i64, i64> = rows
+        .iter()
+        .map(|&(id, available, _)| (id, i64::from(available)))
+        .collect();
+    let suspect_lines: Vec<Line> = lines
+        .iter()
+        .filter(|l| suspects.contains(&l.product.get()))
+        .copied()
+        .collect();
+    let short = short_lines(&suspect_lines, &stock);
     if short.is_empty() {
         return Ok(());
     }
@@ -400,7 +463,7 @@ async fn refuse_known_shortages(state: &AppState, lines: &[Line]) -> Result<(), 
                 ("Idempotent-Replayed" = String, description = "`true` when an earlier request with this key placed the order"))),
     (status = 400, description = "`invalid_idempotency_key` or `malformed_json`", body = ErrorBody),
     (status = 401, description = "No valid session token", body = ErrorBody),
-    (status = 409, description = "`out_of_stock` (with `short_lines`) or `contention`", body = ErrorBody),
+    (status = 409, description = "`out_of_stock` (with `short_lines`), `contention`, or `cart_changed` (another checkout took the cart's lines)", body = ErrorBody),
     (status = 422, description = "`empty_cart`, `invalid_delivery_address` or `invalid_body`", body = ErrorBody),
 ))]
 pub(crate) async fn checkout(

@@ -3,7 +3,7 @@
 //! the relay in the checkout worker moves the outbox to Kafka whether or not this process is
 //! still alive, and the worker owning each product's partition decides the line.
 
-use super::{replay, NewOrder, Placed};
+use super::{replay, NewOrder, Placed, Written};
 use crate::{error::ApiError, startup::AppState};
 use shop_domain::messages::{CommandKind, InventoryCommand, OrderStatus};
 use shop_infra::outbox::{self, Outbox};
@@ -23,11 +23,11 @@ pub(super) async fn hand_off(state: &AppState, order: &NewOrder) -> Result<Place
 
     // One statement, committed on its own: no BEGIN and COMMIT round trips.
     let mut conn = state.db.acquire().await?;
-    if !order
+    let written = order
         .insert(&mut conn, OrderStatus::Pending, &messages)
-        .await?
-    {
-        return replay(state, order).await;
+        .await?;
+    if written != Written::Placed {
+        return replay(state, order, written).await;
     }
     tracing::info!(order_id = %order.id, lines = order.lines.len(), "checkout accepted");
     Ok(Placed {

@@ -3,6 +3,7 @@
 
 mod access;
 mod cart;
+mod checkout;
 mod health;
 mod limits;
 mod products;

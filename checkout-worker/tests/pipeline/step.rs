@@ -191,3 +191,32 @@ async fn a_stale_owner_neither_blocks_its_successor_nor_commits_after_it() {
     .expect("position");
     assert_eq!(saved, (1, 2));
 }
+
+#[tokio::test]
+async fn confirmation_keeps_the_lines_added_after_checkout() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let kettle = product(&app, &seller, 10).await;
+    let shopper = buyer(&app, &[(kettle, 2)]).await;
+    app.checkout_accepted(&shopper.token).await;
+    let items = app.cart(&shopper.token).await["items"].clone();
+    assert_eq!(
+        items.as_array().map(Vec::len),
+        Some(0),
+        "checkout took the line"
+    );
+    // The shopper puts the same line in the cart again before the order is decided.
+    app.cart_add(&shopper.token, kettle, 2).await;
+    let commands = take_commands(&app).await;
+    let result = apply_batch(&app.db, &commands, None)
+        .await
+        .expect("batch applies");
+    assert_eq!(result.finalized[0].status, OrderStatus::Confirmed);
+    let items = app.cart(&shopper.token).await["items"].clone();
+    assert_eq!(items[0]["product_id"], kettle, "{items}");
+    assert_eq!(items[0]["quantity"], 2, "{items}");
+    sqlx::query("DELETE FROM outbox")
+        .execute(&app.db)
+        .await
+        .expect("drain events");
+}

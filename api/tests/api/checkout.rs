@@ -1,0 +1,79 @@
+//! Checkout against the API alone (no worker): what is accepted, what is refused, and what the
+//! cart holds afterwards.
+
+use reqwest::StatusCode;
+use shop_testkit::{expect_json, TestApp};
+
+#[tokio::test]
+async fn a_stale_sold_out_entry_never_refuses_and_is_repaired() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let product = app.new_product(&seller, "home", 1000, 10).await;
+    let id = product["id"].as_i64().expect("id");
+    // An older entry that says "sold out", as a lost or reordered write would leave.
+    let key = format!("{}stock:{id}", app.settings.redis_key_prefix);
+    let mut redis = app.redis.clone();
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("0|0")
+        .query_async(&mut redis)
+        .await
+        .expect("set");
+    let shopper = app.new_user().await;
+    expect_json(app.cart_add(&shopper.token, id, 2).await, StatusCode::OK).await;
+    expect_json(
+        app.checkout(&shopper.token, None).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let version: i64 = sqlx::query_scalar("SELECT version FROM products WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .expect("version");
+    let entry: String = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .expect("get");
+    assert_eq!(entry, format!("{version}|10"), "repaired from PostgreSQL");
+}
+
+#[tokio::test]
+async fn two_checkouts_of_one_cart_make_one_order() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let id = app.new_product(&seller, "home", 1000, 100).await["id"]
+        .as_i64()
+        .expect("id");
+    for round in 0..5 {
+        let shopper = app.new_user().await;
+        expect_json(app.cart_add(&shopper.token, id, 2).await, StatusCode::OK).await;
+        let (a, b) = tokio::join!(
+            app.checkout(&shopper.token, None),
+            app.checkout(&shopper.token, None)
+        );
+        let mut statuses = [a.status(), b.status()];
+        statuses.sort();
+        assert_eq!(statuses[0], StatusCode::ACCEPTED, "round {round}");
+        assert!(
+            matches!(
+                statuses[1],
+                StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY
+            ),
+            "round {round}: the second checkout is refused, not a second order: {statuses:?}"
+        );
+        let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE user_id = $1")
+            .bind(shopper.id)
+            .fetch_one(&app.db)
+            .await
+            .expect("orders");
+        assert_eq!(orders, 1, "round {round}");
+        let items = app.cart(&shopper.token).await["items"].clone();
+        assert_eq!(
+            items.as_array().map(Vec::len),
+            Some(0),
+            "the order took the lines"
+        );
+    }
+}
