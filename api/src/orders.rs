@@ -168,6 +168,8 @@ struct Watch {
     order: Uuid,
     updates: broadcast::Receiver<OrderStatusChanged>,
     sent: Option<OrderStatus>,
+    /// When PostgreSQL is read next, whatever else is announced meanwhile.
+    recheck_at: tokio::time::Instant,
 }
 
 impl Watch {
@@ -202,7 +204,10 @@ impl Watch {
                         // Missed announcements or a lost hub: ask PostgreSQL.
                         Err(_) => self.current().await,
                     },
-                    () = tokio::time::sleep(SSE_RECHECK) => self.current().await,
+                    () = tokio::time::sleep_until(self.recheck_at) => {
+                        self.recheck_at = tokio::time::Instant::now() + SSE_RECHECK;
+                        self.current().await
+                    }
                 }
             };
             if let Some(status) = status.filter(|s| Some(*s) != self.sent) {
@@ -234,6 +239,7 @@ pub(crate) async fn events(
         user: user.id,
         order: order.id,
         sent: None,
+        recheck_at: tokio::time::Instant::now() + SSE_RECHECK,
     };
     let stream = stream::unfold(watch, |mut watch| async move {
         let status = watch.next_status().await?;

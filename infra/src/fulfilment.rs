@@ -38,7 +38,8 @@ pub async fn record_ledger(
 }
 
 /// Rejected orders' lines go back to their buyers' carts (checkout took them out); a line the
-/// buyer added again meanwhile grows by the order's quantity, up to the line limit.
+/// buyer added again meanwhile, or that several rejected orders share, grows by each order's
+/// quantity, up to the line limit.
 pub async fn return_to_carts(
     conn: &mut PgConnection,
     rejected: &[Uuid],
@@ -48,9 +49,10 @@ pub async fn return_to_carts(
     }
     sqlx::query(
         "INSERT INTO cart_items (user_id, product_id, quantity)
-         SELECT o.user_id, oi.product_id, oi.quantity
+         SELECT o.user_id, oi.product_id, LEAST(sum(oi.quantity), $2)
          FROM orders o JOIN order_items oi ON oi.order_id = o.id
          WHERE o.id = ANY($1)
+         GROUP BY o.user_id, oi.product_id
          ON CONFLICT ON CONSTRAINT cart_items_pkey DO UPDATE
          SET quantity = LEAST(cart_items.quantity + EXCLUDED.quantity, $2)",
     )

@@ -1,8 +1,13 @@
-//! Checkout against the API alone (no worker): what is accepted, what is refused, and what the
-//! cart holds afterwards.
+//! Checkout against the API alone (no worker): what is accepted, what is refused, what the cart
+//! holds afterwards, and how a watcher learns the decision.
 
 use reqwest::StatusCode;
+use shop_domain::{
+    messages::{OrderStatus, OrderStatusChanged},
+    OrderId,
+};
 use shop_testkit::{expect_json, TestApp};
+use std::time::Duration;
 
 #[tokio::test]
 async fn a_stale_sold_out_entry_never_refuses_and_is_repaired() {
@@ -76,4 +81,62 @@ async fn two_checkouts_of_one_cart_make_one_order() {
             "the order took the lines"
         );
     }
+}
+
+#[tokio::test]
+async fn a_watcher_whose_announcement_was_lost_still_sees_the_decision_under_traffic() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let id = app.new_product(&seller, "home", 1000, 10).await["id"]
+        .as_i64()
+        .expect("id");
+    let shopper = app.new_user().await;
+    expect_json(app.cart_add(&shopper.token, id, 1).await, StatusCode::OK).await;
+    let order = app.checkout_accepted(&shopper.token).await;
+    let mut stream = app
+        .get(&format!("/orders/{order}/events"), Some(&shopper.token))
+        .await;
+    let mut text = String::new();
+    while !text.contains("PENDING") {
+        let chunk = stream.chunk().await.expect("stream").expect("a chunk");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    // Other orders are announced all the time; this order's decision is written, and its
+    // announcement lost.
+    let channel = format!("{}order-status", app.settings.redis_key_prefix);
+    let mut redis = app.redis.clone();
+    let noise = tokio::spawn(async move {
+        loop {
+            let other = OrderStatusChanged {
+                order_id: OrderId::generate(),
+                status: OrderStatus::Pending,
+            };
+            let payload = serde_json::to_string(&other).expect("json");
+            let _: Result<i64, _> = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(payload)
+                .query_async(&mut redis)
+                .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    sqlx::query(
+        "UPDATE orders SET status = 'CONFIRMED', pending_lines = 0, completed_at = now() WHERE id = $1::UUID",
+    )
+    .bind(&order)
+    .execute(&app.db)
+    .await
+    .expect("decide");
+    let read = tokio::time::timeout(Duration::from_secs(6), async {
+        while let Some(chunk) = stream.chunk().await.expect("stream") {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    noise.abort();
+    assert!(
+        read.is_ok(),
+        "no terminal status within the re-check interval: {text}"
+    );
+    assert!(text.contains("CONFIRMED"), "{text}");
 }

@@ -220,3 +220,41 @@ async fn confirmation_keeps_the_lines_added_after_checkout() {
         .await
         .expect("drain events");
 }
+
+#[tokio::test]
+async fn rejected_orders_of_one_shopper_and_product_return_their_lines_once_each() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let gone = product(&app, &seller, 0).await;
+    let shopper = app.new_user().await;
+    // With no hot stock to consult, the API leaves the decision to the worker.
+    let mut redis = app.redis.clone();
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{}stock:{gone}", app.settings.redis_key_prefix))
+        .query_async(&mut redis)
+        .await
+        .expect("del");
+    for quantity in [1, 2] {
+        app.cart_add(&shopper.token, gone, quantity).await;
+        app.checkout_accepted(&shopper.token).await;
+    }
+    let commands = take_commands(&app).await;
+    let result = apply_batch(&app.db, &commands, None)
+        .await
+        .expect("one batch rejects both");
+    assert_eq!(result.finalized.len(), 2);
+    assert!(result
+        .finalized
+        .iter()
+        .all(|f| f.status == OrderStatus::Rejected));
+    let items = app.cart(&shopper.token).await["items"].clone();
+    assert_eq!(items[0]["product_id"], gone, "{items}");
+    assert_eq!(
+        items[0]["quantity"], 3,
+        "both orders' lines are back: {items}"
+    );
+    sqlx::query("DELETE FROM outbox")
+        .execute(&app.db)
+        .await
+        .expect("drain events");
+}
