@@ -37,6 +37,12 @@ pub enum ApiError {
     Unavailable(#[source] BoxError),
     #[error("internal error")]
     Internal(#[source] BoxError),
+    /// An earlier request with the same Idempotency-Key was refused: its answer, again.
+    #[error("an earlier request with this Idempotency-Key was refused")]
+    Replayed {
+        status: StatusCode,
+        body: serde_json::Value,
+    },
 }
 
 impl ApiError {
@@ -76,7 +82,33 @@ impl ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Replayed { status, .. } => (*status, "replayed"),
         }
+    }
+
+    /// A client error's status and JSON body, exactly as it is answered; `None` for server
+    /// errors (their bodies are opaque and not worth keeping).
+    pub fn client_answer(&self) -> Option<(StatusCode, serde_json::Value)> {
+        let (status, code) = self.status_and_code();
+        if !status.is_client_error() {
+            return None;
+        }
+        if let Self::Replayed { body, .. } = self {
+            return Some((status, body.clone()));
+        }
+        let short = match self {
+            Self::OutOfStock(short) => Some(short.as_slice()),
+            _ => None,
+        };
+        let message = self.to_string();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: &message,
+                short_lines: short,
+            },
+        };
+        serde_json::to_value(body).ok().map(|body| (status, body))
     }
 }
 
@@ -120,6 +152,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = match &self {
             Self::OutOfStock(short) => render(status, code, &self.to_string(), Some(short)),
+            Self::Replayed { body, .. } => (status, axum::Json(body)).into_response(),
             _ => error_body(status, code, &self.to_string()),
         };
         if matches!(self, Self::Unauthorized) {

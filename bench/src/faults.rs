@@ -616,6 +616,12 @@ async fn checkout(shop: &Shop, shopper: &Shopper, seen: &Seen, stop: &AtomicBool
                 }
                 return Some(order);
             }
+            // An earlier attempt with this key is still being decided: ask again.
+            Some((StatusCode::CONFLICT, body))
+                if body["error"]["code"] == "checkout_in_progress" =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             // Sold out or an emptied cart: this checkout is over, with no order.
             Some((StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY, _)) => return None,
             // No answer, 401 (signed in again), 5xx: the same request again.

@@ -463,7 +463,7 @@ async fn refuse_known_shortages(state: &AppState, lines: &[Line]) -> Result<(), 
                 ("Idempotent-Replayed" = String, description = "`true` when an earlier request with this key placed the order"))),
     (status = 400, description = "`invalid_idempotency_key` or `malformed_json`", body = ErrorBody),
     (status = 401, description = "No valid session token", body = ErrorBody),
-    (status = 409, description = "`out_of_stock` (with `short_lines`), `contention`, or `cart_changed` (another checkout took the cart's lines)", body = ErrorBody),
+    (status = 409, description = "`out_of_stock` (with `short_lines`), `contention`, `cart_changed` (another checkout took the cart's lines), or `checkout_in_progress` (a request with this Idempotency-Key is still being decided); a refusal is answered again to every retry with its Idempotency-Key", body = ErrorBody),
     (status = 422, description = "`empty_cart`, `invalid_delivery_address` or `invalid_body`", body = ErrorBody),
 ))]
 pub(crate) async fn checkout(
@@ -487,19 +487,39 @@ async fn place(
 ) -> Result<Placed, ApiError> {
     let idempotency_key = idempotency_key(headers)?;
     let request = checkout_request(body)?;
-    if let Some(key) = &idempotency_key {
-        if let Some(placed) = existing_order(state, user, key).await? {
-            return Ok(placed);
+    let id = OrderId::generate();
+    let Some(key) = idempotency_key else {
+        return decide(state, strategy, user, id, request, None).await;
+    };
+    match claim_key(state, user, &key, id).await? {
+        KeyClaim::Mine => {}
+        KeyClaim::Placed(placed) => return Ok(placed),
+        KeyClaim::Refused(refusal) => return Err(refusal),
+        KeyClaim::InProgress => {
+            return Err(ApiError::conflict(
+                "checkout_in_progress",
+                "a checkout with this Idempotency-Key is still being decided; retry shortly",
+            ))
         }
     }
+    let result = decide(state, strategy, user, id, request, Some(key.clone())).await;
+    if let Err(error) = &result {
+        settle_refused_key(state, user, &key, id, error).await;
+    }
+    result
+}
+
+/// Takes the cart's lines into an order `id`, or refuses.
+async fn decide(
+    state: &AppState,
+    strategy: Strategy,
+    user: UserId,
+    id: OrderId,
+    request: CheckoutRequest,
+    idempotency_key: Option<String>,
+) -> Result<Placed, ApiError> {
     let lines = cart_snapshot(state, user).await?;
     if lines.is_empty() {
-        // The same request again, after its order emptied the cart, is answered with that order.
-        if let Some(key) = &idempotency_key {
-            if let Some(placed) = existing_order(state, user, key).await? {
-                return Ok(placed);
-            }
-        }
         return Err(ApiError::unprocessable(
             "empty_cart",
             "the cart is empty; add products before checking out",
@@ -507,7 +527,7 @@ async fn place(
     }
     refuse_known_shortages(state, &lines).await?;
     let order = NewOrder {
-        id: OrderId::generate(),
+        id,
         user,
         total: Money::sum(lines.iter().map(|l| l.price.times(l.quantity))),
         delivery_address: request.delivery_address,
@@ -517,6 +537,105 @@ async fn place(
     match strategy {
         Strategy::Queue => queue::hand_off(state, &order).await,
         locking => locking::decide(state, locking, &order).await,
+    }
+}
+
+/// Who answers for an Idempotency-Key.
+enum KeyClaim {
+    /// This request claimed the key: it decides, and a refusal it ends with is recorded.
+    Mine,
+    /// A request with the key placed this order.
+    Placed(Placed),
+    /// A request with the key was refused: the same answer again.
+    Refused(ApiError),
+    /// A request with the key is still being decided.
+    InProgress,
+}
+
+/// Claims `key` for the order `id` before anything is answered (`checkout_keys`). A claim left
+/// undecided by a request that can no longer be alive (older than the request timeout) is taken
+/// over.
+async fn claim_key(
+    state: &AppState,
+    user: UserId,
+    key: &str,
+    id: OrderId,
+) -> Result<KeyClaim, ApiError> {
+    let stale_after = state.settings.request_timeout + std::time::Duration::from_secs(5);
+    let claimed: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO checkout_keys (user_id, idempotency_key, order_id) VALUES ($1, $2, $3)
+         ON CONFLICT ON CONSTRAINT checkout_keys_pkey DO UPDATE
+         SET order_id = EXCLUDED.order_id, claimed_at = now()
+         WHERE checkout_keys.refusal IS NULL
+           AND checkout_keys.claimed_at < now() - make_interval(secs => $4)
+           AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.user_id = $1 AND o.idempotency_key = $2)
+         RETURNING order_id",
+    )
+    .bind(user.get())
+    .bind(key)
+    .bind(id.as_uuid())
+    .bind(stale_after.as_secs_f64())
+    .fetch_optional(&state.db)
+    .await?;
+    if claimed.is_some() {
+        return Ok(KeyClaim::Mine);
+    }
+    if let Some(placed) = existing_order(state, user, key).await? {
+        return Ok(KeyClaim::Placed(placed));
+    }
+    let refusal: Option<(Option<i16>, Option<String>)> = sqlx::query_as(
+        "SELECT refusal_status, refusal FROM checkout_keys WHERE user_id = $1 AND idempotency_key = $2",
+    )
+    .bind(user.get())
+    .bind(key)
+    .fetch_optional(&state.db)
+    .await?;
+    let replayed = refusal.and_then(|(status, body)| {
+        let status = StatusCode::from_u16(u16::try_from(status?).ok()?).ok()?;
+        let body = serde_json::from_str(&body?).ok()?;
+        Some(ApiError::Replayed { status, body })
+    });
+    Ok(replayed.map_or(KeyClaim::InProgress, KeyClaim::Refused))
+}
+
+/// After the claiming request for `key` failed: a refusal ("no order") is recorded, to be
+/// answered again to every retry; after a server error the claim is let go, so a retry decides
+/// afresh. Best effort: a claim left behind is taken over once stale.
+async fn settle_refused_key(
+    state: &AppState,
+    user: UserId,
+    key: &str,
+    id: OrderId,
+    error: &ApiError,
+) {
+    let settled = match error.client_answer() {
+        Some((status, body)) => {
+            sqlx::query(
+                "UPDATE checkout_keys SET refusal_status = $4, refusal = $5
+             WHERE user_id = $1 AND idempotency_key = $2 AND order_id = $3",
+            )
+            .bind(user.get())
+            .bind(key)
+            .bind(id.as_uuid())
+            .bind(i16::try_from(status.as_u16()).unwrap_or(i16::MAX))
+            .bind(body.to_string())
+            .execute(&state.db)
+            .await
+        }
+        None => {
+            sqlx::query(
+                "DELETE FROM checkout_keys
+             WHERE user_id = $1 AND idempotency_key = $2 AND order_id = $3 AND refusal IS NULL",
+            )
+            .bind(user.get())
+            .bind(key)
+            .bind(id.as_uuid())
+            .execute(&state.db)
+            .await
+        }
+    };
+    if let Err(error) = settled {
+        tracing::warn!(%error, "cannot settle an idempotency key claim; it is taken over once stale");
     }
 }
 

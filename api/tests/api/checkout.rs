@@ -140,3 +140,108 @@ async fn a_watcher_whose_announcement_was_lost_still_sees_the_decision_under_tra
     );
     assert!(text.contains("CONFIRMED"), "{text}");
 }
+
+async fn checkout_with_key(app: &TestApp, token: &str, key: &str) -> reqwest::Response {
+    app.checkout(token, Some(key)).await
+}
+
+#[tokio::test]
+async fn an_idempotency_key_never_gets_no_order_before_an_order() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let id = app.new_product(&seller, "home", 1000, 10).await["id"]
+        .as_i64()
+        .expect("id");
+    let shopper = app.new_user().await;
+    expect_json(app.cart_add(&shopper.token, id, 2).await, StatusCode::OK).await;
+
+    // The first request passes the sold-out check, then stalls (here: on the cart's lock).
+    let mut blocker = app.db.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM cart_items WHERE user_id = $1 FOR UPDATE")
+        .bind(shopper.id)
+        .execute(&mut *blocker)
+        .await
+        .expect("lock the cart");
+    let first = {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url("/orders/checkout"),
+            shopper.token.clone(),
+        );
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .header("idempotency-key", "k1")
+                .send()
+                .await
+                .expect("sent")
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .expect("activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first request never stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Meanwhile the product sells out, and the hot inventory knows it.
+    let version: i64 = sqlx::query_scalar(
+        "UPDATE products SET available_quantity = 0, version = version + 1 WHERE id = $1 RETURNING version",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .expect("sell out");
+    let mut redis = app.redis.clone();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{}stock:{id}", app.settings.redis_key_prefix))
+        .arg(format!("{version}|0"))
+        .query_async(&mut redis)
+        .await
+        .expect("set");
+    // A retry with the key is told the checkout is under way, not "no order".
+    shop_testkit::expect_error(
+        checkout_with_key(&app, &shopper.token, "k1").await,
+        StatusCode::CONFLICT,
+        "checkout_in_progress",
+    )
+    .await;
+    blocker.rollback().await.expect("let the first go");
+    let placed = expect_json(first.await.expect("first"), StatusCode::ACCEPTED).await;
+    let again = checkout_with_key(&app, &shopper.token, "k1").await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again = expect_json(again, StatusCode::ACCEPTED).await;
+    assert_eq!(again["order_id"], placed["order_id"]);
+
+    // A key whose first answer was "no order" keeps that answer, even once there is stock.
+    expect_json(app.cart_add(&shopper.token, id, 1).await, StatusCode::OK).await;
+    let refused = shop_testkit::expect_error(
+        checkout_with_key(&app, &shopper.token, "k2").await,
+        StatusCode::CONFLICT,
+        "out_of_stock",
+    )
+    .await;
+    sqlx::query("UPDATE products SET available_quantity = 5, version = version + 1 WHERE id = $1")
+        .bind(id)
+        .execute(&app.db)
+        .await
+        .expect("restock");
+    let replayed = shop_testkit::expect_error(
+        checkout_with_key(&app, &shopper.token, "k2").await,
+        StatusCode::CONFLICT,
+        "out_of_stock",
+    )
+    .await;
+    assert_eq!(replayed, refused);
+}
