@@ -161,7 +161,11 @@ impl Fault {
                 wait_for_split(system).await?;
                 stall_mid_batch(system, Some(proxy)).await
             }
-            Self::WorkerKilled => system.stop_worker(true).await,
+            Self::WorkerKilled => {
+                // Frozen inside a batch (proved), then killed: the kill lands mid-batch.
+                stall_mid_batch(system, None).await?;
+                system.stop_worker(true).await
+            }
             Self::BrokerRestart => service("broker-stop").await,
             Self::PostgresRestart => service("postgres-stop").await,
             Self::RedisLost => service("redis-stop").await,
@@ -467,6 +471,20 @@ impl Seen {
     fn accepted(&self) -> u64 {
         self.orders.lock().map_or(0, |orders| orders.len() as u64)
     }
+
+    /// `key` was answered 202 with `order`; a key answered with two different orders counts as
+    /// duplicated.
+    fn record(&self, key: &str, order: Uuid) {
+        let Ok(mut orders) = self.orders.lock() else {
+            return;
+        };
+        if orders
+            .insert(key.to_owned(), order)
+            .is_some_and(|earlier| earlier != order)
+        {
+            self.duplicated.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 struct Fixture {
@@ -594,8 +612,8 @@ async fn fill_cart(shop: &Shop, shopper: &Shopper, lines: &[(i64, i64)]) -> bool
 async fn checkout(shop: &Shop, shopper: &Shopper, seen: &Seen, stop: &AtomicBool) -> Option<Uuid> {
     let key = Uuid::new_v4().to_string();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
-        let answer = send(
+    let post = || {
+        send(
             shop,
             shopper,
             reqwest::Method::POST,
@@ -603,16 +621,22 @@ async fn checkout(shop: &Shop, shopper: &Shopper, seen: &Seen, stop: &AtomicBool
             None,
             Some(&key),
         )
-        .await;
-        match answer {
+    };
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        match post().await {
             Some((StatusCode::ACCEPTED, body)) => {
                 let order: Uuid = body["order_id"].as_str()?.parse().ok()?;
-                let mut orders = seen.orders.lock().ok()?;
-                if orders
-                    .insert(key.clone(), order)
-                    .is_some_and(|earlier| earlier != order)
-                {
-                    seen.duplicated.fetch_add(1, Ordering::Relaxed);
+                seen.record(&key, order);
+                // Now and then the answer is "lost" and the same key sent again, as a client
+                // whose connection broke would: it must name the same order.
+                if rand::thread_rng().gen_bool(0.2) {
+                    if let Some((StatusCode::ACCEPTED, body)) = post().await {
+                        if let Some(replayed) =
+                            body["order_id"].as_str().and_then(|o| o.parse().ok())
+                        {
+                            seen.record(&key, replayed);
+                        }
+                    }
                 }
                 return Some(order);
             }
@@ -769,13 +793,14 @@ async fn run_on(
         let report = check(system, env, &initial, &seen, settled).await?;
         let (slowest_decision_seconds, over_bound) =
             decision_times(system, phase_start, stall_bound()).await?;
+        let phase = report.since(&checked);
         let outcome = Outcome {
             fault: fault.name().to_owned(),
-            accepted: seen.accepted() - accepted_before,
-            lost: report.lost - checked.lost,
-            duplicated: report.duplicated - checked.duplicated,
-            oversold: report.oversold - checked.oversold,
-            redelivered_events: report.redelivered - checked.redelivered,
+            accepted: seen.accepted().saturating_sub(accepted_before),
+            lost: phase.lost,
+            duplicated: phase.duplicated,
+            oversold: phase.oversold,
+            redelivered_events: phase.redelivered,
             stale_cache: report.stale_cache,
             recover_seconds: recover,
             settle_seconds,
@@ -783,8 +808,8 @@ async fn run_on(
             stalled: if fault.bounded() { over_bound } else { 0 },
             fenced,
             reported_unhealthy,
-            confirmed: report.confirmed - checked.confirmed,
-            rejected: report.rejected - checked.rejected,
+            confirmed: phase.confirmed,
+            rejected: phase.rejected,
         };
         eprintln!("    {outcome:?}");
         checked = report;
@@ -862,7 +887,7 @@ async fn settle(system: &System, bound: Duration) -> Result<bool, BenchError> {
 }
 
 /// The invariants, over everything the run has done so far (counts are cumulative).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Checked {
     lost: u64,
     duplicated: u64,
@@ -871,6 +896,99 @@ struct Checked {
     stale_cache: u64,
     confirmed: i64,
     rejected: i64,
+}
+
+impl Checked {
+    /// What this check adds to `earlier`. A count that went down (an earlier violation healed,
+    /// say an order decided late) adds nothing rather than wrapping round.
+    fn since(&self, earlier: &Checked) -> Checked {
+        Checked {
+            lost: self.lost.saturating_sub(earlier.lost),
+            duplicated: self.duplicated.saturating_sub(earlier.duplicated),
+            oversold: (self.oversold - earlier.oversold).max(0),
+            redelivered: self.redelivered.saturating_sub(earlier.redelivered),
+            stale_cache: self.stale_cache,
+            confirmed: (self.confirmed - earlier.confirmed).max(0),
+            rejected: (self.rejected - earlier.rejected).max(0),
+        }
+    }
+}
+
+/// Lost orders: answered 202 but missing, still PENDING, or (when the system never settled) an
+/// outbox that never drained or releases never applied.
+fn judge_orders(acked: &[Uuid], statuses: &HashMap<Uuid, String>, settled: bool) -> u64 {
+    let missing = acked.iter().filter(|id| !statuses.contains_key(id)).count() as u64;
+    let pending = statuses.values().filter(|s| *s == "PENDING").count() as u64;
+    missing + pending + u64::from(!settled && pending == 0)
+}
+
+/// One product's stock figures.
+#[derive(Debug, Clone, Copy)]
+struct StockRow {
+    /// Initial stock plus restocks.
+    initial: i64,
+    available: i64,
+    /// Units on CONFIRMED orders.
+    sold: i64,
+    /// Applied reserves minus releases in the ledger.
+    ledger: i64,
+}
+
+/// Oversold units (stock below zero, or initial ≠ available + sold) and duplicated products
+/// (the ledger disagrees with the stock that left: a command applied twice or skipped).
+fn judge_stock(rows: &[StockRow]) -> (i64, u64) {
+    let mut oversold = 0;
+    let mut duplicated = 0;
+    for row in rows {
+        oversold += (-row.available).max(0);
+        oversold += (row.initial - row.available - row.sold).abs();
+        duplicated += u64::from(row.ledger != row.initial - row.available);
+    }
+    (oversold, duplicated)
+}
+
+/// What the order events topic holds for one order.
+#[derive(Debug, Default, Clone)]
+struct OrderEvents {
+    /// Distinct `event_id`s of `OrderCreated`.
+    created: HashSet<String>,
+    /// Distinct `(type, event_id)` of `OrderConfirmed` and `OrderRejected`.
+    terminal: HashSet<(String, String)>,
+}
+
+/// Lost and duplicated events: every order has one `OrderCreated`; a decided order has one
+/// terminal event, of the type its status in PostgreSQL says (a confirmed order with an
+/// `OrderRejected`, or two terminal events with different ids, is duplicated); a decided order
+/// without one is lost.
+fn judge_events(
+    statuses: &HashMap<Uuid, String>,
+    events: &HashMap<Uuid, OrderEvents>,
+) -> (u64, u64) {
+    let (mut lost, mut duplicated) = (0, 0);
+    let none = OrderEvents::default();
+    for (id, status) in statuses {
+        let seen = events.get(id).unwrap_or(&none);
+        match seen.created.len() {
+            0 => lost += 1,
+            1 => {}
+            _ => duplicated += 1,
+        }
+        let expected = match status.as_str() {
+            "CONFIRMED" => "OrderConfirmed",
+            "REJECTED" => "OrderRejected",
+            _ => {
+                duplicated += u64::from(!seen.terminal.is_empty());
+                continue;
+            }
+        };
+        let ids: HashSet<&String> = seen.terminal.iter().map(|(_, id)| id).collect();
+        if seen.terminal.is_empty() {
+            lost += 1;
+        } else if ids.len() > 1 || seen.terminal.iter().any(|(kind, _)| kind != expected) {
+            duplicated += 1;
+        }
+    }
+    (lost, duplicated)
 }
 
 async fn check(
@@ -892,12 +1010,7 @@ async fn check(
         .lock()
         .map(|orders| orders.values().copied().collect())
         .unwrap_or_default();
-    let missing = acked.iter().filter(|id| !statuses.contains_key(id)).count() as u64;
-    let pending = statuses.values().filter(|s| *s == "PENDING").count() as u64;
-    let mut lost = missing + pending;
-    if !settled && pending == 0 {
-        lost += 1; // the outbox never drained, or releases were never applied
-    }
+    let mut lost = judge_orders(&acked, &statuses, settled);
     let confirmed = statuses.values().filter(|s| *s == "CONFIRMED").count() as i64;
     let rejected = statuses.values().filter(|s| *s == "REJECTED").count() as i64;
 
@@ -921,28 +1034,23 @@ async fn check(
     )
     .fetch_all(db)
     .await?;
-    let mut oversold = torn;
-    let mut duplicated = seen.duplicated.load(Ordering::Relaxed);
-    for &(id, available, sold, ledger) in &rows {
-        let initial = initial.get(&id).copied().unwrap_or(available);
-        oversold += (-available).max(0);
-        oversold += (initial - available - sold).abs();
-        if ledger != initial - available {
-            duplicated += 1;
-        }
-    }
+    let stock: Vec<StockRow> = rows
+        .iter()
+        .map(|&(id, available, sold, ledger)| StockRow {
+            initial: initial.get(&id).copied().unwrap_or(available),
+            available,
+            sold,
+            ledger,
+        })
+        .collect();
+    let (stock_oversold, stock_duplicated) = judge_stock(&stock);
+    let oversold = torn + stock_oversold;
+    let mut duplicated = seen.duplicated.load(Ordering::Relaxed) + stock_duplicated;
     let stale_cache = stale_stock(system, &rows).await?;
-    let (terminal_events, redelivered) = terminal_events(env, &system.name).await?;
-    for (id, status) in &statuses {
-        if status == "PENDING" {
-            continue;
-        }
-        match terminal_events.get(id) {
-            None => lost += 1, // decided, but its event never reached the topic
-            Some(ids) if ids.len() > 1 => duplicated += 1,
-            Some(_) => {}
-        }
-    }
+    let (events, redelivered) = order_events(env, &system.name).await?;
+    let (events_lost, events_duplicated) = judge_events(&statuses, &events);
+    lost += events_lost;
+    duplicated += events_duplicated;
     Ok(Checked {
         lost,
         duplicated,
@@ -982,12 +1090,12 @@ async fn stale_stock(system: &System, rows: &[(i64, i64, i64, i64)]) -> Result<u
     Ok(stale)
 }
 
-/// Every terminal event on the system's order events topic: the distinct event ids per order,
-/// and how many were delivered more than once.
-async fn terminal_events(
+/// Every event on the system's order events topic, per order, and how many deliveries repeated
+/// an event already seen.
+async fn order_events(
     env: &Environment,
     system: &str,
-) -> Result<(HashMap<Uuid, HashSet<String>>, u64), BenchError> {
+) -> Result<(HashMap<Uuid, OrderEvents>, u64), BenchError> {
     let topic = format!("{system}.order-events");
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &env.kafka_brokers)
@@ -1018,7 +1126,7 @@ async fn terminal_events(
         }
     }
     consumer.assign(&assignment).map_err(kafka)?;
-    let mut events: HashMap<Uuid, HashSet<String>> = HashMap::new();
+    let mut events: HashMap<Uuid, OrderEvents> = HashMap::new();
     let mut deliveries = 0u64;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ends.is_empty() && Instant::now() < deadline {
@@ -1038,21 +1146,30 @@ async fn terminal_events(
         else {
             continue;
         };
-        let terminal = matches!(
+        let (Some(kind), Some(order), Some(id)) = (
             event["type"].as_str(),
-            Some("OrderConfirmed" | "OrderRejected")
-        );
-        let (Some(order), Some(id)) = (event["order_id"].as_str(), event["event_id"].as_str())
-        else {
+            event["order_id"].as_str().and_then(|o| o.parse().ok()),
+            event["event_id"].as_str(),
+        ) else {
             continue;
         };
-        if let (true, Ok(order)) = (terminal, order.parse()) {
-            deliveries += 1;
-            events.entry(order).or_default().insert(id.to_owned());
+        let seen = events.entry(order).or_default();
+        deliveries += 1;
+        match kind {
+            "OrderCreated" => {
+                seen.created.insert(id.to_owned());
+            }
+            "OrderConfirmed" | "OrderRejected" => {
+                seen.terminal.insert((kind.to_owned(), id.to_owned()));
+            }
+            _ => deliveries -= 1,
         }
     }
-    let distinct: u64 = events.values().map(|ids| ids.len() as u64).sum();
-    Ok((events, deliveries - distinct))
+    let distinct: u64 = events
+        .values()
+        .map(|e| (e.created.len() + e.terminal.len()) as u64)
+        .sum();
+    Ok((events, deliveries.saturating_sub(distinct)))
 }
 
 fn kafka(error: rdkafka::error::KafkaError) -> BenchError {
@@ -1093,4 +1210,127 @@ pub fn table(outcomes: &[Outcome]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn events(created: &[&str], terminal: &[(&str, &str)]) -> OrderEvents {
+        OrderEvents {
+            created: created.iter().map(|s| (*s).to_owned()).collect(),
+            terminal: terminal
+                .iter()
+                .map(|(k, i)| ((*k).to_owned(), (*i).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_terminal_event_that_contradicts_the_order_is_duplicated() {
+        let statuses = HashMap::from([(id(1), "CONFIRMED".to_owned())]);
+        let right = HashMap::from([(id(1), events(&["c"], &[("OrderConfirmed", "d")]))]);
+        assert_eq!(judge_events(&statuses, &right), (0, 0));
+        let wrong = HashMap::from([(id(1), events(&["c"], &[("OrderRejected", "d")]))]);
+        assert_eq!(judge_events(&statuses, &wrong), (0, 1));
+        let both = HashMap::from([(
+            id(1),
+            events(&["c"], &[("OrderConfirmed", "d"), ("OrderRejected", "d")]),
+        )]);
+        assert_eq!(judge_events(&statuses, &both), (0, 1));
+        let two_ids = HashMap::from([(
+            id(1),
+            events(&["c"], &[("OrderConfirmed", "d"), ("OrderConfirmed", "e")]),
+        )]);
+        assert_eq!(judge_events(&statuses, &two_ids), (0, 1));
+    }
+
+    #[test]
+    fn missing_created_or_terminal_events_are_lost() {
+        let statuses = HashMap::from([
+            (id(1), "REJECTED".to_owned()),
+            (id(2), "CONFIRMED".to_owned()),
+        ]);
+        let seen = HashMap::from([
+            (id(1), events(&[], &[("OrderRejected", "d")])),
+            (id(2), events(&["c", "c2"], &[])),
+        ]);
+        // 1 has no OrderCreated (lost); 2 has no terminal event (lost) and two OrderCreated ids.
+        assert_eq!(judge_events(&statuses, &seen), (2, 1));
+    }
+
+    #[test]
+    fn a_key_answered_with_two_orders_is_duplicated() {
+        let seen = Seen::default();
+        seen.record("k", id(1));
+        seen.record("k", id(1));
+        assert_eq!(seen.duplicated.load(Ordering::Relaxed), 0, "a replay");
+        seen.record("k", id(2));
+        assert_eq!(seen.duplicated.load(Ordering::Relaxed), 1);
+        assert_eq!(seen.accepted(), 1);
+    }
+
+    #[test]
+    fn orders_missing_pending_or_unsettled_are_lost() {
+        let statuses = HashMap::from([(id(1), "CONFIRMED".to_owned())]);
+        assert_eq!(judge_orders(&[id(1)], &statuses, true), 0);
+        assert_eq!(judge_orders(&[id(1), id(2)], &statuses, true), 1, "missing");
+        let pending = HashMap::from([(id(1), "PENDING".to_owned())]);
+        assert_eq!(judge_orders(&[id(1)], &pending, false), 1, "pending");
+        assert_eq!(judge_orders(&[id(1)], &statuses, false), 1, "never settled");
+    }
+
+    #[test]
+    fn stock_below_zero_unconserved_or_off_the_ledger_is_caught() {
+        let fine = StockRow {
+            initial: 10,
+            available: 4,
+            sold: 6,
+            ledger: 6,
+        };
+        assert_eq!(judge_stock(&[fine]), (0, 0));
+        let negative = StockRow {
+            available: -1,
+            sold: 11,
+            ledger: 11,
+            ..fine
+        };
+        assert_eq!(judge_stock(&[negative]), (1, 0));
+        let unconserved = StockRow { sold: 5, ..fine };
+        assert_eq!(judge_stock(&[unconserved]), (1, 0));
+        let applied_twice = StockRow { ledger: 7, ..fine };
+        assert_eq!(judge_stock(&[applied_twice]), (0, 1));
+    }
+
+    #[test]
+    fn a_count_that_heals_adds_nothing_instead_of_wrapping() {
+        let earlier = Checked {
+            lost: 3,
+            oversold: 2,
+            confirmed: 10,
+            ..Checked::default()
+        };
+        let now = Checked {
+            lost: 1,
+            oversold: 2,
+            confirmed: 15,
+            ..Checked::default()
+        };
+        let phase = now.since(&earlier);
+        assert_eq!((phase.lost, phase.oversold, phase.confirmed), (0, 0, 5));
+    }
+
+    #[test]
+    fn counters_are_read_from_prometheus_text() {
+        let text = "# TYPE checkout_worker_fenced_batches_total counter\ncheckout_worker_fenced_batches_total 3\nother 9\n";
+        assert_eq!(
+            metric_value(text, "checkout_worker_fenced_batches_total"),
+            3
+        );
+        assert_eq!(metric_value("", "checkout_worker_fenced_batches_total"), 0);
+    }
 }

@@ -175,6 +175,19 @@ impl Worker {
     }
 }
 
+/// Builds a worker and runs it until SIGTERM or Ctrl-C: `checkout-worker run`.
+pub async fn run_until_signalled(settings: WorkerSettings) -> Result<(), Error> {
+    let worker = Worker::build(settings).await?;
+    tracing::info!(metrics = %worker.metrics_addr()?, "checkout worker starting");
+    let stop = CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        shop_infra::shutdown::signal().await;
+        on_signal.cancel();
+    });
+    worker.run(stop).await
+}
+
 /// 200 while the worker renews its lease and its lanes move; 503 with the reason otherwise.
 fn healthz(health: &Health) -> (StatusCode, Json<serde_json::Value>) {
     match health.check() {

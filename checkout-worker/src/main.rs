@@ -1,10 +1,9 @@
 use anyhow::bail;
-use checkout_worker::{config::WorkerSettings, Worker};
+use checkout_worker::config::WorkerSettings;
 use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     message::Message,
 };
-use tokio_util::sync::CancellationToken;
 
 const USAGE: &str = "usage: checkout-worker [run | create-topics | tail-events]";
 
@@ -13,17 +12,7 @@ async fn main() -> anyhow::Result<()> {
     shop_infra::telemetry::init();
     let settings = WorkerSettings::from_env()?;
     match std::env::args().nth(1).as_deref() {
-        None | Some("run") => {
-            let worker = Worker::build(settings).await?;
-            tracing::info!(metrics = %worker.metrics_addr()?, "checkout worker starting");
-            let stop = CancellationToken::new();
-            let on_signal = stop.clone();
-            tokio::spawn(async move {
-                shop_infra::shutdown::signal().await;
-                on_signal.cancel();
-            });
-            worker.run(stop).await?;
-        }
+        None | Some("run") => checkout_worker::run_until_signalled(settings).await?,
         Some("create-topics") => settings.kafka.ensure_topics().await?,
         Some("tail-events") => tail_events(&settings).await?,
         Some(other) => bail!("unknown command {other:?}\n{USAGE}"),

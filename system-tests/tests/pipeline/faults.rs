@@ -1,21 +1,13 @@
 //! Faults: a worker process killed mid-stream, workers joining and leaving the group.
 
 use crate::{buyer, checkout_all, product, status_counts};
-use shop_testkit::{TestApp, TestUser};
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use shop_testkit::{TestApp, TestUser, WorkerProcess};
+use std::time::{Duration, Instant};
 
 const SETTLE: Duration = Duration::from_secs(90);
 
-fn start_worker_process(app: &TestApp) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_checkout-worker"))
-        .envs(app.worker_env())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("worker process starts")
+fn start_worker_process(app: &TestApp) -> WorkerProcess {
+    app.spawn_worker_process(env!("CARGO_BIN_EXE_checkout-worker-under-test"))
 }
 
 async fn decided(app: &TestApp) -> i64 {
@@ -56,8 +48,7 @@ async fn a_worker_killed_mid_stream_and_restarted_loses_and_repeats_nothing() {
         assert!(Instant::now() < deadline, "the worker decided nothing");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    worker.kill().expect("SIGKILL");
-    worker.wait().expect("reaped");
+    worker.kill();
     let accepted = accepted_early.iter().filter(|o| o.is_some()).count() as i64;
     let checked = decided(&app).await;
     eprintln!("killed the worker with {checked} of {accepted} orders decided");
@@ -65,8 +56,7 @@ async fn a_worker_killed_mid_stream_and_restarted_loses_and_repeats_nothing() {
     checkout_all(&app, late).await;
     let mut restarted = start_worker_process(&app);
     app.wait_until_settled(SETTLE).await;
-    restarted.kill().expect("stop");
-    restarted.wait().expect("reaped");
+    restarted.kill();
     app.assert_invariants(&initial).await;
     let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM order_items")
         .fetch_one(&app.db)
@@ -94,16 +84,23 @@ async fn two_workers_split_the_partitions_and_a_rebalance_keeps_the_invariants()
     let group = app.worker_settings().consumer_group;
     let deadline = Instant::now() + SETTLE;
     loop {
-        let members: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM consumer_members WHERE consumer_group = $1")
-                .bind(&group)
-                .fetch_one(&app.db)
-                .await
-                .expect("members");
-        if members == 2 {
+        // The split itself: each of the two live members has claimed half of the partitions.
+        let owned: Vec<i64> = sqlx::query_scalar(
+            "SELECT count(*) FROM consumer_positions p
+             JOIN consumer_members m ON m.consumer_group = p.consumer_group AND m.member = p.owner
+             WHERE p.consumer_group = $1 GROUP BY p.owner ORDER BY 1",
+        )
+        .bind(&group)
+        .fetch_all(&app.db)
+        .await
+        .expect("owners");
+        if owned == [2, 2] {
             break;
         }
-        assert!(Instant::now() < deadline, "the second worker never joined");
+        assert!(
+            Instant::now() < deadline,
+            "the partitions were never split two and two: {owned:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     checkout_all(&app, second).await;
