@@ -135,6 +135,28 @@ ensure_services() {
   ensure_broker
 }
 
+# Deletes the Redis keys matching pattern $1.
+redis_delete() {
+  redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "$1" | xargs -r -n 1000 redis-cli -h 127.0.0.1 -p 6379 unlink >/dev/null
+}
+
+# What earlier test and benchmark runs left behind: their databases, topics and Redis keys
+# (tests name them shop_test_… / test-… / test:…, scripts' systems shop_<script>_<pid>, and
+# benchmarks bench_…). The shop of scripts/run.sh (database shop, topics shop.…, keys shop:…) is
+# never touched.
+clean_test_leftovers() {
+  psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'shop\_test\_%' OR datname LIKE 'shop\_readme\_%' OR datname LIKE 'shop\_storefront\_%' OR datname LIKE 'shop\_observe\_%' OR datname LIKE 'shop\_fuzz\_%' OR datname LIKE 'bench\_%'" |
+    while read -r db; do psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
+  if [ -x ./target/debug/checkout-worker ]; then
+    for prefix in test- bench_ shop_readme_ shop_storefront_ shop_observe_ shop_fuzz_; do
+      ./target/debug/checkout-worker delete-topics "$prefix" >/dev/null
+    done
+  fi
+  for pattern in 'test:*' 'bench_*' 'shop_readme_*' 'shop_storefront_*' 'shop_observe_*' 'shop_fuzz_*'; do
+    redis_delete "$pattern"
+  done
+}
+
 # Starts an API and a checkout worker (debug builds) on an empty database, Redis prefix, topics and
 # consumer group of their own, named after $1, with $2 demo products (default none). Sets API (its
 # URL), SYSTEM_DB_URL and SYSTEM_WORK (a scratch folder with api.log and worker.log); everything is
@@ -153,7 +175,8 @@ start_isolated_system() {
     ./target/debug/shop-api serve >"$SYSTEM_WORK/api.log" 2>&1 &
   SYSTEM_PIDS+=($!)
   DATABASE_URL=$SYSTEM_DB_URL REDIS_KEY_PREFIX="$name:" INVENTORY_TOPIC="$name.inventory" \
-    ORDER_EVENTS_TOPIC="$name.order-events" CONSUMER_GROUP="$name" WORKER_METRICS_ADDR=127.0.0.1:0 \
+    ORDER_EVENTS_TOPIC="$name.order-events" DEAD_LETTER_TOPIC="$name.dead-letters" \
+    CONSUMER_GROUP="$name" WORKER_METRICS_ADDR=127.0.0.1:0 \
     ./target/debug/checkout-worker run >"$SYSTEM_WORK/worker.log" 2>&1 &
   SYSTEM_PIDS+=($!)
   wait_for "grep -q 'shop API listening' '$SYSTEM_WORK/api.log'" 30 || { cat "$SYSTEM_WORK/api.log"; die "API did not start"; }
@@ -165,5 +188,7 @@ stop_isolated_system() {
   [ ${#SYSTEM_PIDS[@]} -eq 0 ] || kill "${SYSTEM_PIDS[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
   [ -z "${SYSTEM_DB:-}" ] || psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $SYSTEM_DB WITH (FORCE)" >/dev/null 2>&1 || true
+  [ -z "${SYSTEM_DB:-}" ] || ./target/debug/checkout-worker delete-topics "$SYSTEM_DB." >/dev/null 2>&1 || true
+  [ -z "${SYSTEM_DB:-}" ] || redis_delete "$SYSTEM_DB:*"
   [ -z "${SYSTEM_WORK:-}" ] || rm -rf "$SYSTEM_WORK"
 }

@@ -9,9 +9,10 @@ source scripts/lib.sh
 
 ensure_services
 
-# Each integration test makes its own database; drop those of earlier runs.
-psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'shop_test_%' OR datname LIKE 'shop_readme_%' OR datname LIKE 'shop_storefront_%' OR datname LIKE 'shop_observe_%' OR datname LIKE 'shop_fuzz_%' OR datname LIKE 'bench_%'" |
-  while read -r db; do psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
+# Each integration test makes its own database, topics and Redis keys: drop those of earlier
+# runs now, and this run's when it ends, pass or fail.
+clean_test_leftovers
+trap clean_test_leftovers EXIT
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -19,6 +20,8 @@ log "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 log "cargo test"
 cargo test --locked --workspace -- --test-threads "${TEST_THREADS:-4}"
+# The scripts below and the cleanup use the worker binary.
+cargo build --locked --bin checkout-worker
 log "README examples"
 scripts/check-readme.sh
 log "storefront in headless Chromium"

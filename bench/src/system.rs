@@ -140,6 +140,7 @@ impl System {
             ("KAFKA_BROKERS", env.kafka_brokers.clone()),
             ("INVENTORY_TOPIC", format!("{name}.inventory")),
             ("ORDER_EVENTS_TOPIC", format!("{name}.order-events")),
+            ("DEAD_LETTER_TOPIC", format!("{name}.dead-letters")),
             ("CONSUMER_GROUP", name.clone()),
             ("CHECKOUT_STRATEGY", strategy.to_owned()),
             ("API_ADDR", format!("127.0.0.1:{api_port}")),
@@ -323,7 +324,22 @@ impl System {
         ))
         .execute(&mut admin)
         .await?;
+        self.delete_topics().await?;
         self.flush_redis().await
+    }
+
+    /// Deletes the system's topics from the broker.
+    async fn delete_topics(&self) -> Result<(), BenchError> {
+        let mut kafka = inventory_partitioner::KafkaSettings::from_env()
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        if let Some((_, brokers)) = self.common.iter().find(|(n, _)| *n == "KAFKA_BROKERS") {
+            kafka.brokers = brokers.clone();
+        }
+        kafka
+            .delete_topics_with_prefix(&format!("{}.", self.name))
+            .await
+            .map(drop)
+            .map_err(|e| BenchError::Setup(format!("cannot delete the system's topics: {e}")))
     }
 
     /// Deletes every Redis key of this system, as a flushed or replaced Redis would have none.

@@ -10,7 +10,10 @@
 //! workers racing on one command (during a rebalance) collide on the ledger's primary key and one
 //! of them rolls back and retries.
 
-use crate::membership::{Fenced, Position};
+use crate::{
+    dead_letter::{self, DeadLetter},
+    membership::{Fenced, Position},
+};
 use chrono::{DateTime, Utc};
 use shop_domain::{
     messages::{CommandKind, InventoryCommand, OrderEvent, OrderStatus, ShortLine},
@@ -104,6 +107,8 @@ pub struct BatchResult {
     /// `(product id, available quantity, version)` after the batch.
     pub stock: Vec<(i64, i32, i64)>,
     pub finalized: Vec<Finalized>,
+    /// Messages newly parked as dead letters.
+    pub parked: u64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -127,7 +132,7 @@ fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error 
     sqlx::Error::Decode(Box::new(e))
 }
 
-fn outbox_err(e: OutboxError) -> sqlx::Error {
+pub(crate) fn outbox_err(e: OutboxError) -> sqlx::Error {
     match e {
         OutboxError::Database(e) => e,
         OutboxError::Encode(e) => decode_err(e),
@@ -152,14 +157,27 @@ pub enum BatchError {
 pub async fn apply_batch(
     pool: &PgPool,
     commands: &[InventoryCommand],
+    parked: &[DeadLetter],
     position: Option<&Position<'_>>,
 ) -> Result<BatchResult, BatchError> {
     let mut tx = pool.begin().await?;
     if let Some(position) = position {
         position.save(&mut tx).await??;
     }
+    let mut result = apply_commands(&mut tx, commands).await?;
+    let dead = dead_letter::park(&mut tx, parked).await?;
+    result.parked = dead.parked;
+    result.finalized.extend(dead.finalized);
+    tx.commit().await?;
+    Ok(result)
+}
+
+/// The commands' part of a batch, inside its transaction.
+async fn apply_commands(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    commands: &[InventoryCommand],
+) -> Result<BatchResult, sqlx::Error> {
     if commands.is_empty() {
-        tx.commit().await?;
         return Ok(BatchResult::default());
     }
 
@@ -170,7 +188,7 @@ pub async fn apply_batch(
         "SELECT id, available_quantity FROM products WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
     )
     .bind(&product_ids)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
     let mut stock = HashMap::new();
     for (id, available) in rows {
@@ -197,7 +215,7 @@ pub async fn apply_batch(
             .map(|c| c.product_id.get())
             .collect::<Vec<_>>(),
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
     let mut seen = HashSet::new();
     for (order, product, kind) in seen_rows {
@@ -219,7 +237,6 @@ pub async fn apply_batch(
         .filter(|d| d.outcome != Outcome::Duplicate)
         .collect();
     if fresh.is_empty() {
-        tx.commit().await?;
         return Ok(BatchResult {
             decisions,
             ..BatchResult::default()
@@ -237,7 +254,7 @@ pub async fn apply_batch(
             applied: !matches!(d.outcome, Outcome::Short { .. }),
         })
         .collect();
-    fulfilment::record_ledger(&mut tx, &entries).await?;
+    fulfilment::record_ledger(tx, &entries).await?;
 
     let changed: Vec<(i64, i32)> = stock
         .iter()
@@ -251,7 +268,7 @@ pub async fn apply_batch(
     )
     .bind(changed.iter().map(|c| c.0).collect::<Vec<_>>())
     .bind(changed.iter().map(|c| c.1).collect::<Vec<_>>())
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
 
     // Order lines.
@@ -278,11 +295,10 @@ pub async fn apply_batch(
     .bind(statuses.iter().map(|s| s.0).collect::<Vec<_>>())
     .bind(statuses.iter().map(|s| s.1.clone()).collect::<Vec<_>>())
     .bind(statuses.iter().map(|s| s.2).collect::<Vec<_>>())
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
 
-    // Orders: count decided and short lines. Sorted by id, so that workers of different
-    // partitions lock shared orders in one order and cannot deadlock.
+    // Orders: count decided and short lines.
     let mut counts: BTreeMap<Uuid, (i32, i32)> = BTreeMap::new();
     for d in fresh
         .iter()
@@ -292,10 +308,29 @@ pub async fn apply_batch(
         entry.0 += 1;
         entry.1 += i32::from(matches!(d.outcome, Outcome::Short { .. }));
     }
+    let finalized = count_and_finalize(tx, &counts).await?;
+    Ok(BatchResult {
+        decisions,
+        stock: new_stock,
+        finalized,
+        parked: 0,
+    })
+}
+
+/// Counts decided and short lines on their orders (`counts`: order → (decided, short)), sorted
+/// by id so that workers of different partitions lock shared orders in one order and cannot
+/// deadlock, and finalises the orders whose last line this decided.
+pub(crate) async fn count_and_finalize(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    counts: &BTreeMap<Uuid, (i32, i32)>,
+) -> Result<Vec<Finalized>, sqlx::Error> {
+    if counts.is_empty() {
+        return Ok(Vec::new());
+    }
     let order_ids: Vec<Uuid> = counts.keys().copied().collect();
     sqlx::query("SELECT id FROM orders WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
         .bind(&order_ids)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     let counted: Vec<CountedOrder> = sqlx::query_as(
         "UPDATE orders o SET pending_lines = o.pending_lines - v.d, short_lines = o.short_lines + v.s, updated_at = now()
@@ -306,23 +341,16 @@ pub async fn apply_batch(
     .bind(&order_ids)
     .bind(counts.values().map(|c| c.0).collect::<Vec<_>>())
     .bind(counts.values().map(|c| c.1).collect::<Vec<_>>())
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
-    let finalized = finalize(
-        &mut tx,
+    finalize(
+        tx,
         counted
             .into_iter()
             .filter(|o| o.pending_lines == 0)
             .collect(),
     )
-    .await?;
-
-    tx.commit().await?;
-    Ok(BatchResult {
-        decisions,
-        stock: new_stock,
-        finalized,
-    })
+    .await
 }
 
 /// Moves complete orders to their terminal status, with their events, releases and cart changes.

@@ -13,6 +13,7 @@
 use crate::{
     announce::Announcer,
     batch::{self, BatchError},
+    dead_letter::{DeadLetter, Source},
     health::Health,
     membership::{Claim, Membership, Position},
     metrics,
@@ -25,7 +26,7 @@ use rdkafka::{
 };
 use shop_domain::messages::InventoryCommand;
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -80,8 +81,8 @@ pub struct Lanes {
 
 struct Envelope {
     offset: i64,
-    /// `None` for a message that is not an inventory command: skipped, but its offset counts.
-    command: Option<InventoryCommand>,
+    /// A command to apply, or a message to park (its offset counts either way).
+    payload: Result<InventoryCommand, DeadLetter>,
 }
 
 /// The partitions the receive loop should have lanes for; a new generation means "claim them
@@ -115,45 +116,79 @@ impl Lanes {
                 .map_err(|_| crate::Error::TimedOut("claiming partitions"))??
         };
         let mut list = TopicPartitionList::new();
-        for claim in &claims {
+        let mut stopped = BTreeMap::new();
+        let mut running = Vec::with_capacity(claims.len());
+        for claim in claims {
+            let (low, high) = self.watermarks(claim.partition).await?;
+            if let Err(why) = position_in_log(claim.next_offset, low, high) {
+                tracing::error!(partition = claim.partition, %why, "partition stopped: its commands would be skipped");
+                metrics::partition_stopped(claim.partition, true);
+                stopped.insert(claim.partition, why);
+                continue;
+            }
+            metrics::partition_stopped(claim.partition, false);
             list.add_partition_offset(
                 &self.membership.topic,
                 claim.partition,
                 Offset::Offset(claim.next_offset),
             )?;
+            running.push(claim);
         }
+        self.health.set_stopped(stopped);
         self.consumer.assign(&list)?;
         tracing::info!(group = %self.membership.group, partitions = ?owned, "partitions assigned");
-        Ok(claims)
+        Ok(running)
+    }
+
+    /// The first and the next offset of `partition`'s log.
+    async fn watermarks(&self, partition: i32) -> Result<(i64, i64), crate::Error> {
+        let (consumer, topic) = (self.consumer.clone(), self.membership.topic.clone());
+        tokio::task::spawn_blocking(move || {
+            consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))
+        })
+        .await
+        .map_err(|_| crate::Error::TimedOut("reading the log's watermarks"))?
+        .map_err(crate::Error::Kafka)
     }
 
     fn envelope(&self, message: &BorrowedMessage<'_>) -> Envelope {
-        let partition = message.partition();
-        let command = match message
-            .payload()
-            .map(serde_json::from_slice::<InventoryCommand>)
-        {
-            Some(Ok(command)) => {
+        let (partition, offset) = (message.partition(), message.offset());
+        let payload = DeadLetter::check(
+            Source::InventoryTopic,
+            format!("{partition}/{offset}"),
+            message.key().map(String::from_utf8_lossy).as_deref(),
+            message.payload().unwrap_or_default(),
+        );
+        match &payload {
+            Ok(command) => {
                 if partition_for(command.product_id, self.membership.partitions) != partition {
                     metrics::misrouted();
                     tracing::warn!(partition, product_id = %command.product_id, "command on the wrong partition; applying it anyway");
                 }
-                Some(command)
             }
-            _ => {
-                metrics::malformed();
-                tracing::warn!(
-                    partition,
-                    offset = message.offset(),
-                    "skipping a message that is not an inventory command"
-                );
-                None
+            Err(letter) => {
+                tracing::error!(partition, offset, reason = %letter.reason, "parking a message this worker cannot apply");
             }
-        };
-        Envelope {
-            offset: message.offset(),
-            command,
         }
+        Envelope { offset, payload }
+    }
+}
+
+/// Whether processing may resume at `next` in a log holding offsets `low..high`. Below `low`,
+/// retention (or a truncation) deleted commands that were never applied; above `high`, the log
+/// was replaced. Either way resuming would skip commands silently, which is never done: the
+/// partition stops, loudly, for an operator to decide.
+pub fn position_in_log(next: i64, low: i64, high: i64) -> Result<(), String> {
+    if next < low {
+        Err(format!(
+            "saved position {next} is below the start of the log ({low}): commands were deleted before they were applied"
+        ))
+    } else if next > high {
+        Err(format!(
+            "saved position {next} is past the end of the log ({high}): the topic was replaced"
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -347,14 +382,21 @@ async fn lane(
 
 /// Applies a batch, retrying until it commits. Returns why the lane must end instead, if it must.
 async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> Option<LaneEnd> {
-    let commands: Vec<InventoryCommand> = batch.iter().filter_map(|e| e.command).collect();
+    let commands: Vec<InventoryCommand> = batch
+        .iter()
+        .filter_map(|e| e.payload.as_ref().ok().copied())
+        .collect();
+    let parked: Vec<DeadLetter> = batch
+        .iter()
+        .filter_map(|e| e.payload.as_ref().err().cloned())
+        .collect();
     let _busy = lanes.health.start_batch(position.partition);
     let mut attempt = 0u32;
     loop {
         let started = Instant::now();
         let applied = tokio::time::timeout(
             lanes.batch_timeout,
-            batch::apply_batch(&lanes.membership.pool, &commands, Some(position)),
+            batch::apply_batch(&lanes.membership.pool, &commands, &parked, Some(position)),
         )
         .await;
         let (reason, error) = match applied {
@@ -387,5 +429,23 @@ async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> Op
             () = lanes.stop.cancelled() => return Some(LaneEnd::Stopped),
             () = tokio::time::sleep(pause) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::position_in_log;
+
+    #[test]
+    fn a_position_outside_the_log_stops_the_partition() {
+        assert_eq!(position_in_log(0, 0, 0), Ok(()), "a new topic");
+        assert_eq!(position_in_log(5, 3, 9), Ok(()));
+        assert_eq!(position_in_log(9, 3, 9), Ok(()), "caught up");
+        assert!(position_in_log(2, 3, 9)
+            .expect_err("deleted")
+            .contains("below"));
+        assert!(position_in_log(10, 3, 9)
+            .expect_err("replaced")
+            .contains("past"));
     }
 }

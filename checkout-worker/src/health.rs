@@ -1,9 +1,10 @@
 //! Whether this worker is doing its job, for `/healthz`: its membership lease is being renewed,
-//! and no lane has been stuck on one batch for longer than a lease. A worker that says healthy
+//! none of its partitions is stopped, and no lane has been stuck on one batch for longer than a
+//! lease. A worker that says healthy
 //! therefore owns its partitions and moves them forward.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
@@ -13,6 +14,8 @@ pub struct Health {
     last_beat: Mutex<Option<Instant>>,
     /// Partition → when its lane took up the batch it is still applying.
     busy: Mutex<HashMap<i32, Instant>>,
+    /// Partitions this worker owns but will not process, and why.
+    stopped: Mutex<BTreeMap<i32, String>>,
 }
 
 /// Marks a lane busy with a batch until dropped.
@@ -33,11 +36,17 @@ impl Health {
             lease,
             last_beat: Mutex::new(None),
             busy: Mutex::new(HashMap::new()),
+            stopped: Mutex::new(BTreeMap::new()),
         })
     }
 
     fn busy(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Instant>> {
         self.busy.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The owned partitions that are stopped, and why (replacing the previous set).
+    pub fn set_stopped(&self, stopped: BTreeMap<i32, String>) {
+        *self.stopped.lock().unwrap_or_else(PoisonError::into_inner) = stopped;
     }
 
     /// A heartbeat renewed the lease.
@@ -73,6 +82,14 @@ impl Health {
             }
             Some(_) => {}
         }
+        if let Some((partition, why)) = self
+            .stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .first_key_value()
+        {
+            return Err(format!("partition {partition} is stopped: {why}"));
+        }
         let stuck: Vec<i32> = self
             .busy()
             .iter()
@@ -107,6 +124,11 @@ mod tests {
         let reason = health.check().expect_err("stuck lane");
         assert!(reason.contains("[3]"), "{reason}");
         drop(busy);
+        assert_eq!(health.check(), Ok(()));
+        health.set_stopped(BTreeMap::from([(5, "position lost".to_owned())]));
+        let reason = health.check().expect_err("stopped partition");
+        assert!(reason.contains("partition 5"), "{reason}");
+        health.set_stopped(BTreeMap::new());
         assert_eq!(health.check(), Ok(()));
         std::thread::sleep(Duration::from_millis(40));
         assert!(health.check().is_err(), "lease not renewed");

@@ -6,6 +6,7 @@ pub mod announce;
 pub mod batch;
 pub mod config;
 pub mod consumer;
+pub mod dead_letter;
 pub mod health;
 pub mod membership;
 pub mod metrics;

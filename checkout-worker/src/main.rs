@@ -5,7 +5,8 @@ use rdkafka::{
     message::Message,
 };
 
-const USAGE: &str = "usage: checkout-worker [run | create-topics | tail-events]";
+const USAGE: &str =
+    "usage: checkout-worker [run | create-topics | tail-events | delete-topics PREFIX]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,6 +16,15 @@ async fn main() -> anyhow::Result<()> {
         None | Some("run") => checkout_worker::run_until_signalled(settings).await?,
         Some("create-topics") => settings.kafka.ensure_topics().await?,
         Some("tail-events") => tail_events(&settings).await?,
+        // Tests and benchmarks name their topics `test-…` and `bench_…`; this removes them.
+        Some("delete-topics") => {
+            let Some(prefix) = std::env::args().nth(2).filter(|p| !p.is_empty()) else {
+                bail!("delete-topics needs a non-empty PREFIX\n{USAGE}");
+            };
+            for topic in settings.kafka.delete_topics_with_prefix(&prefix).await? {
+                println!("deleted {topic}");
+            }
+        }
         Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
     }
     Ok(())

@@ -20,8 +20,12 @@ pub const ORDERS: &str = "checkout_worker_orders_total";
 pub const REJECTED_LINES: &str = "checkout_worker_rejected_lines_total";
 /// Commands found on a partition that `partition_for` does not give them (still applied).
 pub const MISROUTED: &str = "checkout_worker_misrouted_commands_total";
-/// Messages that are not inventory commands (skipped).
-pub const MALFORMED: &str = "checkout_worker_malformed_messages_total";
+/// Messages parked in `dead_letters` because they could not be read or routed. Label `source`
+/// (`inventory-topic`, `outbox`).
+pub const DEAD_LETTERS: &str = "checkout_worker_dead_letters_total";
+/// 1 for an owned partition whose saved position lies outside its log (not processed). Label
+/// `partition`.
+pub const PARTITION_STOPPED: &str = "checkout_worker_partition_stopped";
 /// Per partition, from librdkafka's statistics. Label `partition`.
 pub const CONSUMER_LAG: &str = "checkout_worker_consumer_lag";
 /// Rows waiting in the outbox.
@@ -50,6 +54,7 @@ pub fn record_batch(result: &BatchResult, took: Duration) {
         };
         metrics::counter!(COMMANDS, "kind" => kind, "outcome" => outcome).increment(1);
     }
+    parked("inventory-topic", result.parked);
     let now = Utc::now();
     for order in &result.finalized {
         metrics::counter!(ORDERS, "status" => order.status.as_str()).increment(1);
@@ -85,10 +90,15 @@ pub fn consumer_lag(partition: i32, lag: i64) {
     metrics::gauge!(CONSUMER_LAG, "partition" => partition.to_string()).set(lag as f64);
 }
 
+pub fn partition_stopped(partition: i32, stopped: bool) {
+    metrics::gauge!(PARTITION_STOPPED, "partition" => partition.to_string())
+        .set(f64::from(u8::from(stopped)));
+}
+
 pub fn misrouted() {
     metrics::counter!(MISROUTED).increment(1);
 }
 
-pub fn malformed() {
-    metrics::counter!(MALFORMED).increment(1);
+pub fn parked(source: &'static str, count: u64) {
+    metrics::counter!(DEAD_LETTERS, "source" => source).increment(count);
 }

@@ -8,9 +8,13 @@
 //! consumers dedupe (commands by the ledger, events by `event_id`). Nothing is deleted before
 //! the broker has it.
 
-use crate::{config::WorkerSettings, metrics};
+use crate::{
+    config::WorkerSettings,
+    dead_letter::{self, DeadLetter, Source},
+    metrics,
+};
 use futures_util::future::join_all;
-use inventory_partitioner::partition_for;
+use inventory_partitioner::{partition_for, KafkaSettings};
 use rdkafka::{
     producer::{FutureProducer, FutureRecord},
     util::Timeout,
@@ -27,8 +31,10 @@ pub enum RelayError {
     Database(#[from] sqlx::Error),
     #[error("Kafka did not take an outbox message")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// A row that cannot be routed (it is parked as a dead letter).
     #[error("outbox row {id} has key {key:?}, which is not a product id")]
     BadKey { id: i64, key: String },
+    /// A row that cannot be routed (it is parked as a dead letter).
     #[error("outbox row {id} names unknown stream {stream:?}")]
     BadStream { id: i64, stream: String },
 }
@@ -84,30 +90,25 @@ pub async fn relay_once(
     }
     let kafka = &settings.kafka;
     let mut records = Vec::with_capacity(rows.len());
+    let mut unroutable = Vec::new();
     for row in &rows {
-        let record = match row.stream.as_str() {
-            outbox::INVENTORY => {
-                let product = row
-                    .message_key
-                    .parse()
-                    .ok()
-                    .and_then(|id| ProductId::new(id).ok())
-                    .ok_or_else(|| RelayError::BadKey {
-                        id: row.id,
-                        key: row.message_key.clone(),
-                    })?;
-                FutureRecord::to(&kafka.inventory_topic)
-                    .partition(partition_for(product, kafka.inventory_partitions))
-            }
-            outbox::ORDER_EVENTS => FutureRecord::to(&kafka.order_events_topic),
-            other => {
-                return Err(RelayError::BadStream {
-                    id: row.id,
-                    stream: other.to_owned(),
-                })
+        let record = match route(row, kafka) {
+            Ok(record) => record,
+            Err(reason) => {
+                unroutable.push(DeadLetter::named(
+                    Source::Outbox,
+                    row.id.to_string(),
+                    Some(&row.message_key),
+                    row.payload.as_bytes(),
+                    reason.to_string(),
+                ));
+                continue;
             }
         };
         records.push(record.key(&row.message_key).payload(&row.payload));
+    }
+    if !unroutable.is_empty() {
+        park(pool, &unroutable).await?;
     }
     let deliveries = records
         .into_iter()
@@ -123,6 +124,47 @@ pub async fn relay_once(
         metrics::relayed(&row.stream);
     }
     Ok(rows.len())
+}
+
+/// The topic (and partition) of an outbox row.
+fn route<'a>(
+    row: &'a Row,
+    kafka: &'a KafkaSettings,
+) -> Result<FutureRecord<'a, str, str>, RelayError> {
+    match row.stream.as_str() {
+        outbox::INVENTORY => {
+            let product = row
+                .message_key
+                .parse()
+                .ok()
+                .and_then(|id| ProductId::new(id).ok())
+                .ok_or_else(|| RelayError::BadKey {
+                    id: row.id,
+                    key: row.message_key.clone(),
+                })?;
+            Ok(FutureRecord::to(&kafka.inventory_topic)
+                .partition(partition_for(product, kafka.inventory_partitions)))
+        }
+        outbox::ORDER_EVENTS => Ok(FutureRecord::to(&kafka.order_events_topic)),
+        outbox::DEAD_LETTERS => Ok(FutureRecord::to(&kafka.dead_letter_topic)),
+        other => Err(RelayError::BadStream {
+            id: row.id,
+            stream: other.to_owned(),
+        }),
+    }
+}
+
+/// Parks rows that cannot be routed, deciding the order lines they name; their rows are deleted
+/// with the rest of the round once it is delivered.
+async fn park(pool: &PgPool, letters: &[DeadLetter]) -> Result<(), RelayError> {
+    let mut tx = pool.begin().await?;
+    let parked = dead_letter::park(&mut tx, letters).await?;
+    tx.commit().await?;
+    for letter in letters {
+        tracing::error!(position = %letter.position, reason = %letter.reason, "parked an outbox row that cannot be routed");
+    }
+    metrics::parked(Source::Outbox.as_str(), parked.parked);
+    Ok(())
 }
 
 /// Relays until `stop` is cancelled. Errors (broker or database down) are retried.

@@ -7,6 +7,9 @@ use serde::Serialize;
 pub const INVENTORY: &str = "inventory";
 /// Order events: keyed by order id.
 pub const ORDER_EVENTS: &str = "order-events";
+/// Messages the pipeline parked because it could not read or route them: keyed by the order
+/// they name, if any.
+pub const DEAD_LETTERS: &str = "dead-letters";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {

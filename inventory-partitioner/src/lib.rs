@@ -77,6 +77,11 @@ pub enum Error {
         topic: String,
         code: RDKafkaErrorCode,
     },
+    #[error("cannot delete topic {topic}: {code}")]
+    DeleteTopic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
     #[error("topic {topic} has {actual} partitions but {expected} are configured; products would move between partitions")]
     PartitionMismatch {
         topic: String,
@@ -98,6 +103,8 @@ pub struct KafkaSettings {
     pub order_events_topic: String,
     /// `ORDER_EVENTS_PARTITIONS`: partitions of the order events topic.
     pub order_events_partitions: i32,
+    /// `DEAD_LETTER_TOPIC`: messages the pipeline could not read or route (one partition).
+    pub dead_letter_topic: String,
 }
 
 impl KafkaSettings {
@@ -108,6 +115,7 @@ impl KafkaSettings {
             inventory_partitions: var("INVENTORY_PARTITIONS", "8")?,
             order_events_topic: var("ORDER_EVENTS_TOPIC", "shop.order-events")?,
             order_events_partitions: var("ORDER_EVENTS_PARTITIONS", "4")?,
+            dead_letter_topic: var("DEAD_LETTER_TOPIC", "shop.dead-letters")?,
         })
     }
 
@@ -117,7 +125,7 @@ impl KafkaSettings {
         config
     }
 
-    /// Creates both topics when missing, and checks that an existing inventory topic has the
+    /// Creates the topics when missing, and checks that an existing inventory topic has the
     /// configured partition count.
     pub async fn ensure_topics(&self) -> Result<(), Error> {
         let admin: AdminClient<DefaultClientContext> = self.client_config().create()?;
@@ -132,6 +140,7 @@ impl KafkaSettings {
                 self.order_events_partitions,
                 TopicReplication::Fixed(1),
             ),
+            NewTopic::new(&self.dead_letter_topic, 1, TopicReplication::Fixed(1)),
         ];
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         for result in admin.create_topics(&topics, &options).await? {
@@ -148,6 +157,47 @@ impl KafkaSettings {
                 expected: self.inventory_partitions,
                 actual,
             });
+        }
+        Ok(())
+    }
+
+    /// Deletes every topic whose name starts with `prefix` (what tests and benchmarks made), and
+    /// returns their names.
+    pub async fn delete_topics_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        if prefix.is_empty() {
+            return Ok(Vec::new());
+        }
+        let consumer: BaseConsumer = self.client_config().create()?;
+        let prefix = prefix.to_owned();
+        let names = tokio_blocking(move || {
+            let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+            Ok::<_, KafkaError>(
+                metadata
+                    .topics()
+                    .iter()
+                    .map(|t| t.name().to_owned())
+                    .filter(|name| name.starts_with(&prefix))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await?;
+        self.delete_topics(&names).await?;
+        Ok(names)
+    }
+
+    /// Deletes `topics`; one already gone is fine.
+    pub async fn delete_topics(&self, topics: &[String]) -> Result<(), Error> {
+        if topics.is_empty() {
+            return Ok(());
+        }
+        let admin: AdminClient<DefaultClientContext> = self.client_config().create()?;
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        for result in admin.delete_topics(&names, &options).await? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((topic, code)) => return Err(Error::DeleteTopic { topic, code }),
+            }
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ impl TestApp {
         let mut kafka = KafkaSettings::from_env().expect("Kafka settings");
         kafka.inventory_topic = format!("test-{}.inventory", self.id);
         kafka.order_events_topic = format!("test-{}.order-events", self.id);
+        kafka.dead_letter_topic = format!("test-{}.dead-letters", self.id);
         kafka.inventory_partitions = 4;
         kafka.order_events_partitions = 2;
         let mut settings = WorkerSettings::from_env().expect("worker settings");
@@ -40,6 +41,7 @@ impl TestApp {
                 s.kafka.inventory_partitions.to_string(),
             ),
             ("ORDER_EVENTS_TOPIC", s.kafka.order_events_topic),
+            ("DEAD_LETTER_TOPIC", s.kafka.dead_letter_topic),
             (
                 "ORDER_EVENTS_PARTITIONS",
                 s.kafka.order_events_partitions.to_string(),

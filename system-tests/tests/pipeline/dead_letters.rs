@@ -1,0 +1,216 @@
+//! Messages the pipeline cannot read or route, against the real broker: parked, announced on the
+//! dead-letter topic, their order lines decided, and their partitions never stopped.
+
+use crate::{buyer, product};
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer},
+    producer::{FutureProducer, FutureRecord},
+    util::Timeout,
+    Message, Offset, TopicPartitionList,
+};
+use shop_testkit::TestApp;
+use std::time::{Duration, Instant};
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// Rewrites the outbox row of `order`'s reserve of `product` with `change`, before any relay
+/// runs.
+async fn tamper(app: &TestApp, order: &str, product: i64, change: &str) {
+    let changed = sqlx::query(&format!(
+        "UPDATE outbox SET {change}
+         WHERE stream = 'inventory' AND payload::jsonb ->> 'order_id' = $1
+           AND (payload::jsonb ->> 'product_id')::BIGINT = $2"
+    ))
+    .bind(order)
+    .bind(product)
+    .execute(&app.db)
+    .await
+    .expect("tamper")
+    .rows_affected();
+    assert_eq!(changed, 1);
+}
+
+/// The payloads on the app's dead-letter topic.
+fn dead_letter_topic(app: &TestApp, at_least: usize) -> Vec<serde_json::Value> {
+    let settings = app.worker_settings();
+    let consumer: BaseConsumer = settings
+        .kafka
+        .client_config()
+        .set("group.id", format!("{}-reader", settings.consumer_group))
+        .create()
+        .expect("consumer");
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(&settings.kafka.dead_letter_topic, 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&list).expect("assign");
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + SETTLE;
+    while seen.len() < at_least && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) {
+            let payload = message.payload().unwrap_or_default();
+            seen.push(serde_json::from_slice(payload).expect("JSON"));
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn unreadable_commands_are_parked_and_their_orders_rejected_while_the_partition_goes_on() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let (kettle, mug, spoon) = (
+        product(&app, &seller, 10).await,
+        product(&app, &seller, 10).await,
+        product(&app, &seller, 10).await,
+    );
+    let initial = app.stock().await;
+    // From a newer message version (a rolling deploy): parked by the lane.
+    let newer = buyer(&app, &[(kettle, 1), (mug, 2)]).await;
+    let newer_order = app.checkout_accepted(&newer.token).await;
+    tamper(
+        &app,
+        &newer_order,
+        mug,
+        "payload = jsonb_set(payload::jsonb, '{v}', '99')::TEXT",
+    )
+    .await;
+    // With a key that routes nowhere: parked by the relay.
+    let unroutable = buyer(&app, &[(spoon, 1)]).await;
+    let unroutable_order = app.checkout_accepted(&unroutable.token).await;
+    tamper(
+        &app,
+        &unroutable_order,
+        spoon,
+        "message_key = 'not-a-product'",
+    )
+    .await;
+    // Garbage straight onto the topic, where the kettle's commands go.
+    let settings = app.worker_settings();
+    settings.kafka.ensure_topics().await.expect("topics");
+    let producer: FutureProducer = settings.kafka.client_config().create().expect("producer");
+    let partition = inventory_partitioner::partition_for(
+        shop_domain::ProductId::new(kettle).expect("id"),
+        settings.kafka.inventory_partitions,
+    );
+    producer
+        .send(
+            FutureRecord::to(&settings.kafka.inventory_topic)
+                .partition(partition)
+                .key("garbage")
+                .payload(&b"\xff not a command"[..]),
+            Timeout::After(Duration::from_secs(10)),
+        )
+        .await
+        .expect("produced");
+
+    let worker = app.spawn_worker().await;
+    let rejected = app
+        .wait_for_terminal(&newer.token, &newer_order, SETTLE)
+        .await;
+    assert_eq!(rejected["status"], "REJECTED", "{rejected}");
+    let reasons = rejected["items"].to_string();
+    assert!(reasons.contains("newer"), "{reasons}");
+    let rejected = app
+        .wait_for_terminal(&unroutable.token, &unroutable_order, SETTLE)
+        .await;
+    assert_eq!(rejected["status"], "REJECTED", "{rejected}");
+    // The kettle's partition goes on after the garbage.
+    let later = buyer(&app, &[(kettle, 1)]).await;
+    let later_order = app.checkout_accepted(&later.token).await;
+    let confirmed = app
+        .wait_for_terminal(&later.token, &later_order, SETTLE)
+        .await;
+    assert_eq!(confirmed["status"], "CONFIRMED", "{confirmed}");
+
+    app.wait_until_settled(SETTLE).await;
+    let parked: Vec<(String, Option<uuid::Uuid>)> =
+        sqlx::query_as("SELECT source, order_id FROM dead_letters ORDER BY source, order_id")
+            .fetch_all(&app.db)
+            .await
+            .expect("dead letters");
+    let sources: Vec<&str> = parked.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(
+        sources,
+        ["inventory-topic", "inventory-topic", "outbox"],
+        "{parked:?}"
+    );
+    assert_eq!(
+        dead_letter_topic(&app, 3).len(),
+        3,
+        "announced on the dead-letter topic"
+    );
+    // The rejected order's reserved kettle went back; only the later order holds one.
+    let mut expected = initial.clone();
+    *expected.entry(kettle).or_default() -= 1;
+    assert_eq!(app.stock().await, expected);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_saved_position_outside_the_log_stops_its_partition_loudly() {
+    let app = TestApp::spawn().await;
+    let settings = app.worker_settings();
+    settings.kafka.ensure_topics().await.expect("topics");
+    // Partition 1 was processed up to offset 1000 of a log that no longer has it (the topic was
+    // replaced, or retention deleted what was never applied).
+    sqlx::query(
+        "INSERT INTO consumer_positions (consumer_group, topic, partition, next_offset) VALUES ($1, $2, 1, 1000)",
+    )
+    .bind(&settings.consumer_group)
+    .bind(&settings.kafka.inventory_topic)
+    .execute(&app.db)
+    .await
+    .expect("position");
+    let worker = checkout_worker::Worker::build(settings.clone())
+        .await
+        .expect("worker");
+    let health = format!("http://{}/healthz", worker.metrics_addr().expect("addr"));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(worker.run(stop.clone()));
+    let deadline = Instant::now() + SETTLE;
+    let reason = loop {
+        let answer = app.client.get(&health).send().await.expect("healthz");
+        if answer.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            let body: serde_json::Value = answer.json().await.expect("json");
+            let message = body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if message.contains("partition 1") {
+                break message;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never said partition 1 stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(reason.contains("past the end"), "{reason}");
+    // The other partitions work; partition 1's position was not reset behind anyone's back.
+    let seller = app.new_user().await;
+    let elsewhere = loop {
+        let id = product(&app, &seller, 5).await;
+        let p = inventory_partitioner::partition_for(
+            shop_domain::ProductId::new(id).expect("id"),
+            settings.kafka.inventory_partitions,
+        );
+        if p != 1 {
+            break id;
+        }
+    };
+    let shopper = buyer(&app, &[(elsewhere, 1)]).await;
+    let order = app.checkout_accepted(&shopper.token).await;
+    let decided = app.wait_for_terminal(&shopper.token, &order, SETTLE).await;
+    assert_eq!(decided["status"], "CONFIRMED");
+    let saved: i64 = sqlx::query_scalar(
+        "SELECT next_offset FROM consumer_positions WHERE consumer_group = $1 AND partition = 1",
+    )
+    .bind(&settings.consumer_group)
+    .fetch_one(&app.db)
+    .await
+    .expect("position");
+    assert_eq!(saved, 1000);
+    stop.cancel();
+    running.await.expect("task").expect("worker stops cleanly");
+}
