@@ -82,7 +82,7 @@ pub struct Lanes {
 struct Envelope {
     offset: i64,
     /// A command to apply, or a message to park (its offset counts either way).
-    payload: Result<InventoryCommand, DeadLetter>,
+    payload: Result<InventoryCommand, Box<DeadLetter>>,
 }
 
 /// The partitions the receive loop should have lanes for; a new generation means "claim them
@@ -388,7 +388,7 @@ async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> Op
         .collect();
     let parked: Vec<DeadLetter> = batch
         .iter()
-        .filter_map(|e| e.payload.as_ref().err().cloned())
+        .filter_map(|e| e.payload.as_ref().err().map(|letter| (**letter).clone()))
         .collect();
     let _busy = lanes.health.start_batch(position.partition);
     let mut attempt = 0u32;

@@ -55,7 +55,7 @@ impl DeadLetter {
         position: String,
         key: Option<&str>,
         payload: &[u8],
-    ) -> Result<InventoryCommand, Self> {
+    ) -> Result<InventoryCommand, Box<Self>> {
         let reason = match serde_json::from_slice::<InventoryCommand>(payload) {
             Ok(command) if command.v <= SCHEMA_VERSION => return Ok(command),
             Ok(command) => format!(
@@ -64,7 +64,9 @@ impl DeadLetter {
             ),
             Err(error) => format!("not an inventory command: {error}"),
         };
-        Err(Self::named(source, position, key, payload, reason))
+        Err(Box::new(Self::named(
+            source, position, key, payload, reason,
+        )))
     }
 
     /// A parked message, naming whatever order line its JSON still shows.
@@ -214,7 +216,7 @@ mod tests {
     use super::*;
     use shop_domain::{messages::CommandKind, Quantity};
 
-    fn check(payload: &[u8]) -> Result<InventoryCommand, DeadLetter> {
+    fn check(payload: &[u8]) -> Result<InventoryCommand, Box<DeadLetter>> {
         DeadLetter::check(Source::InventoryTopic, "0/1".into(), Some("7"), payload)
     }
 
