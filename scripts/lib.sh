@@ -135,9 +135,15 @@ ensure_services() {
   ensure_broker
 }
 
-# Deletes the Redis keys matching pattern $1.
+# Deletes the Redis keys matching pattern $1 (inside Redis: keys may hold any byte).
 redis_delete() {
-  redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "$1" | xargs -r -n 1000 redis-cli -h 127.0.0.1 -p 6379 unlink >/dev/null
+  redis-cli -h 127.0.0.1 -p 6379 EVAL "local c = '0'
+    repeat
+      local r = redis.call('SCAN', c, 'MATCH', ARGV[1], 'COUNT', 1000)
+      c = r[1]
+      for _, k in ipairs(r[2]) do redis.call('UNLINK', k) end
+    until c == '0'
+    return 0" 0 "$1" >/dev/null
 }
 
 # What earlier test and benchmark runs left behind: their databases, topics and Redis keys
