@@ -423,6 +423,8 @@ pub struct Outcome {
     pub stale_cache: u64,
     /// From the repair until a new order was decided.
     pub recover_seconds: Option<f64>,
+    /// The probe's cart did not hold what it should once its order was decided (1) or did (0).
+    pub cart_mismatch: u64,
     /// From stopping traffic until nothing was PENDING and the outbox was empty.
     pub settle_seconds: f64,
     /// The slowest order of the phase, accepted → decided.
@@ -446,6 +448,7 @@ impl Outcome {
             + u64::try_from(self.oversold).unwrap_or(u64::MAX)
             + self.stale_cache
             + self.stalled
+            + self.cart_mismatch
             + u64::from(self.fenced == Some(0))
             + u64::from(self.reported_unhealthy == Some(false))
             + u64::from(self.recover_seconds.is_none())
@@ -689,8 +692,44 @@ async fn shop_until_stopped(
     }
 }
 
+/// Whether a shopper's cart holds what it should once the order that took `ordered` from it is
+/// decided, the shopper having added nothing since: nothing after CONFIRMED, the order's lines
+/// again after REJECTED.
+fn cart_as_expected(status: &str, ordered: &[(i64, i64)], cart: &[(i64, i64)]) -> bool {
+    let mut cart = cart.to_vec();
+    let mut ordered = ordered.to_vec();
+    cart.sort_unstable();
+    ordered.sort_unstable();
+    match status {
+        "CONFIRMED" => cart.is_empty(),
+        "REJECTED" => cart == ordered,
+        _ => false,
+    }
+}
+
+/// A cart's `(product, quantity)` lines.
+fn cart_lines(cart: &Value) -> Vec<(i64, i64)> {
+    cart["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| Some((i["product_id"].as_i64()?, i["quantity"].as_i64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What the probe saw.
+struct Probed {
+    /// From the repair until its order was decided.
+    recover_seconds: f64,
+    /// Its cart held what it should once the order was decided.
+    cart_ok: bool,
+}
+
 /// From `since` until an order placed now is decided; `None` if not within `bound`.
-async fn probe(fixture: &Fixture, since: Instant, bound: Duration) -> Option<f64> {
+async fn probe(fixture: &Fixture, since: Instant, bound: Duration) -> Option<Probed> {
     let never = AtomicBool::new(false);
     let seen = Seen::default();
     let cold = *fixture.cold.first()?;
@@ -714,7 +753,27 @@ async fn probe(fixture: &Fixture, since: Instant, bound: Duration) -> Option<f64
             );
             if let Some((StatusCode::OK, body)) = answer.await {
                 if body["status"] == "CONFIRMED" || body["status"] == "REJECTED" {
-                    return Some(since.elapsed().as_secs_f64());
+                    let recover_seconds = since.elapsed().as_secs_f64();
+                    let cart = send(
+                        &fixture.shop,
+                        &fixture.probe,
+                        reqwest::Method::GET,
+                        "/cart",
+                        None,
+                        None,
+                    );
+                    let cart_ok = match cart.await {
+                        Some((StatusCode::OK, cart)) => cart_as_expected(
+                            body["status"].as_str().unwrap_or_default(),
+                            &[(cold, 1)],
+                            &cart_lines(&cart),
+                        ),
+                        _ => false,
+                    };
+                    return Some(Probed {
+                        recover_seconds,
+                        cart_ok,
+                    });
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -779,7 +838,7 @@ async fn run_on(
         tokio::time::sleep_until(outage_ends.into()).await;
         let fenced = fault.repair(system, &mut cut).await?;
         let repaired = Instant::now();
-        let recover = probe(&fixture, repaired, timing.bound).await;
+        let probed = probe(&fixture, repaired, timing.bound).await;
         let remaining = timing.after.saturating_sub(repaired.elapsed());
         tokio::time::sleep(remaining).await;
         stop.store(true, Ordering::Relaxed);
@@ -802,7 +861,8 @@ async fn run_on(
             oversold: phase.oversold,
             redelivered_events: phase.redelivered,
             stale_cache: report.stale_cache,
-            recover_seconds: recover,
+            recover_seconds: probed.as_ref().map(|p| p.recover_seconds),
+            cart_mismatch: u64::from(probed.as_ref().is_some_and(|p| !p.cart_ok)),
             settle_seconds,
             slowest_decision_seconds,
             stalled: if fault.bounded() { over_bound } else { 0 },
@@ -1179,8 +1239,8 @@ fn kafka(error: rdkafka::error::KafkaError) -> BenchError {
 /// The faults × outcomes table, in Markdown.
 pub fn table(outcomes: &[Outcome]) -> String {
     let mut out = String::from(
-        "| fault | accepted | confirmed | rejected | lost | duplicated | oversold | stale cache | redelivered events | slowest decision | stalled | fenced | time to recover | settled in |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| fault | accepted | confirmed | rejected | lost | duplicated | oversold | stale cache | redelivered events | slowest decision | stalled | fenced | probe's cart | time to recover | settled in |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n",
     );
     for o in outcomes {
         let recover = o
@@ -1192,7 +1252,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
             (Some(n), _) => n.to_string(),
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} | {} | {} | {:.1} s |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} | {} | {} | {} | {:.1} s |\n",
             o.fault,
             o.accepted,
             o.confirmed,
@@ -1205,6 +1265,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
             o.slowest_decision_seconds,
             o.stalled,
             fenced,
+            if o.cart_mismatch == 0 { "ok" } else { "**wrong**" },
             recover,
             o.settle_seconds
         ));
@@ -1322,6 +1383,18 @@ mod tests {
         };
         let phase = now.since(&earlier);
         assert_eq!((phase.lost, phase.oversold, phase.confirmed), (0, 0, 5));
+    }
+
+    #[test]
+    fn a_cart_that_kept_confirmed_lines_or_lost_rejected_ones_is_caught() {
+        let ordered = [(7, 1), (3, 2)];
+        assert!(cart_as_expected("CONFIRMED", &ordered, &[]));
+        assert!(!cart_as_expected("CONFIRMED", &ordered, &[(7, 1)]));
+        assert!(cart_as_expected("REJECTED", &ordered, &[(3, 2), (7, 1)]));
+        assert!(!cart_as_expected("REJECTED", &ordered, &[(3, 2)]));
+        assert!(!cart_as_expected("PENDING", &ordered, &ordered));
+        let cart = serde_json::json!({"items": [{"product_id": 7, "quantity": 1}]});
+        assert_eq!(cart_lines(&cart), [(7, 1)]);
     }
 
     #[test]

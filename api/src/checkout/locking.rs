@@ -153,7 +153,7 @@ async fn try_once(
         Strategy::Optimistic => "p.version = v.version",
         _ => "p.available_quantity >= v.quantity",
     };
-    let updated: Vec<(i64, i32, i64)> = sqlx::query_as(&format!(
+    let updated: Result<Vec<(i64, i32, i64)>, _> = sqlx::query_as(&format!(
         "UPDATE products p
          SET available_quantity = p.available_quantity - v.quantity, version = p.version + 1,
              updated_at = now()
@@ -175,7 +175,16 @@ async fn try_once(
             .collect::<Vec<_>>(),
     )
     .fetch_all(&mut *tx)
-    .await?;
+    .await;
+    // Two updates that reach shared rows in different orders deadlock; PostgreSQL aborts one of
+    // them, which is contention like any other: roll back and try again.
+    let updated = match updated {
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01") => {
+            tx.rollback().await?;
+            return Ok(Attempt::Contended);
+        }
+        other => other?,
+    };
     if updated.len() < ids.len() {
         tx.rollback().await?;
         return Ok(Attempt::Contended);
