@@ -25,6 +25,7 @@
 //! `scale`: bulk-loads the given number of users with live sessions, reports the memory each
 //! store needs per million users, and probes latencies next to a small shop (see `scale.rs`).
 
+mod cpu;
 mod faults;
 mod load;
 mod proxy;

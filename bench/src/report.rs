@@ -1,6 +1,9 @@
 //! The comparison table, and the JSON record with the machine it was measured on.
 
-use crate::scenarios::{ScenarioResult, Sizes};
+use crate::{
+    cpu::PARTS,
+    scenarios::{ScenarioResult, Sizes},
+};
 use serde::Serialize;
 use std::{fmt::Write as _, path::Path};
 
@@ -133,6 +136,28 @@ impl Report {
                     format!("{} products off", c.conservation_violations)
                 }
             );
+        }
+        out.push_str(
+            "\n| strategy | checkout scenario | load | seconds | PostgreSQL CPU ms per order |",
+        );
+        for (_, part) in PARTS {
+            let _ = write!(out, " {part} % of a core |");
+        }
+        out.push_str("\n|---|---|---|---:|---:|");
+        out.push_str(&"---:|".repeat(PARTS.len()));
+        out.push('\n');
+        for (strategy, r) in self.checkouts() {
+            let Some(c) = &r.checkout else { continue };
+            let _ = write!(
+                out,
+                "| {strategy} | {} | {} | {:.1} | {:.3} |",
+                r.scenario, r.mode, c.cpu.seconds, c.postgres_ms_per_order
+            );
+            for (_, part) in PARTS {
+                let share = c.cpu.percent_of_core.get(part).copied().unwrap_or(0.0);
+                let _ = write!(out, " {share:.0} |");
+            }
+            out.push('\n');
         }
         out
     }

@@ -1,6 +1,7 @@
 //! The scenarios, each against a system set up by [`Bench::prepare`].
 
 use crate::{
+    cpu::{Reading, Usage},
     load::{closed_loop, open_loop, Outcome, Summary},
     shop::{answered_ok, CheckoutAnswer, Shop, SETUP_CONCURRENCY},
     system::System,
@@ -103,6 +104,11 @@ pub struct CheckoutFigures {
     pub oversold_units: i64,
     /// Products for which initial ≠ available + confirmed units (must be 0).
     pub conservation_violations: i64,
+    /// Each part's CPU from the first checkout until the pipeline settled.
+    pub cpu: Usage,
+    /// PostgreSQL CPU milliseconds per accepted (or, synchronously, confirmed) order over
+    /// that interval.
+    pub postgres_ms_per_order: f64,
 }
 
 #[derive(Default)]
@@ -401,6 +407,7 @@ impl<'a> Bench<'a> {
             }
         };
         let limit = Some(buyers.len() as u64);
+        let before = Reading::now();
         let summary = match load {
             // The buyers run out or the time does, whichever is first.
             Load::Closed(connections) => {
@@ -419,8 +426,12 @@ impl<'a> Bench<'a> {
         };
         let users: Vec<i64> = buyers.iter().map(|b| b.0).collect();
         settle(&self.system.db, &users).await?;
+        let cpu = before.until(&Reading::now());
         let mut figures = order_figures(&self.system.db, &users).await?;
-        figures.placed = answers.placed.load(Ordering::Relaxed);
+        let placed = answers.placed.load(Ordering::Relaxed);
+        figures.postgres_ms_per_order = cpu.postgres_cpu_ms / placed.max(1) as f64;
+        figures.cpu = cpu;
+        figures.placed = placed;
         figures.out_of_stock = answers.out_of_stock.load(Ordering::Relaxed);
         figures.contention = answers.contention.load(Ordering::Relaxed);
         figures.failed = answers.failed.load(Ordering::Relaxed);
