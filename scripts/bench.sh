@@ -7,6 +7,7 @@
 #   scripts/bench.sh scale                # 10 million users with live sessions beside 10,000
 #   scripts/bench.sh scale --users 1000000
 #   scripts/bench.sh faults               # the fault suite (RELIABILITY.md); --quick is the CI version
+#   scripts/bench.sh idle --seconds 60    # the shop's CPU with no traffic, and the first order after
 # Installs and starts PostgreSQL, Redis and the broker first when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,5 +25,5 @@ else
   cargo build --locked --bin shop-api --bin checkout-worker --bin shop-bench
 fi
 command=suite
-case "${1:-}" in scale | faults) command=$1; shift ;; esac
+case "${1:-}" in scale | faults | idle) command=$1; shift ;; esac
 exec "./target/$profile/shop-bench" "$command" --bin-dir "target/$profile" "$@"

@@ -22,11 +22,19 @@
 //! each, an invariant check (see `faults.rs`). Prints the faults × outcomes table and exits
 //! non-zero on any violation.
 //!
+//! ```text
+//! shop-bench idle [--seconds 60] [--bin-dir target/release] [--out results]
+//! ```
+//!
+//! `idle`: a fresh system with no traffic for the given time: each part's CPU, and how fast the
+//! first order after the quiet is decided (see `idle.rs`).
+//!
 //! `scale`: bulk-loads the given number of users with live sessions, reports the memory each
 //! store needs per million users, and probes latencies next to a small shop (see `scale.rs`).
 
 mod cpu;
 mod faults;
+mod idle;
 mod load;
 mod proxy;
 mod report;
@@ -62,7 +70,8 @@ pub enum BenchError {
 
 const USAGE: &str = "usage: shop-bench suite [--smoke] [--strategies a,b,…] [--scenarios a,b,…] [--bin-dir DIR] [--out DIR]
        shop-bench scale [--users N] [--baseline N] [--smoke] [--bin-dir DIR] [--out DIR]
-       shop-bench faults [--quick] [--bin-dir DIR] [--out DIR]";
+       shop-bench faults [--quick] [--bin-dir DIR] [--out DIR]
+       shop-bench idle [--seconds 60] [--bin-dir DIR] [--out DIR]";
 
 const SCENARIOS: [&str; 6] = [
     "catalog",
@@ -169,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
         Some("suite") => suite(options(args)?).await,
         Some("scale") => scale_command(args).await,
         Some("faults") => faults_command(args).await,
+        Some("idle") => idle_command(args).await,
         _ => bail!("{USAGE}"),
     }
 }
@@ -207,6 +217,29 @@ async fn scale_command(mut args: impl Iterator<Item = String>) -> anyhow::Result
         chrono::Utc::now().format("%Y-%m-%dT%H%M%SZ")
     ));
     let json = serde_json::json!({ "machine": machine, "sizes": reports });
+    std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")?;
+    eprintln!("==> figures written to {}", path.display());
+    Ok(())
+}
+
+async fn idle_command(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let mut seconds = 60u64;
+    let mut rest = Vec::new();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => seconds = args.next().context("--seconds needs a number")?.parse()?,
+            _ => rest.push(arg),
+        }
+    }
+    let options = options(rest.into_iter())?;
+    let report = idle::measure(&options.env, std::time::Duration::from_secs(seconds)).await?;
+    println!("{}", idle::table(&report));
+    std::fs::create_dir_all(&options.out)?;
+    let path = options.out.join(format!(
+        "idle-{}.json",
+        chrono::Utc::now().format("%Y-%m-%dT%H%M%SZ")
+    ));
+    let json = serde_json::json!({ "machine": Machine::describe(), "idle": report });
     std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")?;
     eprintln!("==> figures written to {}", path.display());
     Ok(())
