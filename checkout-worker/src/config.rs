@@ -39,8 +39,16 @@ pub struct WorkerSettings {
     /// `RELAY_CLAIM_MS`: how long outbox rows a relay took stay its own; a relay that has not
     /// sent and deleted them by then (paused, cut off) leaves them to the others.
     pub relay_claim: Duration,
-    /// `RELAY_IDLE_POLL_MS`: how long the relay waits when the outbox is empty.
+    /// `RELAY_IDLE_POLL_MS`: how long the relay first waits when the outbox is empty; the wait
+    /// doubles with every empty round up to `RELAY_IDLE_POLL_MAX_MS`, and starts again at once
+    /// when there are rows.
     pub relay_idle_poll: Duration,
+    /// `RELAY_IDLE_POLL_MAX_MS`: the longest wait of an idle relay.
+    pub relay_idle_poll_max: Duration,
+    /// `CONSUMER_IDLE_PAUSE_MS`: a partition with no command for this long stops being fetched
+    /// until a relay announces commands for it (or, as a safety net, twenty times this has
+    /// passed); `0` keeps every partition fetched all the time.
+    pub idle_pause: Duration,
     /// `WORKER_METRICS_ADDR`: `/metrics` and `/healthz` of the worker.
     pub metrics_addr: SocketAddr,
 }
@@ -62,6 +70,8 @@ impl WorkerSettings {
             relay_batch: var("RELAY_BATCH", "1000")?,
             relay_claim: Duration::from_millis(var("RELAY_CLAIM_MS", "3000")?),
             relay_idle_poll: Duration::from_millis(var("RELAY_IDLE_POLL_MS", "10")?),
+            relay_idle_poll_max: Duration::from_millis(var("RELAY_IDLE_POLL_MAX_MS", "40")?),
+            idle_pause: Duration::from_millis(var("CONSUMER_IDLE_PAUSE_MS", "1000")?),
             metrics_addr: var("WORKER_METRICS_ADDR", "127.0.0.1:9101")?,
         })
     }

@@ -15,8 +15,9 @@ use crate::{
     batch::{self, BatchError},
     dead_letter::{DeadLetter, Source},
     health::Health,
+    idle::Idle,
     membership::{Claim, Membership, Position},
-    metrics,
+    metrics, relay,
 };
 use inventory_partitioner::partition_for;
 use rdkafka::{
@@ -25,6 +26,7 @@ use rdkafka::{
     ClientContext, Offset, Statistics, TopicPartitionList,
 };
 use shop_domain::messages::InventoryCommand;
+use sqlx::postgres::PgListener;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
@@ -77,7 +79,13 @@ pub struct Lanes {
     pub stop: CancellationToken,
     /// Set when a lane ended or a take-over failed: the next heartbeat claims everything again.
     pub reclaim: AtomicBool,
+    /// `CONSUMER_IDLE_PAUSE_MS`: idle partitions stop being fetched after this ([`Idle`]).
+    pub idle_pause: Duration,
 }
+
+/// What a relay said it produced (`None`: the announcements' connection was (re)made, and some
+/// may have been missed).
+type Announced = Option<Vec<i32>>;
 
 struct Envelope {
     offset: i64,
@@ -138,6 +146,25 @@ impl Lanes {
         self.consumer.assign(&list)?;
         tracing::info!(group = %self.membership.group, partitions = ?owned, "partitions assigned");
         Ok(running)
+    }
+
+    /// Fetches exactly the owned partitions that are not paused, each from the offset after the
+    /// last command received (so nothing is skipped or received twice).
+    fn fetch_active(&self, next: &HashMap<i32, i64>, idle: &Idle) {
+        let mut list = TopicPartitionList::new();
+        for (&partition, &offset) in next {
+            if idle.is_paused(partition) {
+                continue;
+            }
+            if let Err(error) =
+                list.add_partition_offset(&self.membership.topic, partition, Offset::Offset(offset))
+            {
+                tracing::warn!(%error, partition, "cannot list a partition to fetch");
+            }
+        }
+        if let Err(error) = self.consumer.assign(&list) {
+            tracing::warn!(%error, "cannot change the partitions fetched");
+        }
     }
 
     /// The first and the next offset of `partition`'s log.
@@ -243,17 +270,73 @@ async fn keep_membership(lanes: Arc<Lanes>, ownership: watch::Sender<Ownership>)
     }
 }
 
+/// Passes on what relays announce on [`relay::COMMANDS_PRODUCED`], reconnecting when the
+/// connection is lost (and then saying that some announcements may have been missed).
+async fn listen_for_commands(lanes: Arc<Lanes>, announce: mpsc::Sender<Announced>) {
+    loop {
+        let listened = async {
+            let mut listener = PgListener::connect_with(&lanes.membership.pool).await?;
+            listener.listen(relay::COMMANDS_PRODUCED).await?;
+            if announce.send(None).await.is_err() {
+                return Ok(());
+            }
+            loop {
+                let notification = listener.recv().await?;
+                let partitions = notification
+                    .payload()
+                    .split(',')
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
+                if announce.send(Some(partitions)).await.is_err() {
+                    return Ok::<(), sqlx::Error>(());
+                }
+            }
+        };
+        match listened.await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, "listening for relayed commands failed; reconnecting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
 /// Receives until `stop` is cancelled, then lets every lane finish what it holds and leaves the
 /// group.
 pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
     let (publish, mut ownership) = watch::channel(Ownership::default());
     let membership = tokio::spawn(keep_membership(lanes.clone(), publish));
+    let (announce, mut announced) = mpsc::channel::<Announced>(64);
+    let listener = tokio::spawn(listen_for_commands(lanes.clone(), announce));
+    let mut idle = Idle::new(lanes.idle_pause);
+    let mut idle_tick =
+        tokio::time::interval((lanes.idle_pause / 4).max(Duration::from_millis(50)));
+    idle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut senders: HashMap<i32, mpsc::Sender<Envelope>> = HashMap::new();
+    // Per running partition, the offset after the last command received: where fetching
+    // resumes when an idle partition is fetched again.
+    let mut next_offsets: HashMap<i32, i64> = HashMap::new();
     let mut tasks: JoinSet<(u64, LaneEnd)> = JoinSet::new();
     let mut generation = 0u64;
     loop {
         let received = tokio::select! {
             () = lanes.stop.cancelled() => break,
+            _ = idle_tick.tick(), if idle.enabled() => {
+                let now = Instant::now();
+                let paused = idle.to_pause(now);
+                let resumed = idle.to_resume(Some(&[]), now);
+                if !paused.is_empty() || !resumed.is_empty() {
+                    lanes.fetch_active(&next_offsets, &idle);
+                }
+                continue;
+            }
+            Some(partitions) = announced.recv() => {
+                if !idle.to_resume(partitions.as_deref(), Instant::now()).is_empty() {
+                    lanes.fetch_active(&next_offsets, &idle);
+                }
+                continue;
+            }
             changed = ownership.changed() => {
                 if changed.is_err() {
                     break;
@@ -262,9 +345,14 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
                 // Old lanes see their channel close after the batch in hand.
                 senders.clear();
                 generation = wanted.generation;
+                idle.reset(&[], Instant::now());
+                next_offsets.clear();
                 match lanes.take_over(&wanted.partitions).await {
                     Ok(claims) => {
+                        let running: Vec<i32> = claims.iter().map(|c| c.partition).collect();
+                        idle.reset(&running, Instant::now());
                         for claim in claims {
+                            next_offsets.insert(claim.partition, claim.next_offset);
                             let (sender, receiver) = mpsc::channel(lanes.max_batch * 2);
                             tasks.spawn(lane(claim, receiver, lanes.clone(), generation));
                             senders.insert(claim.partition, sender);
@@ -307,6 +395,10 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
         let Some(sender) = senders.get(&partition) else {
             continue; // fetched before a reassignment; the new owner reads it.
         };
+        idle.saw(partition, Instant::now());
+        if let Some(next) = next_offsets.get_mut(&partition) {
+            *next = (*next).max(message.offset() + 1);
+        }
         let envelope = lanes.envelope(&message);
         // A full lane holds up this loop, never the heartbeat; a new generation or a stop ends
         // the wait (the envelope is read again from the claimed position).
@@ -322,6 +414,7 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
     }
     drop(senders);
     while tasks.join_next().await.is_some() {}
+    listener.abort();
     if membership.await.is_err() {
         tracing::warn!("membership task ended abnormally");
     }

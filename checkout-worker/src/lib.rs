@@ -8,6 +8,7 @@ pub mod config;
 pub mod consumer;
 pub mod dead_letter;
 pub mod health;
+pub mod idle;
 pub mod membership;
 pub mod metrics;
 pub mod relay;
@@ -165,6 +166,7 @@ impl Worker {
             batch_timeout: settings.statement_timeout * 2,
             stop,
             reclaim: AtomicBool::new(false),
+            idle_pause: settings.idle_pause,
         });
         tracing::info!(topic = %lanes.membership.topic, group = %settings.consumer_group, "checkout worker running");
         consumer::run(lanes).await?;

@@ -22,7 +22,7 @@ use rdkafka::{
 use shop_domain::ProductId;
 use shop_infra::outbox;
 use sqlx::PgPool;
-use std::time::Duration;
+use std::{collections::BTreeSet, time::Duration};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -91,9 +91,15 @@ pub async fn relay_once(
     let kafka = &settings.kafka;
     let mut records = Vec::with_capacity(rows.len());
     let mut unroutable = Vec::new();
+    let mut produced_to = BTreeSet::new();
     for row in &rows {
         let record = match route(row, kafka) {
-            Ok(record) => record,
+            Ok(record) => {
+                if let Some(partition) = record.partition {
+                    produced_to.insert(partition);
+                }
+                record
+            }
             Err(reason) => {
                 unroutable.push(DeadLetter::named(
                     Source::Outbox,
@@ -120,10 +126,29 @@ pub async fn relay_once(
         .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
         .execute(pool)
         .await?;
+    announce_commands(pool, &produced_to).await?;
     for row in &rows {
         metrics::relayed(&row.stream);
     }
     Ok(rows.len())
+}
+
+/// The PostgreSQL channel on which relays announce the inventory partitions they have just
+/// produced to, so that a worker that stopped fetching an idle partition fetches it again at once.
+pub const COMMANDS_PRODUCED: &str = "inventory_commands_produced";
+
+/// Announces `partitions` (comma-separated) on [`COMMANDS_PRODUCED`]: one notification per round.
+async fn announce_commands(pool: &PgPool, partitions: &BTreeSet<i32>) -> Result<(), RelayError> {
+    if partitions.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = partitions.iter().map(i32::to_string).collect();
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(COMMANDS_PRODUCED)
+        .bind(list.join(","))
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// The topic (and partition) of an outbox row.
@@ -175,11 +200,17 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let mut failures = 0u32;
+    let mut idle = settings.relay_idle_poll;
     while !stop.is_cancelled() {
         let pause = match relay_once(&pool, &producer, &settings).await {
-            Ok(0) => settings.relay_idle_poll,
+            Ok(0) => {
+                let wait = idle;
+                idle = (idle * 2).min(settings.relay_idle_poll_max.max(settings.relay_idle_poll));
+                wait
+            }
             Ok(_) => {
                 failures = 0;
+                idle = settings.relay_idle_poll;
                 continue;
             }
             Err(error) => {

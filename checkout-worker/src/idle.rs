@@ -1,0 +1,147 @@
+//! Which partitions to stop fetching while they are idle, and when to fetch them again.
+//!
+//! A consumer that fetches every partition every few milliseconds keeps the broker busy while
+//! nobody shops (tansu answers each fetch only after its whole wait, so waits cannot be long
+//! without delaying every order). So a partition with no command for `pause_after` is paused
+//! (left out of the consumer's assignment: librdkafka's own pause took about 800 ms to fetch
+//! again after a resume, measured with `shop-bench idle`);
+//! it is resumed at once when a relay announces commands for it (or when the announcements'
+//! connection comes back, since some may have been missed), and, as a safety net for commands
+//! produced by anything else, after twenty times `pause_after`.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+/// How many `pause_after`s a partition stays paused without an announcement.
+const SAFETY_FACTOR: u32 = 20;
+
+#[derive(Debug)]
+pub struct Idle {
+    pause_after: Duration,
+    last_seen: HashMap<i32, Instant>,
+    /// Partition → when it was paused.
+    paused: HashMap<i32, Instant>,
+}
+
+impl Idle {
+    pub fn new(pause_after: Duration) -> Self {
+        Self {
+            pause_after,
+            last_seen: HashMap::new(),
+            paused: HashMap::new(),
+        }
+    }
+
+    /// Whether partitions are ever paused (`CONSUMER_IDLE_PAUSE_MS` is not 0).
+    pub fn enabled(&self) -> bool {
+        !self.pause_after.is_zero()
+    }
+
+    /// A new set of owned partitions, all fetched (paused ones are returned, to resume).
+    pub fn reset(&mut self, owned: &[i32], now: Instant) -> Vec<i32> {
+        let paused = self.paused.drain().map(|(p, _)| p).collect();
+        self.last_seen = owned.iter().map(|&p| (p, now)).collect();
+        paused
+    }
+
+    /// Whether `partition` is paused.
+    pub fn is_paused(&self, partition: i32) -> bool {
+        self.paused.contains_key(&partition)
+    }
+
+    /// A command arrived on `partition` (ignored unless it is one of the owned set).
+    pub fn saw(&mut self, partition: i32, now: Instant) {
+        if let Some(seen) = self.last_seen.get_mut(&partition) {
+            *seen = now;
+        }
+    }
+
+    /// Owned partitions idle for `pause_after` that are still fetched: to pause now.
+    pub fn to_pause(&mut self, now: Instant) -> Vec<i32> {
+        if !self.enabled() {
+            return Vec::new();
+        }
+        let idle: Vec<i32> = self
+            .last_seen
+            .iter()
+            .filter(|(p, seen)| {
+                !self.paused.contains_key(p) && now.duration_since(**seen) >= self.pause_after
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for &p in &idle {
+            self.paused.insert(p, now);
+        }
+        idle
+    }
+
+    /// Paused partitions to fetch again: those `announced` (all of them for `None`: the
+    /// announcements may have missed some), and those paused for the safety net's time.
+    pub fn to_resume(&mut self, announced: Option<&[i32]>, now: Instant) -> Vec<i32> {
+        let safety = self.pause_after * SAFETY_FACTOR;
+        let mut resumed = Vec::new();
+        for (&p, &since) in &self.paused {
+            if announced.is_none_or(|a| a.contains(&p)) {
+                resumed.push((p, now));
+            } else if now.duration_since(since) >= safety {
+                // Only a look: paused again after a quarter of `pause_after` without commands.
+                let look = self.pause_after - self.pause_after / 4;
+                resumed.push((p, now.checked_sub(look).unwrap_or(now)));
+            }
+        }
+        for &(p, seen) in &resumed {
+            self.paused.remove(&p);
+            self.last_seen.insert(p, seen);
+        }
+        resumed.into_iter().map(|(p, _)| p).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_partitions_pause_and_announced_ones_resume() {
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut idle = Idle::new(second);
+        assert!(idle.reset(&[0, 1, 2], start).is_empty());
+        idle.saw(1, start + second / 2);
+        idle.saw(9, start + second / 2);
+        assert_eq!(sorted(idle.to_pause(start + second)), [0, 2]);
+        assert!(idle.to_pause(start + second).is_empty(), "paused once");
+        assert_eq!(idle.to_pause(start + second * 2), [1]);
+        assert_eq!(idle.to_resume(Some(&[2, 7]), start + second * 3), [2]);
+        assert!(idle.to_resume(Some(&[2]), start + second * 3).is_empty());
+        assert_eq!(sorted(idle.to_resume(None, start + second * 3)), [0, 1]);
+    }
+
+    #[test]
+    fn a_partition_paused_too_long_is_fetched_again_and_a_new_owner_set_resumes_all() {
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let mut idle = Idle::new(second);
+        idle.reset(&[4], start);
+        assert_eq!(idle.to_pause(start + second), [4]);
+        assert!(idle.to_resume(Some(&[]), start + second * 2).is_empty());
+        assert_eq!(idle.to_resume(Some(&[]), start + second * 21), [4]);
+        assert!(idle.to_pause(start + second * 21 + second / 8).is_empty());
+        assert_eq!(
+            idle.to_pause(start + second * 21 + second / 4),
+            [4],
+            "only a look"
+        );
+        assert_eq!(idle.reset(&[5], start + second * 23), [4]);
+        let mut never = Idle::new(Duration::ZERO);
+        never.reset(&[1], start);
+        assert!(never.to_pause(start + second * 100).is_empty());
+    }
+
+    fn sorted(mut v: Vec<i32>) -> Vec<i32> {
+        v.sort_unstable();
+        v
+    }
+}
