@@ -9,12 +9,25 @@ use shop_domain::{
 use shop_testkit::{expect_json, TestApp};
 use std::time::Duration;
 
+/// A product with `stock` units, and a shopper whose cart holds `quantity` of it.
+async fn shopper_with(app: &TestApp, stock: i64, quantity: i64) -> (i64, shop_testkit::TestUser) {
+    let seller = app.new_user().await;
+    let id = app.new_product(&seller, "home", 1000, stock).await["id"]
+        .as_i64()
+        .expect("id");
+    let shopper = app.new_user().await;
+    expect_json(
+        app.cart_add(&shopper.token, id, quantity).await,
+        StatusCode::OK,
+    )
+    .await;
+    (id, shopper)
+}
+
 #[tokio::test]
 async fn a_stale_sold_out_entry_never_refuses_and_is_repaired() {
     let app = TestApp::spawn().await;
-    let seller = app.new_user().await;
-    let product = app.new_product(&seller, "home", 1000, 10).await;
-    let id = product["id"].as_i64().expect("id");
+    let (id, shopper) = shopper_with(&app, 10, 2).await;
     // An older entry that says "sold out", as a lost or reordered write would leave.
     let key = format!("{}stock:{id}", app.settings.redis_key_prefix);
     let mut redis = app.redis.clone();
@@ -24,8 +37,6 @@ async fn a_stale_sold_out_entry_never_refuses_and_is_repaired() {
         .query_async(&mut redis)
         .await
         .expect("set");
-    let shopper = app.new_user().await;
-    expect_json(app.cart_add(&shopper.token, id, 2).await, StatusCode::OK).await;
     expect_json(
         app.checkout(&shopper.token, None).await,
         StatusCode::ACCEPTED,
@@ -47,13 +58,8 @@ async fn a_stale_sold_out_entry_never_refuses_and_is_repaired() {
 #[tokio::test]
 async fn two_checkouts_of_one_cart_make_one_order() {
     let app = TestApp::spawn().await;
-    let seller = app.new_user().await;
-    let id = app.new_product(&seller, "home", 1000, 100).await["id"]
-        .as_i64()
-        .expect("id");
     for round in 0..5 {
-        let shopper = app.new_user().await;
-        expect_json(app.cart_add(&shopper.token, id, 2).await, StatusCode::OK).await;
+        let (_, shopper) = shopper_with(&app, 100, 2).await;
         let (a, b) = tokio::join!(
             app.checkout(&shopper.token, None),
             app.checkout(&shopper.token, None)
@@ -86,12 +92,7 @@ async fn two_checkouts_of_one_cart_make_one_order() {
 #[tokio::test]
 async fn a_watcher_whose_announcement_was_lost_still_sees_the_decision_under_traffic() {
     let app = TestApp::spawn().await;
-    let seller = app.new_user().await;
-    let id = app.new_product(&seller, "home", 1000, 10).await["id"]
-        .as_i64()
-        .expect("id");
-    let shopper = app.new_user().await;
-    expect_json(app.cart_add(&shopper.token, id, 1).await, StatusCode::OK).await;
+    let (_, shopper) = shopper_with(&app, 10, 1).await;
     let order = app.checkout_accepted(&shopper.token).await;
     let mut stream = app
         .get(&format!("/orders/{order}/events"), Some(&shopper.token))
@@ -141,19 +142,10 @@ async fn a_watcher_whose_announcement_was_lost_still_sees_the_decision_under_tra
     assert!(text.contains("CONFIRMED"), "{text}");
 }
 
-async fn checkout_with_key(app: &TestApp, token: &str, key: &str) -> reqwest::Response {
-    app.checkout(token, Some(key)).await
-}
-
 #[tokio::test]
 async fn an_idempotency_key_never_gets_no_order_before_an_order() {
     let app = TestApp::spawn().await;
-    let seller = app.new_user().await;
-    let id = app.new_product(&seller, "home", 1000, 10).await["id"]
-        .as_i64()
-        .expect("id");
-    let shopper = app.new_user().await;
-    expect_json(app.cart_add(&shopper.token, id, 2).await, StatusCode::OK).await;
+    let (id, shopper) = shopper_with(&app, 10, 2).await;
 
     // The first request passes the sold-out check, then stalls (here: on the cart's lock).
     let mut blocker = app.db.begin().await.expect("begin");
@@ -212,14 +204,14 @@ async fn an_idempotency_key_never_gets_no_order_before_an_order() {
         .expect("set");
     // A retry with the key is told the checkout is under way, not "no order".
     shop_testkit::expect_error(
-        checkout_with_key(&app, &shopper.token, "k1").await,
+        app.checkout(&shopper.token, Some("k1")).await,
         StatusCode::CONFLICT,
         "checkout_in_progress",
     )
     .await;
     blocker.rollback().await.expect("let the first go");
     let placed = expect_json(first.await.expect("first"), StatusCode::ACCEPTED).await;
-    let again = checkout_with_key(&app, &shopper.token, "k1").await;
+    let again = app.checkout(&shopper.token, Some("k1")).await;
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     let again = expect_json(again, StatusCode::ACCEPTED).await;
     assert_eq!(again["order_id"], placed["order_id"]);
@@ -227,7 +219,7 @@ async fn an_idempotency_key_never_gets_no_order_before_an_order() {
     // A key whose first answer was "no order" keeps that answer, even once there is stock.
     expect_json(app.cart_add(&shopper.token, id, 1).await, StatusCode::OK).await;
     let refused = shop_testkit::expect_error(
-        checkout_with_key(&app, &shopper.token, "k2").await,
+        app.checkout(&shopper.token, Some("k2")).await,
         StatusCode::CONFLICT,
         "out_of_stock",
     )
@@ -238,7 +230,7 @@ async fn an_idempotency_key_never_gets_no_order_before_an_order() {
         .await
         .expect("restock");
     let replayed = shop_testkit::expect_error(
-        checkout_with_key(&app, &shopper.token, "k2").await,
+        app.checkout(&shopper.token, Some("k2")).await,
         StatusCode::CONFLICT,
         "out_of_stock",
     )
