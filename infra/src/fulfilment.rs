@@ -1,6 +1,7 @@
-//! Writes that every checkout strategy makes when it takes stock for an order: the pipeline's
-//! worker and the API's synchronous strategies share them, so an order ends the same way
-//! whichever strategy decided it.
+//! Writes of deciding an order: the ledger, which the pipeline's worker and the API's synchronous
+//! strategies share (so an order ends the same way whichever strategy decided it), and the return
+//! of a rejected order's lines to the cart, which only the pipeline needs (a synchronous strategy
+//! that refuses rolls back the statement that took them).
 
 use sqlx::PgConnection;
 use uuid::Uuid;
