@@ -325,6 +325,11 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
             _ = idle_tick.tick(), if idle.enabled() => {
                 let now = Instant::now();
                 let paused = idle.to_pause(now);
+                // No command for a while: nothing waits. librdkafka reports lag only for the
+                // partitions it fetches, so a paused one's lag is said here.
+                for &partition in &paused {
+                    metrics::consumer_lag(partition, 0);
+                }
                 let resumed = idle.to_resume(Some(&[]), now);
                 if !paused.is_empty() || !resumed.is_empty() {
                     lanes.fetch_active(&next_offsets, &idle);
