@@ -350,12 +350,15 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
                 // Old lanes see their channel close after the batch in hand.
                 senders.clear();
                 generation = wanted.generation;
-                idle.reset(&[], Instant::now());
                 next_offsets.clear();
-                match lanes.take_over(&wanted.partitions).await {
+                let taken = lanes.take_over(&wanted.partitions).await;
+                let running: Vec<i32> = taken
+                    .as_ref()
+                    .map(|claims| claims.iter().map(|c| c.partition).collect())
+                    .unwrap_or_default();
+                idle.reset(&running, Instant::now());
+                match taken {
                     Ok(claims) => {
-                        let running: Vec<i32> = claims.iter().map(|c| c.partition).collect();
-                        idle.reset(&running, Instant::now());
                         for claim in claims {
                             next_offsets.insert(claim.partition, claim.next_offset);
                             let (sender, receiver) = mpsc::channel(lanes.max_batch * 2);

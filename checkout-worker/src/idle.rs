@@ -39,11 +39,10 @@ impl Idle {
         !self.pause_after.is_zero()
     }
 
-    /// A new set of owned partitions, all fetched (paused ones are returned, to resume).
-    pub fn reset(&mut self, owned: &[i32], now: Instant) -> Vec<i32> {
-        let paused = self.paused.drain().map(|(p, _)| p).collect();
+    /// A new set of owned partitions, none paused (the consumer's assignment is made afresh).
+    pub fn reset(&mut self, owned: &[i32], now: Instant) {
+        self.paused.clear();
         self.last_seen = owned.iter().map(|&p| (p, now)).collect();
-        paused
     }
 
     /// Whether `partition` is paused.
@@ -108,7 +107,7 @@ mod tests {
         let start = Instant::now();
         let second = Duration::from_secs(1);
         let mut idle = Idle::new(second);
-        assert!(idle.reset(&[0, 1, 2], start).is_empty());
+        idle.reset(&[0, 1, 2], start);
         idle.saw(1, start + second / 2);
         idle.saw(9, start + second / 2);
         assert_eq!(sorted(idle.to_pause(start + second)), [0, 2]);
@@ -134,7 +133,10 @@ mod tests {
             [4],
             "only a look"
         );
-        assert_eq!(idle.reset(&[5], start + second * 23), [4]);
+        idle.reset(&[5], start + second * 23);
+        assert!(!idle.is_paused(4), "a new owner set is fetched whole");
+        assert!(idle.to_pause(start + second * 23).is_empty());
+        assert_eq!(idle.to_pause(start + second * 24), [5]);
         let mut never = Idle::new(Duration::ZERO);
         never.reset(&[1], start);
         assert!(never.to_pause(start + second * 100).is_empty());
