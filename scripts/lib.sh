@@ -80,6 +80,27 @@ SQL
   fi
 }
 
+# The bench's per-statement profile needs pg_stat_statements loaded by the local cluster. Set up
+# once (the only restart this script ever makes), best effort: without it the bench prints no
+# profile and everything else works.
+ensure_statement_stats() {
+  [ "$(id -u)" = 0 ] || command -v sudo >/dev/null || return 0
+  command -v pg_lsclusters >/dev/null || return 0
+  if [ "$(pg_super -c 'SHOW shared_preload_libraries' 2>/dev/null)" = "" ]; then
+    local cluster
+    cluster=$(pg_lsclusters -h 2>/dev/null | awk '$3 == 5432 {print $1" "$2; exit}')
+    [ -n "$cluster" ] || return 0
+    log "loading pg_stat_statements (one PostgreSQL restart)"
+    pg_super -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null || return 0
+    # shellcheck disable=SC2086
+    as_root pg_ctlcluster $cluster restart || true
+    wait_for "pg_isready -q -h 127.0.0.1 -p 5432" 30 || die "PostgreSQL did not restart; see /var/log/postgresql/"
+  fi
+  pg_super -d shop -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements' >/dev/null 2>&1 || true
+}
+
+pg_super() { as_root runuser -u postgres -- psql -qtAX "$@"; }
+
 ensure_redis() {
   command -v redis-server >/dev/null || apt_install redis-server
   if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
@@ -131,6 +152,7 @@ ensure_python_tools() {
 ensure_services() {
   ensure_tools
   ensure_postgres
+  ensure_statement_stats
   ensure_redis
   ensure_broker
 }

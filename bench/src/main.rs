@@ -36,6 +36,7 @@ mod cpu;
 mod faults;
 mod idle;
 mod load;
+mod profile;
 mod proxy;
 mod report;
 mod scale;

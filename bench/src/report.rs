@@ -159,7 +159,38 @@ impl Report {
             }
             out.push('\n');
         }
+        self.profile(&mut out);
         out
+    }
+
+    /// The statements that took most of PostgreSQL's execution time, per checkout scenario.
+    fn profile(&self, out: &mut String) {
+        let profiled: Vec<_> = self
+            .checkouts()
+            .filter_map(|(strategy, r)| {
+                let c = r.checkout.as_ref()?;
+                (!c.statements.is_empty()).then_some((strategy, r, c))
+            })
+            .collect();
+        if profiled.is_empty() {
+            return;
+        }
+        out.push_str("\n| strategy | checkout scenario | load | statement (pg_stat_statements) | calls per order | exec ms per order |\n");
+        out.push_str("|---|---|---|---|---:|---:|\n");
+        for (strategy, r, c) in profiled {
+            let orders = c.placed.max(1) as f64;
+            for s in &c.statements {
+                let _ = writeln!(
+                    out,
+                    "| {strategy} | {} | {} | `{}` | {:.3} | {:.3} |",
+                    r.scenario,
+                    r.mode,
+                    s.query.replace('|', "\\|"),
+                    s.calls as f64 / orders,
+                    s.exec_ms / orders
+                );
+            }
+        }
     }
 
     /// Writes `<dir>/bench-<time>.json` and returns its path.

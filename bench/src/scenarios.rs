@@ -3,6 +3,7 @@
 use crate::{
     cpu::{Reading, Usage},
     load::{closed_loop, open_loop, Outcome, Summary},
+    profile::StatementCost,
     shop::{answered_ok, CheckoutAnswer, Shop, SETUP_CONCURRENCY},
     system::System,
     BenchError,
@@ -109,6 +110,9 @@ pub struct CheckoutFigures {
     /// PostgreSQL CPU milliseconds per accepted (or, synchronously, confirmed) order over
     /// that interval.
     pub postgres_ms_per_order: f64,
+    /// The statements that took most of PostgreSQL's execution time over that interval (empty
+    /// when the server does not keep `pg_stat_statements`).
+    pub statements: Vec<StatementCost>,
 }
 
 #[derive(Default)]
@@ -407,6 +411,7 @@ impl<'a> Bench<'a> {
             }
         };
         let limit = Some(buyers.len() as u64);
+        let statements = self.system.statements().await;
         let before = Reading::now();
         let summary = match load {
             // The buyers run out or the time does, whichever is first.
@@ -428,6 +433,9 @@ impl<'a> Bench<'a> {
         settle(&self.system.db, &users).await?;
         let cpu = before.until(&Reading::now());
         let mut figures = order_figures(&self.system.db, &users).await?;
+        if let (Some(before), Some(after)) = (statements, self.system.statements().await) {
+            figures.statements = before.until(&after);
+        }
         let placed = answers.placed.load(Ordering::Relaxed);
         figures.postgres_ms_per_order = cpu.postgres_cpu_ms / placed.max(1) as f64;
         figures.cpu = cpu;
@@ -446,15 +454,26 @@ impl<'a> Bench<'a> {
 pub async fn settle(db: &PgPool, users: &[i64]) -> Result<(), BenchError> {
     let deadline = Instant::now() + SETTLE;
     loop {
-        let unsettled: i64 = sqlx::query_scalar(
-                "SELECT (SELECT count(*) FROM orders WHERE user_id = ANY($1) AND status = 'PENDING')
-                      + (SELECT count(*) FROM outbox)
-                      + (SELECT count(*) FROM order_items oi JOIN orders o ON o.id = oi.order_id
-                         WHERE o.user_id = ANY($1) AND o.status = 'REJECTED' AND oi.status = 'RESERVED')",
+        // The users' orders are joined (hashed), not matched with `= ANY` (a scan of the
+        // array per order: tens of milliseconds a poll, which counted as the shop's CPU).
+        let mut unsettled: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM orders o JOIN UNNEST($1::BIGINT[]) u(id) ON o.user_id = u.id
+                     WHERE o.status = 'PENDING')
+                  + (SELECT count(*) FROM outbox)",
+        )
+        .bind(users)
+        .fetch_one(db)
+        .await?;
+        if unsettled == 0 {
+            unsettled = sqlx::query_scalar(
+                "SELECT count(*) FROM order_items oi JOIN orders o ON o.id = oi.order_id
+                 JOIN UNNEST($1::BIGINT[]) u(id) ON o.user_id = u.id
+                 WHERE o.status = 'REJECTED' AND oi.status = 'RESERVED'",
             )
             .bind(users)
             .fetch_one(db)
             .await?;
+        }
         if unsettled == 0 {
             return Ok(());
         }

@@ -227,6 +227,11 @@ impl System {
         Ok(format!("{}:{}", options.get_host(), options.get_port()))
     }
 
+    /// PostgreSQL's per-statement figures for this system's database so far, if it keeps them.
+    pub async fn statements(&self) -> Option<crate::profile::Statements> {
+        crate::profile::Statements::read(&self.admin_url, &self.name).await
+    }
+
     fn database_url(&self) -> Result<String, BenchError> {
         self.common
             .iter()

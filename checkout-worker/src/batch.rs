@@ -317,9 +317,10 @@ async fn apply_commands(
     })
 }
 
-/// Counts decided and short lines on their orders (`counts`: order → (decided, short)), sorted
-/// by id so that workers of different partitions lock shared orders in one order and cannot
-/// deadlock, and finalises the orders whose last line this decided.
+/// Counts decided and short lines on their orders (`counts`: order → (decided, short)), and in
+/// the same statement moves the orders whose last line this decided to CONFIRMED or REJECTED.
+/// Orders are locked first in id order, so that workers of different partitions lock shared
+/// orders in one order and cannot deadlock.
 pub(crate) async fn count_and_finalize(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     counts: &BTreeMap<Uuid, (i32, i32)>,
@@ -333,7 +334,11 @@ pub(crate) async fn count_and_finalize(
         .execute(&mut **tx)
         .await?;
     let counted: Vec<CountedOrder> = sqlx::query_as(
-        "UPDATE orders o SET pending_lines = o.pending_lines - v.d, short_lines = o.short_lines + v.s, updated_at = now()
+        "UPDATE orders o SET pending_lines = o.pending_lines - v.d, short_lines = o.short_lines + v.s,
+                status = CASE WHEN o.pending_lines > v.d THEN o.status
+                              WHEN o.short_lines + v.s = 0 THEN 'CONFIRMED' ELSE 'REJECTED' END,
+                completed_at = CASE WHEN o.pending_lines = v.d THEN now() END,
+                updated_at = now()
          FROM UNNEST($1::UUID[], $2::INT[], $3::INT[]) AS v(id, d, s)
          WHERE o.id = v.id AND o.status = 'PENDING'
          RETURNING o.id, o.user_id, o.pending_lines, o.short_lines, o.created_at",
@@ -353,7 +358,8 @@ pub(crate) async fn count_and_finalize(
     .await
 }
 
-/// Moves complete orders to their terminal status, with their events, releases and cart changes.
+/// What follows orders' terminal status (set by [`count_and_finalize`]): their events, releases
+/// and cart changes.
 async fn finalize(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     complete: Vec<CountedOrder>,
@@ -380,15 +386,6 @@ async fn finalize(
         .filter(|f| f.status == OrderStatus::Rejected)
         .map(|f| f.order_id.as_uuid())
         .collect();
-
-    sqlx::query(
-        "UPDATE orders SET status = CASE WHEN short_lines = 0 THEN 'CONFIRMED' ELSE 'REJECTED' END,
-                           completed_at = now(), updated_at = now()
-         WHERE id = ANY($1)",
-    )
-    .bind(complete.iter().map(|o| o.id).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await?;
 
     fulfilment::return_to_carts(tx, &rejected).await?;
 

@@ -1,4 +1,5 @@
 //! The outbox relay: moves rows that checkouts and finalised orders wrote to `outbox` onto Kafka.
+//! A row holds one message, or a transaction's messages as a bundle (`outbox::BUNDLE`).
 //!
 //! A round claims the oldest unclaimed rows for `RELAY_CLAIM_MS` (one statement, `SKIP LOCKED`,
 //! so relays in several worker processes share the work), produces them (`acks=all`), waits for
@@ -20,7 +21,7 @@ use rdkafka::{
     util::Timeout,
 };
 use shop_domain::ProductId;
-use shop_infra::outbox;
+use shop_infra::outbox::{self, Message};
 use sqlx::PgPool;
 use std::{collections::BTreeSet, time::Duration};
 use tokio_util::sync::CancellationToken;
@@ -89,29 +90,43 @@ pub async fn relay_once(
         return Ok(0);
     }
     let kafka = &settings.kafka;
-    let mut records = Vec::with_capacity(rows.len());
+    let mut messages = Vec::with_capacity(rows.len());
     let mut unroutable = Vec::new();
-    let mut produced_to = BTreeSet::new();
     for row in &rows {
-        let record = match route(row, kafka) {
+        match outbox::unbundle(&row.stream, &row.message_key, &row.payload) {
+            Ok(held) => messages.extend(held.into_iter().enumerate().map(|(i, m)| (row.id, i, m))),
+            Err(error) => unroutable.push(DeadLetter::named(
+                Source::Outbox,
+                row.id.to_string(),
+                Some(&row.message_key),
+                row.payload.as_bytes(),
+                format!("outbox row {} is not a bundle of messages: {error}", row.id),
+            )),
+        }
+    }
+    let mut records = Vec::with_capacity(messages.len());
+    let mut produced_to = BTreeSet::new();
+    for (id, index, message) in &messages {
+        match route(*id, message, kafka) {
             Ok(record) => {
                 if let Some(partition) = record.partition {
                     produced_to.insert(partition);
                 }
-                record
+                records.push(record.key(&message.key).payload(&message.payload));
             }
-            Err(reason) => {
-                unroutable.push(DeadLetter::named(
-                    Source::Outbox,
-                    row.id.to_string(),
-                    Some(&row.message_key),
-                    row.payload.as_bytes(),
-                    reason.to_string(),
-                ));
-                continue;
-            }
-        };
-        records.push(record.key(&row.message_key).payload(&row.payload));
+            Err(reason) => unroutable.push(DeadLetter::named(
+                Source::Outbox,
+                // A bundle's messages are told apart by their place in it.
+                if *index == 0 {
+                    id.to_string()
+                } else {
+                    format!("{id}/{index}")
+                },
+                Some(&message.key),
+                message.payload.as_bytes(),
+                reason.to_string(),
+            )),
+        }
     }
     if !unroutable.is_empty() {
         park(pool, &unroutable).await?;
@@ -127,8 +142,8 @@ pub async fn relay_once(
         .execute(pool)
         .await?;
     announce_commands(pool, &produced_to).await?;
-    for row in &rows {
-        metrics::relayed(&row.stream);
+    for (_, _, message) in &messages {
+        metrics::relayed(&message.stream);
     }
     Ok(rows.len())
 }
@@ -151,21 +166,22 @@ async fn announce_commands(pool: &PgPool, partitions: &BTreeSet<i32>) -> Result<
     Ok(())
 }
 
-/// The topic (and partition) of an outbox row.
+/// The topic (and partition) of a message of outbox row `id`.
 fn route<'a>(
-    row: &'a Row,
+    id: i64,
+    message: &Message,
     kafka: &'a KafkaSettings,
 ) -> Result<FutureRecord<'a, str, str>, RelayError> {
-    match row.stream.as_str() {
+    match message.stream.as_str() {
         outbox::INVENTORY => {
-            let product = row
-                .message_key
+            let product = message
+                .key
                 .parse()
                 .ok()
                 .and_then(|id| ProductId::new(id).ok())
                 .ok_or_else(|| RelayError::BadKey {
-                    id: row.id,
-                    key: row.message_key.clone(),
+                    id,
+                    key: message.key.clone(),
                 })?;
             Ok(FutureRecord::to(&kafka.inventory_topic)
                 .partition(partition_for(product, kafka.inventory_partitions)))
@@ -173,7 +189,7 @@ fn route<'a>(
         outbox::ORDER_EVENTS => Ok(FutureRecord::to(&kafka.order_events_topic)),
         outbox::DEAD_LETTERS => Ok(FutureRecord::to(&kafka.dead_letter_topic)),
         other => Err(RelayError::BadStream {
-            id: row.id,
+            id,
             stream: other.to_owned(),
         }),
     }

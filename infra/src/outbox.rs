@@ -1,7 +1,7 @@
 //! The transactional outbox: messages written in the same PostgreSQL transaction as the state
 //! change they announce, and moved to Kafka by the checkout worker's relay.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Inventory commands: keyed by product id, sent to the product's partition.
 pub const INVENTORY: &str = "inventory";
@@ -19,12 +19,31 @@ pub enum OutboxError {
     Database(#[from] sqlx::Error),
 }
 
-/// Messages to write in one statement.
+/// An outbox row's stream when the row holds several messages: its payload is a JSON array of
+/// [`Message`]s. A transaction's messages go out as one row, so the relay claims and deletes one
+/// row per order (or per batch of decided orders) instead of one per message.
+pub const BUNDLE: &str = "bundle";
+
+/// One message of a [`BUNDLE`] row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub stream: String,
+    pub key: String,
+    pub payload: String,
+}
+
+/// Messages to write in one statement, as one outbox row.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    streams: Vec<&'static str>,
-    keys: Vec<String>,
-    payloads: Vec<String>,
+    messages: Vec<Message>,
+}
+
+/// The outbox rows to write, as three parallel columns (stream, key, payload): empty, or one row.
+#[derive(Debug, Default)]
+pub struct Columns {
+    pub streams: Vec<String>,
+    pub keys: Vec<String>,
+    pub payloads: Vec<String>,
 }
 
 impl Outbox {
@@ -34,32 +53,96 @@ impl Outbox {
         key: String,
         message: &impl Serialize,
     ) -> Result<(), OutboxError> {
-        self.payloads.push(serde_json::to_string(message)?);
-        self.streams.push(stream);
-        self.keys.push(key);
+        self.messages.push(Message {
+            stream: stream.to_owned(),
+            key,
+            payload: serde_json::to_string(message)?,
+        });
         Ok(())
     }
 
-    /// The messages as three parallel columns (stream, key, payload), for callers that write
-    /// them within a larger statement.
-    pub fn columns(&self) -> (&[&'static str], &[String], &[String]) {
-        (&self.streams, &self.keys, &self.payloads)
+    /// The row that carries the messages: none for none, a single message as itself, several
+    /// as one [`BUNDLE`] (keyed by the first message's key, for people reading the table).
+    pub fn columns(&self) -> Result<Columns, OutboxError> {
+        let mut columns = Columns::default();
+        match self.messages.as_slice() {
+            [] => {}
+            [one] => {
+                columns.streams.push(one.stream.clone());
+                columns.keys.push(one.key.clone());
+                columns.payloads.push(one.payload.clone());
+            }
+            [first, ..] => {
+                columns.streams.push(BUNDLE.to_owned());
+                columns.keys.push(first.key.clone());
+                columns
+                    .payloads
+                    .push(serde_json::to_string(&self.messages)?);
+            }
+        }
+        Ok(columns)
     }
 
     /// Writes the messages within the caller's transaction.
     pub async fn insert(self, tx: &mut sqlx::PgConnection) -> Result<(), OutboxError> {
-        if self.streams.is_empty() {
+        let columns = self.columns()?;
+        if columns.streams.is_empty() {
             return Ok(());
         }
         sqlx::query(
             "INSERT INTO outbox (stream, message_key, payload)
              SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[])",
         )
-        .bind(&self.streams)
-        .bind(&self.keys)
-        .bind(&self.payloads)
+        .bind(&columns.streams)
+        .bind(&columns.keys)
+        .bind(&columns.payloads)
         .execute(tx)
         .await?;
         Ok(())
+    }
+}
+
+/// The messages an outbox row holds: itself, or a [`BUNDLE`]'s.
+pub fn unbundle(stream: &str, key: &str, payload: &str) -> Result<Vec<Message>, serde_json::Error> {
+    if stream == BUNDLE {
+        serde_json::from_str(payload)
+    } else {
+        Ok(vec![Message {
+            stream: stream.to_owned(),
+            key: key.to_owned(),
+            payload: payload.to_owned(),
+        }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_messages_make_one_bundle_row_and_come_back_out() {
+        let mut outbox = Outbox::default();
+        assert!(outbox.columns().expect("columns").streams.is_empty());
+        outbox
+            .push(INVENTORY, "7".into(), &serde_json::json!({"a": 1}))
+            .expect("push");
+        let one = outbox.columns().expect("columns");
+        assert_eq!(
+            (one.streams[0].as_str(), one.keys[0].as_str()),
+            (INVENTORY, "7")
+        );
+        assert_eq!(
+            unbundle(&one.streams[0], &one.keys[0], &one.payloads[0]).expect("single"),
+            outbox.messages
+        );
+        outbox
+            .push(ORDER_EVENTS, "o-1".into(), &"created")
+            .expect("push");
+        let bundle = outbox.columns().expect("columns");
+        assert_eq!(bundle.streams, [BUNDLE]);
+        let messages = unbundle(BUNDLE, &bundle.keys[0], &bundle.payloads[0]).expect("bundle");
+        assert_eq!(messages, outbox.messages);
+        assert_eq!(messages[1].payload, "\"created\"");
+        assert!(unbundle(BUNDLE, "k", "not json").is_err());
     }
 }

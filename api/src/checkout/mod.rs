@@ -227,7 +227,7 @@ impl NewOrder {
             OrderStatus::Pending => (self.lines.len() as i32, "PENDING"),
             _ => (0, "RESERVED"),
         };
-        let (streams, keys, payloads) = messages.columns();
+        let messages = messages.columns()?;
         let (inserted, in_cart): (Option<Uuid>, i64) = sqlx::query_as(
             "WITH cart AS (
                  SELECT c.product_id FROM cart_items c
@@ -265,9 +265,9 @@ impl NewOrder {
         .bind(self.lines.iter().map(|l| l.product.get()).collect::<Vec<_>>())
         .bind(self.lines.iter().map(|l| i32::from(l.quantity)).collect::<Vec<_>>())
         .bind(self.lines.iter().map(|l| l.price.minor_units()).collect::<Vec<_>>())
-        .bind(streams)
-        .bind(keys)
-        .bind(payloads)
+        .bind(&messages.streams)
+        .bind(&messages.keys)
+        .bind(&messages.payloads)
         .fetch_one(conn)
         .await?;
         Ok(if inserted.is_some() {
