@@ -48,6 +48,10 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// `MAX_CART_LINES`: most distinct products in one cart.
     pub max_cart_lines: i64,
+    /// Most checkouts the queue strategy writes in one statement.
+    pub intake_max_batch: usize,
+    /// Statements of batched checkouts in flight at once.
+    pub intake_writers: usize,
 }
 
 impl Settings {
@@ -72,6 +76,8 @@ impl Settings {
             rate_limit_per_session: var("RATE_LIMIT_PER_SESSION", "50")?,
             trust_forwarded_for: var("TRUST_FORWARDED_FOR", "false")?,
             max_cart_lines: var("MAX_CART_LINES", "50")?,
+            intake_max_batch: var("CHECKOUT_INTAKE_MAX_BATCH", "128")?,
+            intake_writers: var("CHECKOUT_INTAKE_WRITERS", "4")?,
         })
     }
 }

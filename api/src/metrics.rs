@@ -17,6 +17,8 @@ pub const HTTP_DURATION: &str = "shop_api_http_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "shop_api_http_requests_in_flight";
 /// Label `result`: `local` (this process's copy), `hit` (Redis), `miss` or `error`.
 pub const CACHE_LOOKUPS: &str = "shop_api_cache_lookups_total";
+/// Checkouts the queue strategy wrote per statement.
+pub const INTAKE_BATCH: &str = "shop_api_checkout_intake_batch_size";
 /// Checkout requests by `strategy` and `outcome`: `accepted` (PENDING, handed to the pipeline),
 /// `confirmed` (decided in the request), `replayed` (Idempotency-Key seen before),
 /// `out_of_stock`, `contention` (a synchronous strategy gave up), or `error` (any other).
@@ -44,6 +46,11 @@ pub async fn track_http(request: Request, next: Next) -> Response {
 
 pub fn cache_lookup(result: &'static str) {
     metrics::counter!(CACHE_LOOKUPS, "result" => result).increment(1);
+}
+
+/// How many checkouts the queue strategy's intake wrote in one statement.
+pub fn intake_batch(size: usize) {
+    metrics::histogram!(INTAKE_BATCH).record(size as f64);
 }
 
 pub fn checkout(strategy: Strategy, result: &Result<Placed, ApiError>) {

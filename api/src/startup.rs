@@ -1,6 +1,6 @@
 //! Building the application from settings and running it until SIGTERM or Ctrl-C.
 
-use crate::{config::Settings, error::error_body, products::local::LocalCache};
+use crate::{checkout::Intake, config::Settings, error::error_body, products::local::LocalCache};
 use axum::{
     extract::DefaultBodyLimit,
     http::StatusCode,
@@ -44,6 +44,8 @@ pub struct AppState {
     pub order_updates: broadcast::Sender<OrderStatusChanged>,
     /// Cancelled when shutdown begins: `/readyz` turns unready and SSE streams end.
     pub shutting_down: CancellationToken,
+    /// Writes the queue strategy's checkouts in batches.
+    pub intake: Intake,
 }
 
 impl AppState {
@@ -59,6 +61,11 @@ impl AppState {
             order_updates.clone(),
         ));
         Ok(Self {
+            intake: Intake::start(
+                db.clone(),
+                settings.intake_max_batch,
+                settings.intake_writers,
+            ),
             keys,
             order_updates,
             shutting_down: CancellationToken::new(),

@@ -19,7 +19,7 @@ use rand::Rng;
 use shop_domain::messages::{CommandKind, OrderEvent, OrderStatus};
 use shop_infra::{
     fulfilment::{self, LedgerEntry},
-    outbox::{self, Outbox},
+    outbox::{self, Columns, Outbox},
 };
 use std::{
     collections::HashMap,
@@ -76,7 +76,7 @@ async fn with_retries(
 /// What a confirmed order writes besides itself and the stock, prepared once for all attempts:
 /// its `OrderCreated` and `OrderConfirmed` events and the ledger's reserve entries.
 struct Writes {
-    messages: Outbox,
+    messages: Columns,
     ledger: Vec<LedgerEntry>,
 }
 
@@ -99,7 +99,10 @@ impl Writes {
                 applied: true,
             })
             .collect();
-        Ok(Self { messages, ledger })
+        Ok(Self {
+            messages: messages.columns()?,
+            ledger,
+        })
     }
 }
 

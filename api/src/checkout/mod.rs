@@ -9,8 +9,11 @@
 //! - `optimistic`, `redis-lock`, `row-lock` ([`locking`]): the order is decided in the request
 //!   and answered 201 CONFIRMED, or 409 with the short lines.
 
+mod intake;
 mod locking;
 mod queue;
+
+pub use intake::Intake;
 
 use crate::{
     error::{ApiError, ErrorBody},
@@ -33,7 +36,7 @@ use shop_domain::{
     messages::{EventLine, OrderEvent, OrderStatus, ShortLine},
     Money, OrderId, ProductId, Quantity, UserId,
 };
-use shop_infra::outbox::Outbox;
+use shop_infra::outbox::Columns;
 use sqlx::PgConnection;
 use std::{collections::HashMap, fmt, str::FromStr};
 use utoipa::ToSchema;
@@ -189,6 +192,7 @@ pub(crate) fn short_lines(lines: &[Line], stock: &HashMap<i64, i64>) -> Vec<Shor
 }
 
 /// An order about to be written: the cart's lines (sorted by product id) at today's prices.
+#[derive(Clone)]
 pub(crate) struct NewOrder {
     id: OrderId,
     user: UserId,
@@ -210,6 +214,20 @@ pub(crate) enum Written {
     CartChanged,
 }
 
+impl Written {
+    /// From what the statement saw: whether it inserted the order, and how many of the order's
+    /// `lines` it found unchanged in the cart.
+    fn from_outcome(inserted: bool, in_cart: i64, lines: i64) -> Self {
+        if inserted {
+            Self::Placed
+        } else if in_cart == lines {
+            Self::KeyTaken
+        } else {
+            Self::CartChanged
+        }
+    }
+}
+
 impl NewOrder {
     /// Writes the order with `status`, its lines and `messages` (its outbox rows), and takes its
     /// lines out of the cart, in one statement: one round trip, atomic on its own or within the
@@ -221,13 +239,12 @@ impl NewOrder {
         &self,
         conn: &mut PgConnection,
         status: OrderStatus,
-        messages: &Outbox,
+        messages: &Columns,
     ) -> Result<Written, ApiError> {
         let (pending_lines, line_status) = match status {
             OrderStatus::Pending => (self.lines.len() as i32, "PENDING"),
             _ => (0, "RESERVED"),
         };
-        let messages = messages.columns()?;
         let (inserted, in_cart): (Option<Uuid>, i64) = sqlx::query_as(
             "WITH cart AS (
                  SELECT c.product_id FROM cart_items c
@@ -270,13 +287,11 @@ impl NewOrder {
         .bind(&messages.payloads)
         .fetch_one(conn)
         .await?;
-        Ok(if inserted.is_some() {
-            Written::Placed
-        } else if in_cart == self.lines.len() as i64 {
-            Written::KeyTaken
-        } else {
-            Written::CartChanged
-        })
+        Ok(Written::from_outcome(
+            inserted.is_some(),
+            in_cart,
+            self.lines.len() as i64,
+        ))
     }
 
     fn created_event(&self) -> OrderEvent {

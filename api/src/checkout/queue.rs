@@ -1,5 +1,5 @@
 //! The `queue` strategy: the order is recorded PENDING, with one reserve command per line and
-//! `OrderCreated` in the outbox, in one statement. Once that commits the order cannot be lost:
+//! `OrderCreated` in the outbox, in one statement ([`super::intake`] batches concurrent ones). Once that commits the order cannot be lost:
 //! the relay in the checkout worker moves the outbox to Kafka whether or not this process is
 //! still alive, and the worker owning each product's partition decides the line.
 
@@ -21,11 +21,9 @@ pub(super) async fn hand_off(state: &AppState, order: &NewOrder) -> Result<Place
         &order.created_event(),
     )?;
 
-    // One statement, committed on its own: no BEGIN and COMMIT round trips.
-    let mut conn = state.db.acquire().await?;
-    let written = order
-        .insert(&mut conn, OrderStatus::Pending, &messages)
-        .await?;
+    // One statement, committed on its own (no BEGIN and COMMIT round trips), shared with the
+    // checkouts that arrive meanwhile.
+    let written = state.intake.write(order, &messages).await?;
     if written != Written::Placed {
         return replay(state, order, written).await;
     }

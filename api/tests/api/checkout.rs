@@ -237,3 +237,96 @@ async fn an_idempotency_key_never_gets_no_order_before_an_order() {
     .await;
     assert_eq!(replayed, refused);
 }
+
+#[tokio::test]
+async fn checkouts_that_arrive_together_share_a_statement_and_each_ends_once() {
+    // One writer: while it writes, the others queue up and go together.
+    let app = TestApp::spawn_configured(|s| s.intake_writers = 1).await;
+    let mut shoppers = Vec::new();
+    for _ in 0..24 {
+        shoppers.push(shopper_with(&app, 100, 2).await.1);
+    }
+    // Every shopper checks out twice at once: one order each, the other refused.
+    let answers = futures_util::future::join_all(
+        shoppers
+            .iter()
+            .flat_map(|s| [app.checkout(&s.token, None), app.checkout(&s.token, None)]),
+    )
+    .await;
+    let accepted = answers
+        .iter()
+        .filter(|a| a.status() == StatusCode::ACCEPTED)
+        .count();
+    // 409 when the other took the cart's lines under it, 422 when the cart was empty already.
+    let refused = answers
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.status(),
+                StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY
+            )
+        })
+        .count();
+    assert_eq!((accepted, refused), (24, 24));
+    let (orders, lines, outbox, carts): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING'),
+                (SELECT count(*) FROM order_items WHERE quantity = 2),
+                (SELECT count(*) FROM outbox),
+                (SELECT count(*) FROM cart_items)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("counts");
+    assert_eq!((orders, lines, outbox, carts), (24, 24, 24, 0));
+    // Rows written by one statement (and its commit) share their transaction id.
+    let transactions: i64 = sqlx::query_scalar("SELECT count(DISTINCT xmin::TEXT) FROM orders")
+        .fetch_one(&app.db)
+        .await
+        .expect("transactions");
+    assert!(transactions < 24, "24 orders in {transactions} statements");
+}
+
+#[tokio::test]
+async fn a_checkout_that_fails_its_batch_fails_alone() {
+    let app = TestApp::spawn_configured(|s| s.intake_writers = 1).await;
+    // A fault only one order meets, inside the batch's statement.
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'boom'; END $$;
+         CREATE TRIGGER refuse_boom BEFORE INSERT ON orders FOR EACH ROW
+         WHEN (NEW.delivery_address = 'boom') EXECUTE FUNCTION refuse_boom();",
+    )
+    .execute(&app.db)
+    .await
+    .expect("trigger");
+    let mut shoppers = Vec::new();
+    for _ in 0..16 {
+        shoppers.push(shopper_with(&app, 100, 1).await.1);
+    }
+    let answers = futures_util::future::join_all(shoppers.iter().enumerate().map(|(i, s)| {
+        let address = if i % 4 == 0 { "boom" } else { "here" };
+        app.client
+            .post(app.url("/orders/checkout"))
+            .bearer_auth(&s.token)
+            .json(&serde_json::json!({ "delivery_address": address }))
+            .send()
+    }))
+    .await;
+    for (i, answer) in answers.into_iter().enumerate() {
+        let status = answer.expect("answered").status();
+        if i % 4 == 0 {
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "shopper {i}");
+        } else {
+            assert_eq!(
+                status,
+                StatusCode::ACCEPTED,
+                "shopper {i}: not failed by another's order"
+            );
+        }
+    }
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&app.db)
+        .await
+        .expect("orders");
+    assert_eq!(orders, 12);
+}

@@ -1,0 +1,245 @@
+//! The queue strategy's intake: checkouts that arrive together are written in one statement and
+//! one commit, as a worker lane applies the commands queued for its partition in one
+//! transaction. Under load PostgreSQL's cost per order is then a share of a statement and of a
+//! commit instead of a whole one; a lone checkout is written at once, on its own.
+//!
+//! A dispatcher takes what has queued up (up to `CHECKOUT_INTAKE_MAX_BATCH`) as soon as one of
+//! `CHECKOUT_INTAKE_WRITERS` writers is free, so nothing waits for a batch to fill. A batch holds
+//! at most one checkout per shopper (a second one waits for the next batch), so the per-order
+//! rules are those of [`NewOrder::insert`]: the cart's lines are locked and must still be the
+//! snapshot's, and the idempotency key's unique constraint settles retries. A batch that fails
+//! as a whole (a deadlock between writers, a row that breaks a constraint) is written again
+//! order by order, so one bad checkout never fails the others.
+
+use super::{NewOrder, Written};
+use crate::error::ApiError;
+use shop_infra::outbox::{Columns, Outbox};
+use sqlx::PgPool;
+use std::{collections::HashSet, collections::VecDeque, sync::Arc};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use uuid::Uuid;
+
+/// A checkout waiting to be written, and where its outcome goes.
+struct Submission {
+    order: NewOrder,
+    messages: Columns,
+    reply: oneshot::Sender<Result<Written, ApiError>>,
+}
+
+/// Hands checkouts to the dispatcher ([`Intake::start`]).
+#[derive(Clone)]
+pub struct Intake {
+    submissions: mpsc::Sender<Submission>,
+}
+
+impl Intake {
+    /// Starts the dispatcher on `pool`. It ends when every `Intake` handle is dropped.
+    pub fn start(pool: PgPool, max_batch: usize, writers: usize) -> Self {
+        let (submissions, receiver) = mpsc::channel(max_batch.max(1) * writers.max(1) * 4);
+        tokio::spawn(dispatch(pool, receiver, max_batch.max(1), writers.max(1)));
+        Self { submissions }
+    }
+
+    /// Writes `order` PENDING with its lines and `messages` (its outbox row), taking its lines out
+    /// of the cart; what [`NewOrder::insert`] does, in a batch with whatever arrives meanwhile.
+    pub(super) async fn write(
+        &self,
+        order: &NewOrder,
+        messages: &Outbox,
+    ) -> Result<Written, ApiError> {
+        let (reply, outcome) = oneshot::channel();
+        self.submissions
+            .send(Submission {
+                order: order.clone(),
+                messages: messages.columns()?,
+                reply,
+            })
+            .await
+            .map_err(|_| ApiError::Internal("the checkout intake has stopped".into()))?;
+        outcome.await.map_err(|_| {
+            ApiError::Internal(format!("the checkout intake dropped order {}", order.id).into())
+        })?
+    }
+}
+
+/// Takes batches off `receiver` whenever a writer is free, until every sender is gone.
+async fn dispatch(
+    pool: PgPool,
+    mut receiver: mpsc::Receiver<Submission>,
+    max_batch: usize,
+    writers: usize,
+) {
+    let free = Arc::new(Semaphore::new(writers));
+    let mut held: VecDeque<Submission> = VecDeque::new();
+    loop {
+        let Ok(writer) = free.clone().acquire_owned().await else {
+            return;
+        };
+        let first = match held.pop_front() {
+            Some(first) => first,
+            None => match receiver.recv().await {
+                Some(first) => first,
+                None => return,
+            },
+        };
+        let batch = gather(first, &mut held, &mut receiver, max_batch);
+        crate::metrics::intake_batch(batch.len());
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            write_batch(&pool, batch).await;
+            drop(writer);
+        });
+    }
+}
+
+/// `first` and what is queued behind it, up to `max_batch`, at most one per shopper: a second
+/// checkout of a shopper already in the batch is held for the next one.
+fn gather(
+    first: Submission,
+    held: &mut VecDeque<Submission>,
+    receiver: &mut mpsc::Receiver<Submission>,
+    max_batch: usize,
+) -> Vec<Submission> {
+    let mut shoppers = HashSet::from([first.order.user]);
+    let mut batch = vec![first];
+    let mut deferred = VecDeque::new();
+    while batch.len() < max_batch {
+        let Some(next) = held.pop_front().or_else(|| receiver.try_recv().ok()) else {
+            break;
+        };
+        if shoppers.insert(next.order.user) {
+            batch.push(next);
+        } else {
+            deferred.push_back(next);
+        }
+    }
+    deferred.append(held);
+    *held = deferred;
+    batch
+}
+
+/// Writes a batch and answers each checkout in it.
+async fn write_batch(pool: &PgPool, batch: Vec<Submission>) {
+    match insert_batch(pool, &batch).await {
+        Ok(outcomes) => {
+            for submission in batch {
+                let written = outcomes
+                    .iter()
+                    .find(|(id, _)| *id == submission.order.id.as_uuid())
+                    .map(|&(_, written)| written)
+                    .ok_or_else(|| ApiError::Internal("a batch lost an order".into()));
+                // A client that went away no longer waits for its answer.
+                let _ = submission.reply.send(written);
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, orders = batch.len(), "checkout batch failed; writing its orders one by one");
+            for submission in batch {
+                let written = alone(pool, &submission).await;
+                let _ = submission.reply.send(written);
+            }
+        }
+    }
+}
+
+/// One checkout on its own ([`NewOrder::insert`]).
+async fn alone(pool: &PgPool, submission: &Submission) -> Result<Written, ApiError> {
+    let mut conn = pool.acquire().await?;
+    submission
+        .order
+        .insert(
+            &mut conn,
+            shop_domain::messages::OrderStatus::Pending,
+            &submission.messages,
+        )
+        .await
+}
+
+/// The batch's orders in one statement, each with the rules of [`NewOrder::insert`]. Returns
+/// each order's outcome.
+async fn insert_batch(
+    pool: &PgPool,
+    batch: &[Submission],
+) -> Result<Vec<(Uuid, Written)>, sqlx::Error> {
+    let orders: Vec<&NewOrder> = batch.iter().map(|s| &s.order).collect();
+    let lines: Vec<(Uuid, &super::Line)> = orders
+        .iter()
+        .flat_map(|o| o.lines.iter().map(move |l| (o.id.as_uuid(), l)))
+        .collect();
+    let messages: Vec<(Uuid, usize)> = batch
+        .iter()
+        .flat_map(|s| (0..s.messages.streams.len()).map(move |i| (s.order.id.as_uuid(), i)))
+        .collect();
+    let message = |f: fn(&Columns) -> &Vec<String>| -> Vec<String> {
+        batch
+            .iter()
+            .flat_map(|s| f(&s.messages).iter().cloned())
+            .collect()
+    };
+    let rows: Vec<(Uuid, bool, i64, i32)> = sqlx::query_as(
+        "WITH ord AS (
+             SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::INT[])
+                 AS o(id, user_id, total, address, idem, n)
+         ), l AS (
+             SELECT * FROM UNNEST($7::UUID[], $8::BIGINT[], $9::INT[], $10::BIGINT[]) AS l(o, p, q, c)
+         ), cart AS (
+             SELECT ord.id AS o, c.user_id, c.product_id
+             FROM ord JOIN l ON l.o = ord.id
+             JOIN cart_items c ON c.user_id = ord.user_id AND c.product_id = l.p AND c.quantity = l.q
+             FOR UPDATE OF c
+         ), matched AS (
+             SELECT ord.*, (SELECT count(*) FROM cart WHERE cart.o = ord.id) AS in_cart FROM ord
+         ), o AS (
+             INSERT INTO orders (id, user_id, total_cents, delivery_address, idempotency_key,
+                                 pending_lines, status)
+             SELECT id, user_id, total, address, idem, n, 'PENDING' FROM matched WHERE in_cart = n
+             ON CONFLICT ON CONSTRAINT orders_user_idempotency_key DO NOTHING
+             RETURNING id
+         ), lines AS (
+             INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase, status)
+             SELECT l.o, l.p, l.q, l.c, 'PENDING' FROM l JOIN o ON o.id = l.o
+         ), messages AS (
+             INSERT INTO outbox (stream, message_key, payload)
+             SELECT m.s, m.k, m.p
+             FROM UNNEST($11::UUID[], $12::TEXT[], $13::TEXT[], $14::TEXT[]) AS m(o, s, k, p)
+             JOIN o ON o.id = m.o
+         ), taken AS (
+             DELETE FROM cart_items c USING cart JOIN o ON o.id = cart.o
+             WHERE c.user_id = cart.user_id AND c.product_id = cart.product_id
+         )
+         SELECT matched.id, o.id IS NOT NULL, matched.in_cart, matched.n
+         FROM matched LEFT JOIN o ON o.id = matched.id",
+    )
+    .bind(orders.iter().map(|o| o.id.as_uuid()).collect::<Vec<_>>())
+    .bind(orders.iter().map(|o| o.user.get()).collect::<Vec<_>>())
+    .bind(orders.iter().map(|o| o.total.minor_units()).collect::<Vec<_>>())
+    .bind(
+        orders
+            .iter()
+            .map(|o| o.delivery_address.as_deref().map(str::trim))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        orders
+            .iter()
+            .map(|o| o.idempotency_key.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(orders.iter().map(|o| o.lines.len() as i32).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(o, _)| *o).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(_, l)| l.product.get()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(_, l)| i32::from(l.quantity)).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(_, l)| l.price.minor_units()).collect::<Vec<_>>())
+    .bind(messages.iter().map(|(o, _)| *o).collect::<Vec<_>>())
+    .bind(message(|c| &c.streams))
+    .bind(message(|c| &c.keys))
+    .bind(message(|c| &c.payloads))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, placed, in_cart, lines)| {
+            (id, Written::from_outcome(placed, in_cart, lines.into()))
+        })
+        .collect())
+}
