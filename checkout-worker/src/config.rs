@@ -41,7 +41,8 @@ pub struct WorkerSettings {
     pub relay_claim: Duration,
     /// `RELAY_IDLE_POLL_MS`: how long the relay first waits when the outbox is empty; the wait
     /// doubles with every empty round up to `RELAY_IDLE_POLL_MAX_MS`, and starts again at once
-    /// when there are rows.
+    /// when there are rows, or when a writer announces rows (`NOTIFY outbox_written`: the API's
+    /// checkouts, or a batch of this process).
     pub relay_idle_poll: Duration,
     /// `RELAY_IDLE_POLL_MAX_MS`: the longest wait of an idle relay.
     pub relay_idle_poll_max: Duration,
@@ -70,7 +71,7 @@ impl WorkerSettings {
             relay_batch: var("RELAY_BATCH", "1000")?,
             relay_claim: Duration::from_millis(var("RELAY_CLAIM_MS", "3000")?),
             relay_idle_poll: Duration::from_millis(var("RELAY_IDLE_POLL_MS", "10")?),
-            relay_idle_poll_max: Duration::from_millis(var("RELAY_IDLE_POLL_MAX_MS", "40")?),
+            relay_idle_poll_max: Duration::from_millis(var("RELAY_IDLE_POLL_MAX_MS", "1000")?),
             idle_pause: Duration::from_millis(var("CONSUMER_IDLE_PAUSE_MS", "1000")?),
             metrics_addr: var("WORKER_METRICS_ADDR", "127.0.0.1:9101")?,
         })

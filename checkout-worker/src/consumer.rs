@@ -26,6 +26,7 @@ use rdkafka::{
     ClientContext, Offset, Statistics, TopicPartitionList,
 };
 use shop_domain::messages::InventoryCommand;
+use shop_infra::outbox;
 use sqlx::postgres::PgListener;
 use std::{
     collections::{BTreeMap, HashMap},
@@ -36,7 +37,7 @@ use std::{
     time::{Duration, Instant},
 };
 use tokio::{
-    sync::{mpsc, watch},
+    sync::{mpsc, watch, Notify},
     task::JoinSet,
 };
 use tokio_util::sync::CancellationToken;
@@ -81,6 +82,9 @@ pub struct Lanes {
     pub reclaim: AtomicBool,
     /// `CONSUMER_IDLE_PAUSE_MS`: idle partitions stop being fetched after this ([`Idle`]).
     pub idle_pause: Duration,
+    /// Wakes this process's relay: outbox rows were written (by a batch here, or announced by
+    /// another process).
+    pub outbox_written: Arc<Notify>,
 }
 
 /// What a relay said it produced (`None`: the announcements' connection was (re)made, and some
@@ -270,18 +274,26 @@ async fn keep_membership(lanes: Arc<Lanes>, ownership: watch::Sender<Ownership>)
     }
 }
 
-/// Passes on what relays announce on [`relay::COMMANDS_PRODUCED`], reconnecting when the
+/// Passes on what relays announce on [`relay::COMMANDS_PRODUCED`], and wakes this process's
+/// relay when outbox rows were written (`outbox::WRITTEN_CHANNEL`), reconnecting when the
 /// connection is lost (and then saying that some announcements may have been missed).
-async fn listen_for_commands(lanes: Arc<Lanes>, announce: mpsc::Sender<Announced>) {
+async fn listen(lanes: Arc<Lanes>, announce: mpsc::Sender<Announced>) {
     loop {
         let listened = async {
             let mut listener = PgListener::connect_with(&lanes.membership.pool).await?;
-            listener.listen(relay::COMMANDS_PRODUCED).await?;
+            listener
+                .listen_all([relay::COMMANDS_PRODUCED, outbox::WRITTEN_CHANNEL])
+                .await?;
+            lanes.outbox_written.notify_one();
             if announce.send(None).await.is_err() {
                 return Ok(());
             }
             loop {
                 let notification = listener.recv().await?;
+                if notification.channel() == outbox::WRITTEN_CHANNEL {
+                    lanes.outbox_written.notify_one();
+                    continue;
+                }
                 let partitions = notification
                     .payload()
                     .split(',')
@@ -308,7 +320,7 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
     let (publish, mut ownership) = watch::channel(Ownership::default());
     let membership = tokio::spawn(keep_membership(lanes.clone(), publish));
     let (announce, mut announced) = mpsc::channel::<Announced>(64);
-    let listener = tokio::spawn(listen_for_commands(lanes.clone(), announce));
+    let listener = tokio::spawn(listen(lanes.clone(), announce));
     let mut idle = Idle::new(lanes.idle_pause);
     let mut idle_tick =
         tokio::time::interval((lanes.idle_pause / 4).max(Duration::from_millis(50)));
@@ -502,6 +514,9 @@ async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> Op
         .await;
         let (reason, error) = match applied {
             Ok(Ok(result)) => {
+                if !result.finalized.is_empty() || result.parked > 0 {
+                    lanes.outbox_written.notify_one();
+                }
                 metrics::record_batch(&result, started.elapsed());
                 lanes.announcer.after_commit(&result).await;
                 return None;

@@ -142,10 +142,12 @@ impl Worker {
                 Err(error) => tracing::warn!(%error, "hot inventory rebuild failed"),
             }
         });
+        let outbox_written = Arc::new(tokio::sync::Notify::new());
         let relay = tokio::spawn(relay::run(
             pool.clone(),
             producer,
             settings.clone(),
+            outbox_written.clone(),
             stop.clone(),
         ));
         tokio::spawn(relay::report_backlog(pool.clone(), stop.clone()));
@@ -167,6 +169,7 @@ impl Worker {
             stop,
             reclaim: AtomicBool::new(false),
             idle_pause: settings.idle_pause,
+            outbox_written,
         });
         tracing::info!(topic = %lanes.membership.topic, group = %settings.consumer_group, "checkout worker running");
         consumer::run(lanes).await?;

@@ -23,7 +23,8 @@ use rdkafka::{
 use shop_domain::ProductId;
 use shop_infra::outbox::{self, Message};
 use sqlx::PgPool;
-use std::{collections::BTreeSet, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -208,21 +209,25 @@ async fn park(pool: &PgPool, letters: &[DeadLetter]) -> Result<(), RelayError> {
     Ok(())
 }
 
-/// Relays until `stop` is cancelled. Errors (broker or database down) are retried.
+/// Relays until `stop` is cancelled. Errors (broker or database down) are retried. An idle
+/// relay's wait doubles up to `RELAY_IDLE_POLL_MAX_MS`, and ends early when `written` says rows
+/// were written.
 pub async fn run(
     pool: PgPool,
     producer: FutureProducer,
     settings: WorkerSettings,
+    written: Arc<Notify>,
     stop: CancellationToken,
 ) {
     let mut failures = 0u32;
     let mut idle = settings.relay_idle_poll;
     while !stop.is_cancelled() {
-        let pause = match relay_once(&pool, &producer, &settings).await {
+        // After an error the pause is kept whole: a wake-up must not turn a backoff into a spin.
+        let (pause, wakeable) = match relay_once(&pool, &producer, &settings).await {
             Ok(0) => {
                 let wait = idle;
                 idle = (idle * 2).min(settings.relay_idle_poll_max.max(settings.relay_idle_poll));
-                wait
+                (wait, true)
             }
             Ok(_) => {
                 failures = 0;
@@ -236,11 +241,15 @@ pub async fn run(
                     shop_infra::metrics::client_error("kafka", "produce");
                 }
                 tracing::warn!(error = %error, source = ?std::error::Error::source(&error), failures, "outbox relay round failed; retrying");
-                Duration::from_millis(100 * u64::from(failures.min(20)))
+                (
+                    Duration::from_millis(100 * u64::from(failures.min(20))),
+                    false,
+                )
             }
         };
         tokio::select! {
             () = stop.cancelled() => {}
+            () = written.notified(), if wakeable => idle = settings.relay_idle_poll,
             () = tokio::time::sleep(pause) => {}
         }
     }

@@ -19,6 +19,10 @@ pub enum OutboxError {
     Database(#[from] sqlx::Error),
 }
 
+/// The PostgreSQL channel on which writers of outbox rows wake the relays (`NOTIFY`), so an idle
+/// relay can wait long between polls and still move a new row at once.
+pub const WRITTEN_CHANNEL: &str = "outbox_written";
+
 /// An outbox row's stream when the row holds several messages: its payload is a JSON array of
 /// [`Message`]s. A transaction's messages go out as one row, so the relay claims and deletes one
 /// row per order (or per batch of decided orders) instead of one per message.

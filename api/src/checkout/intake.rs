@@ -7,13 +7,14 @@
 //! `CHECKOUT_INTAKE_WRITERS` writers is free, so nothing waits for a batch to fill. A batch holds
 //! at most one checkout per shopper (a second one waits for the next batch), so the per-order
 //! rules are those of [`NewOrder::insert`]: the cart's lines are locked and must still be the
-//! snapshot's, and the idempotency key's unique constraint settles retries. A batch that fails
+//! snapshot's, and the idempotency key's unique constraint settles retries. The statement wakes
+//! the relays (`NOTIFY` on `outbox::WRITTEN_CHANNEL`, sent at its commit). A batch that fails
 //! as a whole (a deadlock between writers, a row that breaks a constraint) is written again
 //! order by order, so one bad checkout never fails the others.
 
 use super::{NewOrder, Written};
 use crate::error::ApiError;
-use shop_infra::outbox::{Columns, Outbox};
+use shop_infra::outbox::{self, Columns, Outbox};
 use sqlx::PgPool;
 use std::{collections::HashSet, collections::VecDeque, sync::Arc};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -206,9 +207,11 @@ async fn insert_batch(
          ), taken AS (
              DELETE FROM cart_items c USING cart JOIN o ON o.id = cart.o
              WHERE c.user_id = cart.user_id AND c.product_id = cart.product_id
+         ), wake AS (
+             SELECT pg_notify($15, '') WHERE EXISTS (SELECT 1 FROM o)
          )
          SELECT matched.id, o.id IS NOT NULL, matched.in_cart, matched.n
-         FROM matched LEFT JOIN o ON o.id = matched.id",
+         FROM matched LEFT JOIN o ON o.id = matched.id, (SELECT count(*) FROM wake) AS woken",
     )
     .bind(orders.iter().map(|o| o.id.as_uuid()).collect::<Vec<_>>())
     .bind(orders.iter().map(|o| o.user.get()).collect::<Vec<_>>())
@@ -234,6 +237,7 @@ async fn insert_batch(
     .bind(message(|c| &c.streams))
     .bind(message(|c| &c.keys))
     .bind(message(|c| &c.payloads))
+    .bind(outbox::WRITTEN_CHANNEL)
     .fetch_all(pool)
     .await?;
     Ok(rows

@@ -36,7 +36,7 @@ use shop_domain::{
     messages::{EventLine, OrderEvent, OrderStatus, ShortLine},
     Money, OrderId, ProductId, Quantity, UserId,
 };
-use shop_infra::outbox::Columns;
+use shop_infra::outbox::{self, Columns};
 use sqlx::PgConnection;
 use std::{collections::HashMap, fmt, str::FromStr};
 use utoipa::ToSchema;
@@ -234,7 +234,8 @@ impl NewOrder {
     /// caller's transaction. The cart's lines are locked first and must still be the snapshot's,
     /// so two checkouts of one cart make one order; the unique constraint on the idempotency
     /// key settles concurrent retries. A rejected order's lines go back to the cart
-    /// (`fulfilment::return_to_carts`).
+    /// (`fulfilment::return_to_carts`). A PENDING order wakes the relays (`NOTIFY` at commit);
+    /// the synchronous strategies' events wait for a relay's next look.
     async fn insert(
         &self,
         conn: &mut PgConnection,
@@ -245,7 +246,7 @@ impl NewOrder {
             OrderStatus::Pending => (self.lines.len() as i32, "PENDING"),
             _ => (0, "RESERVED"),
         };
-        let (inserted, in_cart): (Option<Uuid>, i64) = sqlx::query_as(
+        let (inserted, in_cart, _): (Option<Uuid>, i64, i64) = sqlx::query_as(
             "WITH cart AS (
                  SELECT c.product_id FROM cart_items c
                  JOIN UNNEST($9::BIGINT[], $10::INT[]) AS l(p, q) ON c.product_id = l.p AND c.quantity = l.q
@@ -268,8 +269,10 @@ impl NewOrder {
              ), taken AS (
                  DELETE FROM cart_items c USING o
                  WHERE c.user_id = $2 AND c.product_id IN (SELECT product_id FROM cart)
+             ), wake AS (
+                 SELECT pg_notify($15, '') WHERE $7 = 'PENDING' AND EXISTS (SELECT 1 FROM o)
              )
-             SELECT (SELECT id FROM o), (SELECT count(*) FROM cart)",
+             SELECT (SELECT id FROM o), (SELECT count(*) FROM cart), (SELECT count(*) FROM wake)",
         )
         .bind(self.id.as_uuid())
         .bind(self.user.get())
@@ -285,6 +288,7 @@ impl NewOrder {
         .bind(&messages.streams)
         .bind(&messages.keys)
         .bind(&messages.payloads)
+        .bind(outbox::WRITTEN_CHANNEL)
         .fetch_one(conn)
         .await?;
         Ok(Written::from_outcome(

@@ -330,3 +330,23 @@ async fn a_checkout_that_fails_its_batch_fails_alone() {
         .expect("orders");
     assert_eq!(orders, 12);
 }
+
+#[tokio::test]
+async fn an_accepted_checkout_wakes_the_relays() {
+    let app = TestApp::spawn().await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&app.db)
+        .await
+        .expect("listener");
+    listener
+        .listen(shop_infra::outbox::WRITTEN_CHANNEL)
+        .await
+        .expect("listen");
+    let (_, shopper) = shopper_with(&app, 10, 1).await;
+    app.checkout_accepted(&shopper.token).await;
+    let woken = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await;
+    assert!(
+        matches!(woken, Ok(Ok(_))),
+        "no NOTIFY on {}: {woken:?}",
+        shop_infra::outbox::WRITTEN_CHANNEL
+    );
+}
