@@ -320,7 +320,7 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
     let (publish, mut ownership) = watch::channel(Ownership::default());
     let membership = tokio::spawn(keep_membership(lanes.clone(), publish));
     let (announce, mut announced) = mpsc::channel::<Announced>(64);
-    let listener = tokio::spawn(listen(lanes.clone(), announce));
+    let listener = tokio::spawn(listen(lanes.clone(), announce.clone()));
     let mut idle = Idle::new(lanes.idle_pause);
     let mut idle_tick =
         tokio::time::interval((lanes.idle_pause / 4).max(Duration::from_millis(50)));
@@ -342,8 +342,15 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
                 for &partition in &paused {
                     metrics::consumer_lag(partition, 0);
                 }
-                let resumed = idle.to_resume(Some(&[]), now);
-                if !paused.is_empty() || !resumed.is_empty() {
+                let due: Vec<(i32, i64)> = idle
+                    .due_for_look(now)
+                    .into_iter()
+                    .filter_map(|p| Some((p, *next_offsets.get(&p)?)))
+                    .collect();
+                if !due.is_empty() {
+                    tokio::spawn(look(lanes.clone(), due, announce.clone()));
+                }
+                if !paused.is_empty() {
                     lanes.fetch_active(&next_offsets, &idle);
                 }
                 continue;
@@ -442,6 +449,24 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
         tracing::warn!(%error, "cannot leave the group; the lease will expire");
     }
     Ok(())
+}
+
+/// The safety net's look at paused partitions (`(partition, next offset)`): those whose log grew
+/// past the next offset are announced, as a relay would have.
+async fn look(lanes: Arc<Lanes>, due: Vec<(i32, i64)>, announce: mpsc::Sender<Announced>) {
+    let mut grown = Vec::new();
+    for (partition, next) in due {
+        match lanes.watermarks(partition).await {
+            Ok((_, high)) if high > next => grown.push(partition),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, partition, "cannot look at a paused partition"),
+        }
+    }
+    if !grown.is_empty() {
+        tracing::info!(partitions = ?grown, "commands arrived unannounced; fetching again");
+        // The receive loop may be gone (stopping): nothing left to resume then.
+        let _ = announce.send(Some(grown)).await;
+    }
 }
 
 async fn lane(

@@ -6,8 +6,10 @@
 //! (left out of the consumer's assignment: librdkafka's own pause took about 800 ms to fetch
 //! again after a resume, measured with `shop-bench idle`);
 //! it is resumed at once when a relay announces commands for it (or when the announcements'
-//! connection comes back, since some may have been missed), and, as a safety net for commands
-//! produced by anything else, after twenty times `pause_after`.
+//! connection comes back, since some may have been missed). As a safety net for commands
+//! produced by anything else, every twenty times `pause_after` the worker asks the broker for
+//! the end of each paused partition's log (one small request, no fetching) and resumes those
+//! that grew.
 
 use std::{
     collections::HashMap,
@@ -77,24 +79,36 @@ impl Idle {
     }
 
     /// Paused partitions to fetch again: those `announced` (all of them for `None`: the
-    /// announcements may have missed some), and those paused for the safety net's time.
+    /// announcements may have missed some).
     pub fn to_resume(&mut self, announced: Option<&[i32]>, now: Instant) -> Vec<i32> {
+        let resumed: Vec<i32> = self
+            .paused
+            .keys()
+            .copied()
+            .filter(|p| announced.is_none_or(|a| a.contains(p)))
+            .collect();
+        for p in &resumed {
+            self.paused.remove(p);
+            self.last_seen.insert(*p, now);
+        }
+        resumed
+    }
+
+    /// Paused partitions that went the safety net's time (twenty times `pause_after`) without an
+    /// announcement: the caller looks whether their logs grew (and resumes those that did). Each
+    /// is due again after another such time.
+    pub fn due_for_look(&mut self, now: Instant) -> Vec<i32> {
         let safety = self.pause_after * SAFETY_FACTOR;
-        let mut resumed = Vec::new();
-        for (&p, &since) in &self.paused {
-            if announced.is_none_or(|a| a.contains(&p)) {
-                resumed.push((p, now));
-            } else if now.duration_since(since) >= safety {
-                // Only a look: paused again after a quarter of `pause_after` without commands.
-                let look = self.pause_after - self.pause_after / 4;
-                resumed.push((p, now.checked_sub(look).unwrap_or(now)));
-            }
+        let due: Vec<i32> = self
+            .paused
+            .iter()
+            .filter(|(_, since)| now.duration_since(**since) >= safety)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &due {
+            self.paused.insert(*p, now);
         }
-        for &(p, seen) in &resumed {
-            self.paused.remove(&p);
-            self.last_seen.insert(p, seen);
-        }
-        resumed.into_iter().map(|(p, _)| p).collect()
+        due
     }
 }
 
@@ -119,24 +133,25 @@ mod tests {
     }
 
     #[test]
-    fn a_partition_paused_too_long_is_fetched_again_and_a_new_owner_set_resumes_all() {
+    fn a_partition_paused_too_long_is_due_for_a_look_and_a_new_owner_set_resumes_all() {
         let start = Instant::now();
         let second = Duration::from_secs(1);
         let mut idle = Idle::new(second);
         idle.reset(&[4], start);
         assert_eq!(idle.to_pause(start + second), [4]);
         assert!(idle.to_resume(Some(&[]), start + second * 2).is_empty());
-        assert_eq!(idle.to_resume(Some(&[]), start + second * 21), [4]);
-        assert!(idle.to_pause(start + second * 21 + second / 8).is_empty());
-        assert_eq!(
-            idle.to_pause(start + second * 21 + second / 4),
-            [4],
-            "only a look"
+        assert!(idle.due_for_look(start + second * 20).is_empty());
+        assert_eq!(idle.due_for_look(start + second * 21), [4]);
+        assert!(idle.is_paused(4), "a look does not resume");
+        assert!(
+            idle.due_for_look(start + second * 22).is_empty(),
+            "due once"
         );
-        idle.reset(&[5], start + second * 23);
+        assert_eq!(idle.due_for_look(start + second * 41), [4]);
+        idle.reset(&[5], start + second * 43);
         assert!(!idle.is_paused(4), "a new owner set is fetched whole");
-        assert!(idle.to_pause(start + second * 23).is_empty());
-        assert_eq!(idle.to_pause(start + second * 24), [5]);
+        assert!(idle.to_pause(start + second * 43).is_empty());
+        assert_eq!(idle.to_pause(start + second * 44), [5]);
         let mut never = Idle::new(Duration::ZERO);
         never.reset(&[1], start);
         assert!(never.to_pause(start + second * 100).is_empty());

@@ -58,9 +58,17 @@ impl TestApp {
 
     /// A checkout worker in this process.
     pub async fn spawn_worker(&self) -> RunningWorker {
-        let worker = Worker::build(self.worker_settings())
-            .await
-            .expect("worker builds");
+        self.spawn_worker_with(|_| {}).await
+    }
+
+    /// [`TestApp::spawn_worker`] with its settings changed by `configure`.
+    pub async fn spawn_worker_with(
+        &self,
+        configure: impl FnOnce(&mut WorkerSettings),
+    ) -> RunningWorker {
+        let mut settings = self.worker_settings();
+        configure(&mut settings);
+        let worker = Worker::build(settings).await.expect("worker builds");
         let stop = CancellationToken::new();
         let handle = tokio::spawn(worker.run(stop.clone()));
         RunningWorker { stop, handle }

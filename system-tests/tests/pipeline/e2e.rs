@@ -1,7 +1,12 @@
 //! End to end: API, outbox relay, broker, worker lanes.
 
 use crate::{buyer, product};
+use rdkafka::{
+    producer::{FutureProducer, FutureRecord},
+    util::Timeout,
+};
 use reqwest::StatusCode;
+use shop_infra::outbox;
 use shop_testkit::{expect_json, TestApp};
 use std::time::Duration;
 
@@ -160,5 +165,61 @@ async fn an_order_accepted_just_before_the_api_dies_still_completes() {
         .wait_for_terminal(&shopper.token, &order, SETTLE)
         .await;
     assert_eq!(done["status"], "CONFIRMED");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn commands_produced_without_an_announcement_are_still_applied() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let (quiet, busy) = (
+        product(&app, &seller, 5).await,
+        product(&app, &seller, 5).await,
+    );
+    let unannounced = buyer(&app, &[(quiet, 1)]).await;
+    let order = app.checkout_accepted(&unannounced.token).await;
+    // Its commands leave the outbox before any relay runs; they reach the topic below, straight
+    // from a producer, so no relay announces them.
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("DELETE FROM outbox RETURNING stream, message_key, payload")
+            .fetch_all(&app.db)
+            .await
+            .expect("outbox");
+    let commands: Vec<outbox::Message> = rows
+        .iter()
+        .flat_map(|(s, k, p)| outbox::unbundle(s, k, p).expect("messages"))
+        .filter(|m| m.stream == outbox::INVENTORY)
+        .collect();
+    assert_eq!(commands.len(), 1);
+    // Partitions idle for 20 ms stop being fetched; the safety net looks every 400 ms.
+    let worker = app
+        .spawn_worker_with(|s| s.idle_pause = Duration::from_millis(20))
+        .await;
+    let other = buyer(&app, &[(busy, 1)]).await;
+    let first = app.checkout_accepted(&other.token).await;
+    let done = app.wait_for_terminal(&other.token, &first, SETTLE).await;
+    assert_eq!(done["status"], "CONFIRMED", "the worker runs");
+    let settings = app.worker_settings();
+    let producer: FutureProducer = settings.kafka.client_config().create().expect("producer");
+    for command in &commands {
+        let product = shop_domain::ProductId::new(quiet).expect("id");
+        producer
+            .send(
+                FutureRecord::to(&settings.kafka.inventory_topic)
+                    .partition(inventory_partitioner::partition_for(
+                        product,
+                        settings.kafka.inventory_partitions,
+                    ))
+                    .key(&command.key)
+                    .payload(&command.payload),
+                Timeout::After(Duration::from_secs(10)),
+            )
+            .await
+            .expect("produced");
+    }
+    let done = app
+        .wait_for_terminal(&unannounced.token, &order, SETTLE)
+        .await;
+    assert_eq!(done["status"], "CONFIRMED", "{done}");
     worker.stop().await;
 }
