@@ -77,7 +77,7 @@ impl Settings {
             trust_forwarded_for: var("TRUST_FORWARDED_FOR", "false")?,
             max_cart_lines: var("MAX_CART_LINES", "50")?,
             intake_max_batch: var("CHECKOUT_INTAKE_MAX_BATCH", "128")?,
-            intake_writers: var("CHECKOUT_INTAKE_WRITERS", "4")?,
+            intake_writers: var("CHECKOUT_INTAKE_WRITERS", "2")?,
         })
     }
 }

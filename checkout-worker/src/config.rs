@@ -47,8 +47,8 @@ pub struct WorkerSettings {
     /// `RELAY_IDLE_POLL_MAX_MS`: the longest wait of an idle relay.
     pub relay_idle_poll_max: Duration,
     /// `CONSUMER_IDLE_PAUSE_MS`: a partition with no command for this long stops being fetched
-    /// until a relay announces commands for it (or, as a safety net, twenty times this has
-    /// passed); `0` keeps every partition fetched all the time.
+    /// until a relay announces commands for it (or, as a safety net, a look every twenty times
+    /// this finds that its log grew); `0` keeps every partition fetched all the time.
     pub idle_pause: Duration,
     /// `WORKER_METRICS_ADDR`: `/metrics` and `/healthz` of the worker.
     pub metrics_addr: SocketAddr,
