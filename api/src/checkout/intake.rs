@@ -167,9 +167,10 @@ async fn insert_batch(
         .iter()
         .flat_map(|o| o.lines.iter().map(move |l| (o.id.as_uuid(), l)))
         .collect();
-    let messages: Vec<(Uuid, usize)> = batch
+    // The order each outbox row belongs to.
+    let message_orders: Vec<Uuid> = batch
         .iter()
-        .flat_map(|s| (0..s.messages.streams.len()).map(move |i| (s.order.id.as_uuid(), i)))
+        .flat_map(|s| s.messages.streams.iter().map(|_| s.order.id.as_uuid()))
         .collect();
     let message = |f: fn(&Columns) -> &Vec<String>| -> Vec<String> {
         batch
@@ -233,7 +234,7 @@ async fn insert_batch(
     .bind(lines.iter().map(|(_, l)| l.product.get()).collect::<Vec<_>>())
     .bind(lines.iter().map(|(_, l)| i32::from(l.quantity)).collect::<Vec<_>>())
     .bind(lines.iter().map(|(_, l)| l.price.minor_units()).collect::<Vec<_>>())
-    .bind(messages.iter().map(|(o, _)| *o).collect::<Vec<_>>())
+    .bind(&message_orders)
     .bind(message(|c| &c.streams))
     .bind(message(|c| &c.keys))
     .bind(message(|c| &c.payloads))

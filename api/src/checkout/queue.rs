@@ -1,7 +1,8 @@
 //! The `queue` strategy: the order is recorded PENDING, with one reserve command per line and
-//! `OrderCreated` in the outbox, in one statement ([`super::intake`] batches concurrent ones). Once that commits the order cannot be lost:
-//! the relay in the checkout worker moves the outbox to Kafka whether or not this process is
-//! still alive, and the worker owning each product's partition decides the line.
+//! `OrderCreated` in the outbox, in one statement ([`super::intake`] batches concurrent ones).
+//! Once that commits the order cannot be lost: the relay in the checkout worker moves the outbox
+//! to Kafka whether or not this process is still alive, and the worker owning each product's
+//! partition decides the line.
 
 use super::{replay, NewOrder, Placed, Written};
 use crate::{error::ApiError, startup::AppState};
