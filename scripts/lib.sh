@@ -135,17 +135,38 @@ ensure_broker() {
   wait_for broker_up 30 || die "the broker did not start; see $SHOP_STATE_DIR/tansu/tansu.log"
 }
 
-# Python tools from PyPI (kubernetes-validate, schemathesis), pinned, in a virtualenv of their own
-# under $SHOP_TOOLS_DIR that is made once and reused. Puts its bin/ on PATH.
+# Python tools from PyPI (kubernetes-validate, schemathesis, aiosmtpd for the mail sink), pinned,
+# in a virtualenv of their own under $SHOP_TOOLS_DIR that is made once and reused. Puts its bin/
+# on PATH and names its interpreter in SHOP_PYTHON (the tests start mail sinks with it).
 PY_TOOLS="$SHOP_TOOLS_DIR/pytools"
+export SHOP_PYTHON="$PY_TOOLS/bin/python3"
 ensure_python_tools() {
-  local wanted=(kubernetes-validate==1.37.0 schemathesis==4.32.5)
-  if [ ! -x "$PY_TOOLS/bin/kubernetes-validate" ] || [ ! -x "$PY_TOOLS/bin/schemathesis" ]; then
+  local wanted=(kubernetes-validate==1.37.0 schemathesis==4.32.5 aiosmtpd==1.4.6)
+  if [ ! -x "$PY_TOOLS/bin/kubernetes-validate" ] || [ ! -x "$PY_TOOLS/bin/schemathesis" ] ||
+    ! "$SHOP_PYTHON" -c 'import aiosmtpd' 2>/dev/null; then
     log "installing ${wanted[*]} (PyPI) into $PY_TOOLS"
     python3 -m venv "$PY_TOOLS"
     "$PY_TOOLS/bin/pip" install -q --disable-pip-version-check "${wanted[@]}"
   fi
   export PATH="$PY_TOOLS/bin:$PATH"
+}
+
+# The development mail sink (scripts/mailsink.py): SMTP on $MAILSINK_SMTP, the mailbox on
+# http://$MAILSINK_HTTP/. Every mail the shop sends on this machine lands there, kept in
+# $SHOP_STATE_DIR/mailsink/mail.jsonl.
+export MAILSINK_SMTP=${MAILSINK_SMTP:-127.0.0.1:1025}
+export MAILSINK_HTTP=${MAILSINK_HTTP:-127.0.0.1:8025}
+export SMTP_URL=${SMTP_URL:-smtp://$MAILSINK_SMTP}
+ensure_mailsink() {
+  if curl -fsS "http://$MAILSINK_HTTP/healthz" >/dev/null 2>&1; then return 0; fi
+  ensure_python_tools
+  log "starting the development mail sink (SMTP $MAILSINK_SMTP, mailbox http://$MAILSINK_HTTP/)"
+  mkdir -p "$SHOP_STATE_DIR/mailsink"
+  (
+    exec nohup "$SHOP_PYTHON" "$PWD/scripts/mailsink.py" serve --smtp "$MAILSINK_SMTP" --http "$MAILSINK_HTTP" \
+      --store "$SHOP_STATE_DIR/mailsink/mail.jsonl" >>"$SHOP_STATE_DIR/mailsink/mailsink.log" 2>&1 </dev/null
+  ) &
+  wait_for "curl -fsS http://$MAILSINK_HTTP/healthz" 30 || die "the mail sink did not start; see $SHOP_STATE_DIR/mailsink/mailsink.log"
 }
 
 # Everything the shop needs, installed and started when missing.
@@ -155,6 +176,7 @@ ensure_services() {
   ensure_statement_stats
   ensure_redis
   ensure_broker
+  ensure_mailsink
 }
 
 # Deletes the Redis keys matching pattern $1 (inside Redis: keys may hold any byte).

@@ -1,7 +1,10 @@
 //! Every setting of the API, read from the environment in this one place, with local defaults.
 
 use crate::checkout::Strategy;
-use shop_infra::env::{var, ConfigError};
+use shop_infra::{
+    env::{var, ConfigError},
+    sign_in::{self, CodeKey},
+};
 use std::{net::SocketAddr, time::Duration};
 
 #[derive(Debug, Clone)]
@@ -52,6 +55,25 @@ pub struct Settings {
     pub intake_max_batch: usize,
     /// Statements of batched checkouts in flight at once.
     pub intake_writers: usize,
+    /// `SIGN_IN_CODE_KEY`: keys the stored hashes of sign-in codes; the notifier's must match.
+    pub sign_in_code_key: CodeKey,
+    /// `SIGN_IN_CODE_TTL_SECS`: how long a sign-in code works (the notifier stores it so).
+    pub sign_in_code_ttl: Duration,
+    /// `SIGN_IN_MAX_ATTEMPTS`: wrong codes for one account before its code is dead and further
+    /// tries get 429, until `SIGN_IN_LOCKOUT_SECS` after the first wrong one.
+    pub sign_in_max_attempts: u32,
+    /// `SIGN_IN_LOCKOUT_SECS`: the window in which wrong codes are counted.
+    pub sign_in_lockout: Duration,
+    /// `SIGN_IN_SENDS_PER_ACCOUNT`: codes sent to one email address or phone number per
+    /// `SIGN_IN_SEND_WINDOW_SECS`.
+    pub sign_in_sends_per_account: u32,
+    /// `SIGN_IN_SENDS_PER_IP`: code requests from one client address per window.
+    pub sign_in_sends_per_ip: u32,
+    /// `SIGN_IN_SEND_WINDOW_SECS`: the window of both send limits.
+    pub sign_in_send_window: Duration,
+    /// `DEV_MAILBOX_URL`: where a development mail sink shows mail; the storefront links to it.
+    /// Empty (the default) in production: no link.
+    pub dev_mailbox_url: String,
 }
 
 impl Settings {
@@ -78,6 +100,14 @@ impl Settings {
             max_cart_lines: var("MAX_CART_LINES", "50")?,
             intake_max_batch: var("CHECKOUT_INTAKE_MAX_BATCH", "128")?,
             intake_writers: var("CHECKOUT_INTAKE_WRITERS", "2")?,
+            sign_in_code_key: var("SIGN_IN_CODE_KEY", sign_in::DEVELOPMENT_KEY)?,
+            sign_in_code_ttl: Duration::from_secs(var("SIGN_IN_CODE_TTL_SECS", "600")?),
+            sign_in_max_attempts: var("SIGN_IN_MAX_ATTEMPTS", "5")?,
+            sign_in_lockout: Duration::from_secs(var("SIGN_IN_LOCKOUT_SECS", "900")?),
+            sign_in_sends_per_account: var("SIGN_IN_SENDS_PER_ACCOUNT", "5")?,
+            sign_in_sends_per_ip: var("SIGN_IN_SENDS_PER_IP", "30")?,
+            sign_in_send_window: Duration::from_secs(var("SIGN_IN_SEND_WINDOW_SECS", "900")?),
+            dev_mailbox_url: var("DEV_MAILBOX_URL", "")?,
         })
     }
 }

@@ -30,6 +30,13 @@ pub enum ApiError {
     /// Checkout found lines short of stock: 409 naming each of them.
     #[error("not enough stock for {} of the order's lines", .0.len())]
     OutOfStock(Vec<ShortLine>),
+    /// 429 with `Retry-After` in whole seconds (at least one).
+    #[error("{message}")]
+    TooMany {
+        code: &'static str,
+        message: &'static str,
+        retry_after_secs: u64,
+    },
     #[error("a valid session token is required: send `Authorization: Bearer <token>`; POST /sessions issues one")]
     Unauthorized,
     /// PostgreSQL or Redis could not be reached in time: 503, the client may retry.
@@ -80,6 +87,7 @@ impl ApiError {
             Self::Client { status, code, .. } => (*status, code),
             Self::OutOfStock(_) => (StatusCode::CONFLICT, "out_of_stock"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::TooMany { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Replayed { status, .. } => (*status, "replayed"),
@@ -155,11 +163,22 @@ impl IntoResponse for ApiError {
             Self::Replayed { body, .. } => (status, axum::Json(body)).into_response(),
             _ => error_body(status, code, &self.to_string()),
         };
-        if matches!(self, Self::Unauthorized) {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+        match self {
+            Self::Unauthorized => {
+                response.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+            }
+            Self::TooMany {
+                retry_after_secs, ..
+            } => {
+                response.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(retry_after_secs.max(1)),
+                );
+            }
+            _ => {}
         }
         response
     }

@@ -1,5 +1,5 @@
 //! The shop's HTTP API. `startup::Application` assembles it; each feature module (`users`,
-//! `products`, `cart`) owns its routes and queries.
+//! `sign_in`, `products`, `cart`) owns its routes and queries.
 
 pub mod cart;
 pub mod checkout;
@@ -14,8 +14,10 @@ pub mod metrics;
 pub mod openapi;
 pub mod orders;
 pub mod products;
+pub mod security;
 pub mod serve;
 pub mod sessions;
+pub mod sign_in;
 pub mod startup;
 pub mod storefront;
 pub mod users;

@@ -14,8 +14,8 @@ use crate::{
     startup::AppState,
 };
 use axum::{
-    extract::{ConnectInfo, Request, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    extract::{ConnectInfo, FromRequestParts, Request, State},
+    http::{header, request::Parts, HeaderMap, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -48,7 +48,11 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         .as_secs();
     let mut counted = Vec::with_capacity(2);
     if settings.rate_limit_per_ip > 0 {
-        let ip = client_ip(&request, settings.trust_forwarded_for);
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer);
+        let ip = client_ip(request.headers(), peer, settings.trust_forwarded_for);
         let id = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         counted.push((
             state.keys.rate("ip", window, id.as_bytes()),
@@ -100,17 +104,13 @@ async fn count(state: &AppState, counted: &[(Vec<u8>, u32)]) -> redis::RedisResu
 }
 
 fn rate_limited() -> Response {
-    let mut response = ApiError::client(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        "too many requests; retry after the number of seconds in Retry-After",
-    )
-    .into_response();
     // Retry-After is in whole seconds, and the current one-second window ends within one.
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+    ApiError::TooMany {
+        code: "rate_limited",
+        message: "too many requests; retry after the number of seconds in Retry-After",
+        retry_after_secs: 1,
+    }
+    .into_response()
 }
 
 fn header_bytes(headers: &HeaderMap) -> usize {
@@ -120,12 +120,44 @@ fn header_bytes(headers: &HeaderMap) -> usize {
         .sum()
 }
 
+/// The client of a request as handlers see it: its address ([`client_ip`]) and user agent.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub address: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer);
+        Ok(Self {
+            address: client_ip(&parts.headers, peer, state.settings.trust_forwarded_for),
+            user_agent: parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.chars().take(200).collect()),
+        })
+    }
+}
+
 /// The client's address: the peer, or behind a trusted proxy the last `X-Forwarded-For` entry
 /// (the one that proxy appended; earlier ones are the client's to forge).
-fn client_ip(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
+fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
     if trust_forwarded_for {
-        let forwarded = request
-            .headers()
+        let forwarded = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -136,36 +168,31 @@ fn client_ip(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
             return forwarded;
         }
     }
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip())
+    peer.map(|peer| peer.ip())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Body;
+    use axum::http::HeaderValue;
 
-    fn request(peer: &str, forwarded: &[&str]) -> Request {
-        let mut builder = Request::builder().uri("/products");
-        for value in forwarded {
-            builder = builder.header("x-forwarded-for", *value);
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append("x-forwarded-for", value.parse().expect("header value"));
         }
-        let mut request = builder.body(Body::empty()).expect("request");
-        let peer: SocketAddr = peer.parse().expect("address");
-        request.extensions_mut().insert(ConnectInfo(peer));
-        request
+        headers
     }
 
     #[test]
     fn the_client_is_the_peer_unless_a_trusted_proxy_says_otherwise() {
-        let plain = request("10.0.0.7:5000", &["203.0.113.9"]);
-        assert_eq!(client_ip(&plain, false), "10.0.0.7".parse().ok());
-        let proxied = request("10.0.0.7:5000", &["1.1.1.1, 203.0.113.9", "198.51.100.4"]);
-        assert_eq!(client_ip(&proxied, true), "198.51.100.4".parse().ok());
-        let garbage = request("10.0.0.7:5000", &["not an address"]);
-        assert_eq!(client_ip(&garbage, true), "10.0.0.7".parse().ok());
+        let peer = "10.0.0.7:5000".parse().ok();
+        let plain = forwarded(&["203.0.113.9"]);
+        assert_eq!(client_ip(&plain, peer, false), "10.0.0.7".parse().ok());
+        let proxied = forwarded(&["1.1.1.1, 203.0.113.9", "198.51.100.4"]);
+        assert_eq!(client_ip(&proxied, peer, true), "198.51.100.4".parse().ok());
+        let garbage = forwarded(&["not an address"]);
+        assert_eq!(client_ip(&garbage, peer, true), "10.0.0.7".parse().ok());
     }
 
     #[test]

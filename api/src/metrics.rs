@@ -23,6 +23,9 @@ pub const INTAKE_BATCH: &str = "shop_api_checkout_intake_batch_size";
 /// `confirmed` (decided in the request), `replayed` (Idempotency-Key seen before),
 /// `out_of_stock`, `contention` (a synchronous strategy gave up), or `error` (any other).
 pub const CHECKOUTS: &str = "shop_api_checkouts_total";
+/// Sign-in by code, by `outcome`: `code_queued`, `code_unknown_address` (answered the same),
+/// `code_error`, `send_limited`, `verified`, `wrong_code`, `locked_out`.
+pub const SIGN_INS: &str = "shop_api_sign_in_total";
 /// Requests refused with 429 by the rate limiter.
 pub const RATE_LIMITED: &str = "shop_api_rate_limited_total";
 
@@ -66,4 +69,8 @@ pub fn checkout(strategy: Strategy, result: &Result<Placed, ApiError>) {
     };
     metrics::counter!(CHECKOUTS, "strategy" => strategy.as_str(), "outcome" => outcome)
         .increment(1);
+}
+
+pub fn sign_in(outcome: &'static str) {
+    metrics::counter!(SIGN_INS, "outcome" => outcome).increment(1);
 }

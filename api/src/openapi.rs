@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and served at
 //! `/openapi.json`, and the interactive docs page at `/docs`, whose assets this process serves.
 
-use crate::{cart, checkout, error, health, orders, products, storefront, users};
+use crate::{cart, checkout, error, health, orders, products, sign_in, storefront, users};
 use axum::{
     response::{Html, IntoResponse},
     routing::get,
@@ -25,7 +25,8 @@ use utoipa::{
     ),
     paths(
         health::healthz, health::readyz, health::metrics,
-        users::register, users::sign_in, users::sign_out,
+        users::register, sign_in::request_code, sign_in::verify_code, sign_in::list_sessions,
+        sign_in::end_all_sessions, sign_in::end_session, sign_in::sign_out,
         products::list, products::create, products::show, products::update,
         cart::show, cart::add, cart::update, cart::remove,
         checkout::checkout,

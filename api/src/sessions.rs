@@ -1,15 +1,24 @@
-//! Passwordless sessions: a random 256-bit bearer token, stored in Redis only as its SHA-256
-//! digest, with a sliding TTL renewed by every authenticated request.
+//! Sessions: a random 256-bit bearer token, stored in Redis only as its SHA-256 digest, with a
+//! sliding TTL renewed by every authenticated request.
+//!
+//! `<prefix>s:<digest>` holds `"<user id>|<session id>"`; the session id is the base64url of the
+//! digest's first 9 bytes, safe to show. Each user's sessions are also listed in the hash
+//! [`Keys::user_sessions`]: `m:<session id>` a JSON [`Stored`] description, `t:<session id>` the
+//! unix second it was last used. Entries whose session expired are dropped when the list is read.
 
-use crate::{error::ApiError, startup::AppState};
+use crate::{error::ApiError, limits::Client, startup::AppState};
 use axum::{
     extract::FromRequestParts,
     http::{request::Parts, HeaderMap},
 };
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::{DateTime, Utc};
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shop_domain::UserId;
+use std::collections::HashMap;
+use utoipa::ToSchema;
 
 const TOKEN_BYTES: usize = 32;
 /// Length of a token in its base64url form.
@@ -19,42 +28,219 @@ pub(crate) fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Creates a session for `user` and returns its token. Only the digest is stored.
-pub async fn issue(state: &AppState, user: UserId) -> Result<String, ApiError> {
+fn session_id(digest: &[u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(&digest[..9])
+}
+
+/// What the user's session list keeps of a session.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    created_at: DateTime<Utc>,
+    /// The session key's digest, base64url: what ending the session deletes.
+    digest: String,
+    address: Option<String>,
+    user_agent: Option<String>,
+}
+
+/// One of the user's live sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionInfo {
+    /// Pass to `DELETE /sessions/{id}`.
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    /// The client address it was created from.
+    pub address: Option<String>,
+    pub user_agent: Option<String>,
+    /// True for the session of the token presented.
+    pub current: bool,
+}
+
+fn now_secs() -> i64 {
+    Utc::now().timestamp()
+}
+
+/// Creates a session for `user` from `client` and returns its token. Only the digest is stored.
+pub async fn issue(state: &AppState, user: UserId, client: &Client) -> Result<String, ApiError> {
     let mut bytes = [0u8; TOKEN_BYTES];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let token = URL_SAFE_NO_PAD.encode(bytes);
+    let digest = digest(&token);
+    let id = session_id(&digest);
+    let stored = Stored {
+        created_at: Utc::now(),
+        digest: URL_SAFE_NO_PAD.encode(digest),
+        address: client.address.map(|a| a.to_string()),
+        user_agent: client.user_agent.clone(),
+    };
+    let ttl = state.settings.session_ttl.as_secs().max(1);
+    let index = state.keys.user_sessions(user.get());
     let mut conn = state.redis.clone();
-    let () = redis::cmd("SET")
-        .arg(state.keys.session(&digest(&token)))
-        .arg(user.get())
+    let () = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg(state.keys.session(&digest))
+        .arg(format!("{}|{id}", user.get()))
         .arg("EX")
-        .arg(state.settings.session_ttl.as_secs().max(1))
+        .arg(ttl)
+        .ignore()
+        .cmd("HSET")
+        .arg(&index)
+        .arg(format!("m:{id}"))
+        .arg(serde_json::to_string(&stored).map_err(|e| ApiError::Internal(e.into()))?)
+        .arg(format!("t:{id}"))
+        .arg(now_secs())
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(&index)
+        .arg(ttl)
+        .ignore()
         .query_async(&mut conn)
         .await?;
     Ok(token)
 }
 
-/// Ends the session of `token`, if it exists.
-pub async fn revoke(state: &AppState, token: &str) -> Result<(), ApiError> {
+/// Ends the sessions with these ids of `user`; ids that are not the user's are skipped.
+/// Returns how many existed.
+async fn end(state: &AppState, user: UserId, ids: &[String]) -> Result<usize, ApiError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let index = state.keys.user_sessions(user.get());
     let mut conn = state.redis.clone();
-    let _removed: i64 = redis::cmd("DEL")
-        .arg(state.keys.session(&digest(token)))
+    let fields: Vec<String> = ids.iter().map(|id| format!("m:{id}")).collect();
+    let stored: Vec<Option<String>> = redis::cmd("HMGET")
+        .arg(&index)
+        .arg(&fields)
         .query_async(&mut conn)
         .await?;
+    let mut pipe = redis::pipe();
+    let mut ended = 0;
+    for (id, stored) in ids.iter().zip(stored) {
+        let Some(stored) = stored.and_then(|s| serde_json::from_str::<Stored>(&s).ok()) else {
+            continue;
+        };
+        if let Ok(digest) = URL_SAFE_NO_PAD.decode(&stored.digest) {
+            pipe.cmd("DEL").arg(state.keys.session(&digest)).ignore();
+        }
+        pipe.cmd("HDEL")
+            .arg(&index)
+            .arg(format!("m:{id}"))
+            .arg(format!("t:{id}"))
+            .ignore();
+        ended += 1;
+    }
+    let () = pipe.query_async(&mut conn).await?;
+    Ok(ended)
+}
+
+/// Ends the session `id` of `user`; false if the user has no such session.
+pub async fn revoke(state: &AppState, user: UserId, id: &str) -> Result<bool, ApiError> {
+    Ok(end(state, user, &[id.to_owned()]).await? > 0)
+}
+
+/// Ends every session of `user`.
+pub async fn revoke_all(state: &AppState, user: UserId) -> Result<(), ApiError> {
+    let ids: Vec<String> = list(state, user, "")
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    end(state, user, &ids).await?;
     Ok(())
 }
 
-/// The user a token belongs to, renewing its TTL; `None` when the token is unknown or expired.
-async fn resolve(state: &AppState, token: &str) -> Result<Option<UserId>, ApiError> {
+/// The user's live sessions, newest first; `current` marks the session `current`.
+pub async fn list(
+    state: &AppState,
+    user: UserId,
+    current: &str,
+) -> Result<Vec<SessionInfo>, ApiError> {
+    let index = state.keys.user_sessions(user.get());
     let mut conn = state.redis.clone();
-    let user: Option<i64> = redis::cmd("GETEX")
-        .arg(state.keys.session(&digest(token)))
-        .arg("EX")
-        .arg(state.settings.session_ttl.as_secs().max(1))
+    let fields: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&index)
         .query_async(&mut conn)
         .await?;
-    Ok(user.and_then(|id| UserId::new(id).ok()))
+    let mut candidates = Vec::new();
+    for (field, value) in &fields {
+        let Some(id) = field.strip_prefix("m:") else {
+            continue;
+        };
+        if let Ok(stored) = serde_json::from_str::<Stored>(value) {
+            if let Ok(digest) = URL_SAFE_NO_PAD.decode(&stored.digest) {
+                candidates.push((id.to_owned(), stored, digest));
+            }
+        }
+    }
+    let mut pipe = redis::pipe();
+    for (_, _, digest) in &candidates {
+        pipe.cmd("EXISTS").arg(state.keys.session(digest));
+    }
+    let alive: Vec<bool> = pipe.query_async(&mut conn).await?;
+    let mut sessions = Vec::new();
+    let mut expired = redis::pipe();
+    for ((id, stored, _), alive) in candidates.into_iter().zip(alive) {
+        if !alive {
+            expired
+                .cmd("HDEL")
+                .arg(&index)
+                .arg(format!("m:{id}"))
+                .arg(format!("t:{id}"))
+                .ignore();
+            continue;
+        }
+        let seen = fields
+            .get(&format!("t:{id}"))
+            .and_then(|t| t.parse::<i64>().ok())
+            .and_then(|t| DateTime::from_timestamp(t, 0))
+            .unwrap_or(stored.created_at);
+        sessions.push(SessionInfo {
+            current: id == current,
+            id,
+            created_at: stored.created_at,
+            last_seen_at: seen,
+            address: stored.address,
+            user_agent: stored.user_agent,
+        });
+    }
+    let () = expired.query_async(&mut conn).await?;
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+    Ok(sessions)
+}
+
+/// Renews a session and records its use, in one round trip: returns `"<user id>|<session id>"`.
+const RESOLVE: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+local sep = string.find(v, '|', 1, true)
+if sep then
+  local index = ARGV[3] .. string.sub(v, 1, sep - 1)
+  redis.call('HSET', index, 't:' .. string.sub(v, sep + 1), ARGV[2])
+  redis.call('EXPIRE', index, ARGV[1])
+end
+return v
+";
+
+/// The user and session id a token belongs to, renewing its TTL; `None` when the token is
+/// unknown or expired.
+async fn resolve(state: &AppState, token: &str) -> Result<Option<(UserId, String)>, ApiError> {
+    static SCRIPT: std::sync::LazyLock<redis::Script> =
+        std::sync::LazyLock::new(|| redis::Script::new(RESOLVE));
+    let mut conn = state.redis.clone();
+    let value: Option<String> = SCRIPT
+        .key(state.keys.session(&digest(token)))
+        .arg(state.settings.session_ttl.as_secs().max(1))
+        .arg(now_secs())
+        .arg(state.keys.user_sessions_prefix())
+        .invoke_async(&mut conn)
+        .await?;
+    Ok(value.and_then(|v| {
+        // Sessions issued before sessions were listed hold the user id alone.
+        let (user, session) = v.split_once('|').unwrap_or((v.as_str(), ""));
+        Some((UserId::new(user.parse().ok()?).ok()?, session.to_owned()))
+    }))
 }
 
 /// The bearer token of a request, if it has the shape of one of ours.
@@ -78,7 +264,8 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub id: UserId,
-    pub token: String,
+    /// The id of the session the request presented.
+    pub session: String,
 }
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -86,11 +273,8 @@ impl FromRequestParts<AppState> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        let id = resolve(state, token).await?.ok_or(ApiError::Unauthorized)?;
-        Ok(Self {
-            id,
-            token: token.to_owned(),
-        })
+        let (id, session) = resolve(state, token).await?.ok_or(ApiError::Unauthorized)?;
+        Ok(Self { id, session })
     }
 }
 

@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::health::router())
         .merge(crate::users::router())
+        .merge(crate::sign_in::router())
         .merge(crate::products::router())
         .merge(crate::cart::router())
         .merge(crate::checkout::router())
@@ -108,6 +109,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::limits::guard,
         ))
+        .layer(middleware::from_fn(crate::security::headers))
         .layer(middleware::from_fn(crate::metrics::track_http))
         .layer(TraceLayer::new_for_http())
 }

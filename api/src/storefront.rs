@@ -1,7 +1,7 @@
 //! The storefront page (`storefront/`), served by the API itself: no CDN, no build step. The
 //! files are embedded at compile time.
 
-use crate::startup::AppState;
+use crate::{security::STOREFRONT_CSP, startup::AppState};
 use axum::{
     http::header,
     response::{Html, IntoResponse},
@@ -23,8 +23,11 @@ pub fn router() -> Router<AppState> {
 /// The storefront: browse, sign in, cart, checkout.
 #[utoipa::path(get, path = "/", tag = "storefront",
     responses((status = 200, description = "The storefront page", body = String, content_type = "text/html")))]
-pub(crate) async fn index() -> Html<&'static str> {
-    Html(INDEX)
+pub(crate) async fn index() -> impl IntoResponse {
+    (
+        [(header::CONTENT_SECURITY_POLICY, STOREFRONT_CSP)],
+        Html(INDEX),
+    )
 }
 
 /// The storefront's script.
@@ -46,6 +49,7 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, STOREFRONT_CSP),
         ],
         body,
     )

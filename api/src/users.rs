@@ -1,27 +1,20 @@
-//! Registration and passwordless sessions.
+//! Registration: an account works at once, signed in (sign-in later is by code: `sign_in`).
 
 use crate::{
     error::{ApiError, ErrorBody},
     extract::Json,
-    sessions::{self, CurrentUser},
+    limits::Client,
+    sessions,
     startup::AppState,
 };
-use axum::{
-    extract::State,
-    http::StatusCode,
-    routing::{delete, post},
-    Router,
-};
+use axum::{extract::State, http::StatusCode, routing::post, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shop_domain::{Email, PhoneNumber, UserId};
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users/register", post(register))
-        .route("/sessions", post(sign_in))
-        .route("/sessions/current", delete(sign_out))
+    Router::new().route("/users/register", post(register))
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
@@ -35,7 +28,7 @@ pub struct User {
     pub last_login_at: Option<DateTime<Utc>>,
 }
 
-const USER_COLUMNS: &str = "id, email, phone_number, status, created_at, last_login_at";
+pub(crate) const USER_COLUMNS: &str = "id, email, phone_number, status, created_at, last_login_at";
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Contact {
@@ -63,8 +56,13 @@ pub struct SessionResponse {
     session_token: String,
 }
 
-async fn session_for(state: &AppState, user: User) -> Result<Json<SessionResponse>, ApiError> {
-    let session_token = sessions::issue(state, UserId::new(user.id)?).await?;
+/// Opens a session for `user` from `client`: the answer of registration and of sign-in.
+pub(crate) async fn session_for(
+    state: &AppState,
+    user: User,
+    client: &Client,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let session_token = sessions::issue(state, UserId::new(user.id)?, client).await?;
     Ok(Json(SessionResponse {
         user,
         session_token,
@@ -80,6 +78,7 @@ async fn session_for(state: &AppState, user: User) -> Result<Json<SessionRespons
 ))]
 pub(crate) async fn register(
     State(state): State<AppState>,
+    client: Client,
     Json(body): Json<Contact>,
 ) -> Result<(StatusCode, Json<SessionResponse>), ApiError> {
     let (email, phone) = body.parse()?;
@@ -92,47 +91,8 @@ pub(crate) async fn register(
     .fetch_one(&state.db)
     .await?;
     tracing::info!(user_id = user.id, "user registered");
-    Ok((StatusCode::CREATED, session_for(&state, user).await?))
-}
-
-/// `POST /sessions`: a new session for the account with this email *and* phone number.
-#[utoipa::path(post, path = "/sessions", tag = "users", request_body = Contact, responses(
-    (status = 201, description = "Signed in", body = SessionResponse),
-    (status = 401, description = "`unknown_account`: no active account has both", body = ErrorBody),
-))]
-pub(crate) async fn sign_in(
-    State(state): State<AppState>,
-    Json(body): Json<Contact>,
-) -> Result<(StatusCode, Json<SessionResponse>), ApiError> {
-    let (email, phone) = body.parse()?;
-    let user: Option<User> = sqlx::query_as(&format!(
-        "UPDATE users SET last_login_at = now()
-         WHERE email = $1 AND phone_number = $2 AND status = 'active'
-         RETURNING {USER_COLUMNS}"
+    Ok((
+        StatusCode::CREATED,
+        session_for(&state, user, &client).await?,
     ))
-    .bind(email.as_str())
-    .bind(phone.as_str())
-    .fetch_optional(&state.db)
-    .await?;
-    let user = user.ok_or_else(|| {
-        ApiError::client(
-            StatusCode::UNAUTHORIZED,
-            "unknown_account",
-            "no active account has this email and phone number",
-        )
-    })?;
-    Ok((StatusCode::CREATED, session_for(&state, user).await?))
-}
-
-/// `DELETE /sessions/current`: ends the session of the token presented.
-#[utoipa::path(delete, path = "/sessions/current", tag = "users", security(("session" = [])), responses(
-    (status = 204, description = "Signed out; the token no longer works"),
-    (status = 401, description = "No valid session token", body = ErrorBody),
-))]
-pub(crate) async fn sign_out(
-    State(state): State<AppState>,
-    user: CurrentUser,
-) -> Result<StatusCode, ApiError> {
-    sessions::revoke(&state, &user.token).await?;
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,7 @@
 //! Secrets and personal data stay out of the logs: with every log of the API's own crates, of
-//! its HTTP tracing and of sqlx at TRACE, a session's whole life (registration, sign-in, cart,
-//! checkout, refusals, sign-out) never writes a session token, its digest, an email address or
-//! a phone number. (Tokens are stored in Redis only as their SHA-256 digest; see `sessions`.)
+//! its HTTP tracing and of sqlx at TRACE, a session's whole life (registration, sign-in by code, cart,
+//! checkout, refusals, sign-out) never writes a session token, its digest, a sign-in code, an
+//! email address or a phone number. (Tokens are stored in Redis only as their SHA-256 digest; see `sessions`.)
 //!
 //! Its own test binary: it installs the process's log subscriber.
 
@@ -39,8 +39,15 @@ async fn tokens_emails_and_phone_numbers_are_never_logged() {
     let seller = app.new_user().await;
     let product = app.new_product(&seller, "kitchen", 900, 5).await;
     let shopper = app.new_user().await;
+    expect_json(
+        app.request_code(&json!({ "email": shopper.email })).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let code = app.issue_code(shopper.id).await;
     let signed_in = expect_json(
-        app.sign_in(&shopper.email, &shopper.phone_number).await,
+        app.verify_code(&json!({ "phone_number": shopper.phone_number }), &code)
+            .await,
         StatusCode::CREATED,
     )
     .await;
@@ -56,9 +63,10 @@ async fn tokens_emails_and_phone_numbers_are_never_logged() {
     )
     .await;
     expect_error(
-        app.sign_in(&shopper.email, "+15550000000").await,
+        app.verify_code(&json!({ "email": shopper.email }), &code)
+            .await,
         StatusCode::UNAUTHORIZED,
-        "unknown_account",
+        "invalid_code",
     )
     .await;
     let bad_email = format!("not-an-email-{}", shopper.phone_number);
@@ -82,6 +90,7 @@ async fn tokens_emails_and_phone_numbers_are_never_logged() {
         shopper.token.as_str(),
         second_token,
         seller.token.as_str(),
+        code.as_str(),
     ];
     for secret in secrets {
         assert!(!text.contains(secret), "logged: {secret}");

@@ -1,6 +1,7 @@
 //! Every setting of the checkout worker, read from the environment in this one place.
 
 use inventory_partitioner::KafkaSettings;
+use notifier::config::NotifierSettings;
 use shop_infra::env::{var, ConfigError};
 use std::{net::SocketAddr, time::Duration};
 
@@ -52,6 +53,11 @@ pub struct WorkerSettings {
     pub idle_pause: Duration,
     /// `WORKER_METRICS_ADDR`: `/metrics` and `/healthz` of the worker.
     pub metrics_addr: SocketAddr,
+    /// `WORKER_NOTIFIER`: whether this process also runs the notifier (on by default; every
+    /// worker that runs it shares the sending).
+    pub notifier_enabled: bool,
+    /// The notifier role's settings (`SMTP_URL`, `SMS_GATEWAY_URL`, `SIGN_IN_CODE_KEY`, …).
+    pub notifier: NotifierSettings,
 }
 
 impl WorkerSettings {
@@ -74,6 +80,8 @@ impl WorkerSettings {
             relay_idle_poll_max: Duration::from_millis(var("RELAY_IDLE_POLL_MAX_MS", "1000")?),
             idle_pause: Duration::from_millis(var("CONSUMER_IDLE_PAUSE_MS", "1000")?),
             metrics_addr: var("WORKER_METRICS_ADDR", "127.0.0.1:9101")?,
+            notifier_enabled: var("WORKER_NOTIFIER", "true")?,
+            notifier: NotifierSettings::from_env()?,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The checkout worker: applies inventory commands one partition at a time ([`consumer`],
 //! [`batch`]), finalises orders, keeps the hot inventory view ([`announce`]), and relays the
-//! outbox to Kafka ([`relay`]). `Worker::build` then `Worker::run` until cancelled.
+//! outbox to Kafka ([`relay`]). It also runs the notifier (crate `notifier`): sign-in codes and
+//! order mails. `Worker::build` then `Worker::run` until cancelled.
 
 pub mod announce;
 pub mod batch;
@@ -47,6 +48,8 @@ pub enum Error {
     Topics(#[from] inventory_partitioner::Error),
     #[error("cannot listen")]
     Io(#[from] std::io::Error),
+    #[error("notifier")]
+    Notifier(#[from] notifier::Error),
     #[error("PostgreSQL did not answer in time while {0}")]
     TimedOut(&'static str),
 }
@@ -151,6 +154,18 @@ impl Worker {
             stop.clone(),
         ));
         tokio::spawn(relay::report_backlog(pool.clone(), stop.clone()));
+        let notifier = settings.notifier_enabled.then(|| {
+            tokio::spawn(
+                notifier::Notifier {
+                    pool: pool.clone(),
+                    redis: announcer.redis.clone(),
+                    keys: announcer.keys.clone(),
+                    kafka: settings.kafka.clone(),
+                    settings: settings.notifier.clone(),
+                }
+                .run(stop.clone()),
+            )
+        });
         let membership = membership::Membership {
             pool: pool.clone(),
             group: settings.consumer_group.clone(),
@@ -175,6 +190,13 @@ impl Worker {
         consumer::run(lanes).await?;
         if relay.await.is_err() {
             tracing::warn!("outbox relay task ended abnormally");
+        }
+        if let Some(notifier) = notifier {
+            match notifier.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "the notifier stopped"),
+                Err(_) => tracing::warn!("the notifier task ended abnormally"),
+            }
         }
         tracing::info!("checkout worker stopped");
         Ok(())

@@ -43,6 +43,28 @@ impl Keys {
         key
     }
 
+    /// `<prefix>us:<user id>`: a hash of the user's sessions, for listing and ending them:
+    /// `m:<session id>` their JSON description, `t:<session id>` when each was last used.
+    pub fn user_sessions(&self, user: i64) -> String {
+        format!("{}{user}", self.user_sessions_prefix())
+    }
+
+    /// What [`Keys::user_sessions`] puts before the user id.
+    pub fn user_sessions_prefix(&self) -> String {
+        format!("{}us:", self.prefix)
+    }
+
+    /// `<prefix>code:<user id>`: the keyed hash of the user's current sign-in code.
+    pub fn sign_in_code(&self, user: i64) -> String {
+        format!("{}code:{user}", self.prefix)
+    }
+
+    /// `<prefix>code-fail:<id>`: wrong sign-in codes counted for one account (or, for an
+    /// address no account has, for that address's digest).
+    pub fn sign_in_failures(&self, id: &str) -> String {
+        format!("{}code-fail:{id}", self.prefix)
+    }
+
     /// `<prefix>rl:<scope>:<window>:<id>`: requests counted in one rate-limit window for one
     /// client address or session digest.
     pub fn rate(&self, scope: &str, window: u64, id: &[u8]) -> Vec<u8> {

@@ -6,8 +6,10 @@ pub mod cache;
 pub mod env;
 pub mod fulfilment;
 pub mod metrics;
+pub mod notifications;
 pub mod outbox;
 pub mod shutdown;
+pub mod sign_in;
 pub mod telemetry;
 
 pub use cache::{connect_redis, Cache, Keys};

@@ -6,8 +6,10 @@
 //! Everything here panics on failure: it is for tests only.
 #![allow(clippy::missing_panics_doc)]
 
+mod mail;
 #[cfg(feature = "worker")]
 mod worker;
+pub use mail::{code_in, MailSink};
 #[cfg(feature = "worker")]
 pub use worker::{RunningWorker, WorkerProcess};
 
@@ -292,13 +294,44 @@ impl TestApp {
         .await
     }
 
-    pub async fn sign_in(&self, email: &str, phone: &str) -> Response {
-        self.post(
-            "/sessions",
-            None,
-            &json!({ "email": email, "phone_number": phone }),
+    /// `POST /sessions`: asks for a sign-in code; `address` is `{"email": …}` or
+    /// `{"phone_number": …}`.
+    pub async fn request_code(&self, address: &Value) -> Response {
+        self.post("/sessions", None, address).await
+    }
+
+    /// `POST /sessions/verify` with `address` and `code`.
+    pub async fn verify_code(&self, address: &Value, code: &str) -> Response {
+        let mut body = address.clone();
+        body["code"] = json!(code);
+        self.post("/sessions/verify", None, &body).await
+    }
+
+    /// Stores a fresh sign-in code for `user_id` exactly as the notifier does before sending it,
+    /// and returns it: for tests of the API alone. The system tests read codes from a real mail
+    /// sink instead.
+    pub async fn issue_code(&self, user_id: i64) -> String {
+        shop_infra::sign_in::issue(
+            &self.redis,
+            &shop_infra::Keys::new(&self.settings.redis_key_prefix),
+            &self.settings.sign_in_code_key,
+            user_id,
+            self.settings.sign_in_code_ttl,
         )
         .await
+        .expect("code stored")
+    }
+
+    /// Signs `user` in by a code (see [`TestApp::issue_code`]) and returns the new token.
+    pub async fn sign_in_by_code(&self, user: &TestUser) -> String {
+        let code = self.issue_code(user.id).await;
+        let body = expect_json(
+            self.verify_code(&json!({ "email": user.email }), &code)
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        body["session_token"].as_str().expect("token").to_owned()
     }
 
     /// `DELETE /sessions/current` with `token`.

@@ -24,6 +24,8 @@ impl TestApp {
         settings.kafka = kafka;
         settings.consumer_group = format!("test-{}", self.id);
         settings.metrics_addr = "127.0.0.1:0".parse().expect("address");
+        // Tests that are about mail turn it on, with a mail sink of their own.
+        settings.notifier_enabled = false;
         settings
     }
 
@@ -52,6 +54,7 @@ impl TestApp {
                 s.database_max_connections.to_string(),
             ),
             ("WORKER_METRICS_ADDR", "127.0.0.1:0".to_owned()),
+            ("WORKER_NOTIFIER", s.notifier_enabled.to_string()),
             ("RUST_LOG", "info,sqlx=warn".to_owned()),
         ]
     }

@@ -7,4 +7,6 @@ mod checkout;
 mod health;
 mod limits;
 mod products;
+mod security;
+mod sign_in;
 mod users;

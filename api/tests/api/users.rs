@@ -124,56 +124,6 @@ async fn malformed_bodies_get_precise_json_errors() {
 }
 
 #[tokio::test]
-async fn sign_in_issues_a_new_session_and_records_the_login() {
-    let app = TestApp::spawn().await;
-    let user = app.new_user().await;
-    let first_login: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT last_login_at FROM users WHERE id = $1")
-            .bind(user.id)
-            .fetch_one(&app.db)
-            .await
-            .expect("user row");
-    let body = expect_json(
-        app.sign_in(&user.email.to_uppercase(), &user.phone_number)
-            .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let token = body["session_token"].as_str().expect("token");
-    assert_ne!(token, user.token);
-    assert_eq!(body["user"]["id"], user.id);
-    let last_login: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT last_login_at FROM users WHERE id = $1")
-            .bind(user.id)
-            .fetch_one(&app.db)
-            .await
-            .expect("user row");
-    assert!(last_login > first_login);
-    // Both sessions work.
-    expect_json(app.get("/cart", Some(token)).await, StatusCode::OK).await;
-    expect_json(app.get("/cart", Some(&user.token)).await, StatusCode::OK).await;
-}
-
-#[tokio::test]
-async fn sign_in_with_a_wrong_pair_is_unauthorized() {
-    let app = TestApp::spawn().await;
-    let user = app.new_user().await;
-    let (_, other_phone) = unique_contact();
-    expect_error(
-        app.sign_in(&user.email, &other_phone).await,
-        StatusCode::UNAUTHORIZED,
-        "unknown_account",
-    )
-    .await;
-    expect_error(
-        app.sign_in("nobody@example.com", &user.phone_number).await,
-        StatusCode::UNAUTHORIZED,
-        "unknown_account",
-    )
-    .await;
-}
-
-#[tokio::test]
 async fn sign_out_revokes_the_token() {
     let app = TestApp::spawn().await;
     let user = app.new_user().await;

@@ -1,0 +1,237 @@
+//! Sends what the queue holds: takes due rows, renders and sends each, records the outcome.
+//!
+//! A failed send is retried after a backoff that doubles up to `NOTIFY_RETRY_MAX_MS`; after
+//! `NOTIFY_MAX_ATTEMPTS` the row is parked (metric `shop_notifications_parked`, alert
+//! `NotificationsParked`). A mail server that is slow or down therefore delays mail and nothing
+//! else: checkout never waits for the notifier. Idle, the sender waits for `NOTIFY
+//! notification_written` (or `NOTIFY_IDLE_POLL_MS`, for retries coming due and lapsed claims).
+
+use crate::{
+    config::NotifierSettings,
+    metrics,
+    queue::{self, Channel, Due, Kind, Status},
+    render::{self, Rendered},
+    send::{Mailer, SendError, TextSender},
+};
+use futures_util::future::join_all;
+use redis::aio::ConnectionManager;
+use shop_infra::{sign_in, Keys};
+use sqlx::{postgres::PgListener, PgPool};
+use std::{sync::Arc, time::Duration};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error("PostgreSQL")]
+    Database(#[from] sqlx::Error),
+    #[error("Redis")]
+    Redis(#[from] redis::RedisError),
+    #[error("the send took longer than NOTIFY_SEND_TIMEOUT_MS")]
+    TimedOut,
+    #[error("row {0} names an unknown kind or channel")]
+    Unknown(i64),
+}
+
+impl AttemptError {
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Send(error) => error.reason(),
+            Self::Database(_) => "database",
+            Self::Redis(_) => "redis",
+            Self::TimedOut => "timeout",
+            Self::Unknown(_) => "invalid",
+        }
+    }
+}
+
+pub struct Delivery {
+    pub pool: PgPool,
+    pub redis: ConnectionManager,
+    pub keys: Keys,
+    pub settings: NotifierSettings,
+    pub mailer: Mailer,
+    pub texts: TextSender,
+}
+
+impl Delivery {
+    /// Sends until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        let wake = Arc::new(Notify::new());
+        tokio::spawn(listen(self.pool.clone(), wake.clone(), stop.clone()));
+        let this = Arc::new(self);
+        while !stop.is_cancelled() {
+            let due = match queue::claim(&this.pool, this.settings.batch, this.settings.claim).await
+            {
+                Ok(due) => due,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot take notifications");
+                    Vec::new()
+                }
+            };
+            if due.is_empty() {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(this.settings.idle_poll) => {}
+                }
+                continue;
+            }
+            join_all(due.into_iter().map(|row| {
+                let this = this.clone();
+                async move { this.deliver(row).await }
+            }))
+            .await;
+        }
+    }
+
+    async fn deliver(&self, row: Due) {
+        let (kind, channel) = (Kind::parse(&row.kind), Channel::parse(&row.channel));
+        let outcome = match (kind, channel) {
+            (Some(kind), Some(channel)) => tokio::time::timeout(
+                self.settings.send_timeout,
+                self.attempt(&row, kind, channel),
+            )
+            .await
+            .unwrap_or(Err(AttemptError::TimedOut)),
+            _ => Err(AttemptError::Unknown(row.id)),
+        };
+        let (kind, channel) = (
+            kind.unwrap_or(Kind::SignInCode),
+            channel.unwrap_or(Channel::Email),
+        );
+        let recorded = match outcome {
+            Ok(()) => {
+                metrics::sent(kind, channel);
+                queue::sent(&self.pool, row.id).await
+            }
+            Err(error) => {
+                metrics::send_failed(kind, channel, error.reason());
+                let retry = queue::backoff(
+                    row.attempts,
+                    self.settings.retry_base,
+                    self.settings.retry_max,
+                );
+                let message = error.to_string();
+                let recorded = queue::failed(
+                    &self.pool,
+                    &row,
+                    self.settings.max_attempts,
+                    retry,
+                    &message,
+                )
+                .await;
+                match recorded {
+                    Ok(Status::Parked) => {
+                        tracing::error!(event_id = %row.event_id, attempts = row.attempts, error = %message, "notification parked");
+                    }
+                    Ok(_) => {
+                        tracing::warn!(event_id = %row.event_id, attempts = row.attempts, ?retry, error = %message, "notification not sent; will retry");
+                    }
+                    Err(_) => {}
+                }
+                recorded.map(|_| ())
+            }
+        };
+        if let Err(error) = recorded {
+            // The claim lapses and the row is sent again: at least once, never lost.
+            tracing::warn!(%error, event_id = %row.event_id, "cannot record a notification's outcome");
+        }
+    }
+
+    async fn attempt(&self, row: &Due, kind: Kind, channel: Channel) -> Result<(), AttemptError> {
+        let message = self.render(row, kind).await?;
+        let message_id = format!(
+            "<{}@notifications.shop>",
+            row.event_id
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ".")
+        );
+        match channel {
+            Channel::Email => {
+                self.mailer
+                    .send(&row.email, &message.subject, &message.body, &message_id)
+                    .await?;
+            }
+            Channel::Sms => {
+                self.texts
+                    .send(&row.phone_number, &message.body, &message_id)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn render(&self, row: &Due, kind: Kind) -> Result<Rendered, AttemptError> {
+        let order = row.order_id.map(|id| id.to_string()).unwrap_or_default();
+        Ok(match kind {
+            Kind::SignInCode => {
+                // A fresh code for every attempt; storing it replaces the one before.
+                let code = sign_in::issue(
+                    &self.redis,
+                    &self.keys,
+                    &self.settings.code_key,
+                    row.user_id,
+                    self.settings.code_ttl,
+                )
+                .await?;
+                render::sign_in_code(&code, self.settings.code_ttl)
+            }
+            Kind::OrderConfirmed | Kind::OrderRejected => {
+                let lines = match row.order_id {
+                    Some(id) => queue::order_lines(&self.pool, id).await?,
+                    None => Vec::new(),
+                };
+                if kind == Kind::OrderConfirmed {
+                    render::order_confirmed(&order, &lines)
+                } else {
+                    render::order_rejected(&order, &lines)
+                }
+            }
+        })
+    }
+}
+
+/// Wakes the sender whenever rows are announced; reconnects after errors.
+async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            result = relay_announcements(&pool, &wake) => {
+                if let Err(error) = result {
+                    tracing::warn!(%error, "notifier lost its announcements; reconnecting");
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn relay_announcements(pool: &PgPool, wake: &Notify) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(queue::WRITTEN_CHANNEL).await?;
+    // Rows written while (re)connecting were not announced to us.
+    wake.notify_one();
+    loop {
+        listener.recv().await?;
+        wake.notify_one();
+    }
+}
+
+/// Publishes the queue's gauges every few seconds until `stop`.
+pub async fn report_backlog(pool: PgPool, stop: CancellationToken) {
+    loop {
+        match queue::backlog(&pool).await {
+            Ok((pending, parked, oldest)) => metrics::backlog(pending, parked, oldest),
+            Err(error) => tracing::debug!(%error, "cannot read the notification backlog"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}

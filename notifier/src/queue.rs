@@ -1,0 +1,174 @@
+//! The `notifications` table as a durable queue (schema 0009).
+//!
+//! Writers ([`enqueue`], from `shop_infra::notifications`: the API's sign-in requests, the
+//! order-event reader) insert a row per message, keyed by its `event_id`, so a message written
+//! twice is one row. Senders take due rows
+//! with [`claim`] (`SKIP LOCKED`, so several notifiers share the work), which also counts the
+//! attempt and holds the row for `NOTIFY_CLAIM_MS` by moving its `next_attempt_at`; then [`sent`]
+//! or [`failed`]. A sender that dies mid-send leaves the row due again when its claim lapses.
+
+use sqlx::PgPool;
+use std::time::Duration;
+use uuid::Uuid;
+
+pub use shop_infra::notifications::{
+    enqueue, Channel, Kind, NewNotification, Status, WRITTEN_CHANNEL,
+};
+
+/// A row taken for sending, with the addresses of its shopper.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Due {
+    pub id: i64,
+    pub event_id: String,
+    pub kind: String,
+    pub channel: String,
+    pub user_id: i64,
+    pub order_id: Option<Uuid>,
+    /// Including this one.
+    pub attempts: i32,
+    pub email: String,
+    pub phone_number: String,
+}
+
+/// Takes up to `limit` due rows for `claim`, counting the attempt.
+pub async fn claim(pool: &PgPool, limit: i64, claim: Duration) -> sqlx::Result<Vec<Due>> {
+    sqlx::query_as(
+        "WITH due AS (
+             SELECT id FROM notifications
+             WHERE status = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at LIMIT $1
+             FOR UPDATE SKIP LOCKED)
+         UPDATE notifications n
+         SET attempts = n.attempts + 1,
+             next_attempt_at = now() + make_interval(secs => $2)
+         FROM due, users u
+         WHERE n.id = due.id AND u.id = n.user_id
+         RETURNING n.id, n.event_id, n.kind, n.channel, n.user_id, n.order_id, n.attempts,
+                   u.email, u.phone_number",
+    )
+    .bind(limit)
+    .bind(claim.as_secs_f64())
+    .fetch_all(pool)
+    .await
+}
+
+/// Marks a claimed row sent.
+pub async fn sent(pool: &PgPool, id: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed send: due again after `retry_after`, or parked once it has had
+/// `max_attempts`. Returns the row's status now.
+pub async fn failed(
+    pool: &PgPool,
+    due: &Due,
+    max_attempts: i32,
+    retry_after: Duration,
+    error: &str,
+) -> sqlx::Result<Status> {
+    let status = if due.attempts >= max_attempts {
+        Status::Parked
+    } else {
+        Status::Pending
+    };
+    sqlx::query(
+        "UPDATE notifications
+         SET status = $2, next_attempt_at = now() + make_interval(secs => $3), last_error = $4
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(due.id)
+    .bind(status.as_str())
+    .bind(retry_after.as_secs_f64())
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(status)
+}
+
+/// How long to wait after the `attempts`-th failed send: `base` doubled per earlier failure, at
+/// most `max`.
+pub fn backoff(attempts: i32, base: Duration, max: Duration) -> Duration {
+    let doublings = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(30);
+    base.saturating_mul(1 << doublings).min(max)
+}
+
+/// Rows waiting to be sent, rows parked, and the age in seconds of the oldest waiting one.
+pub async fn backlog(pool: &PgPool) -> sqlx::Result<(i64, i64, f64)> {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'pending'),
+                count(*) FILTER (WHERE status = 'parked'),
+                COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'pending')), 0)::FLOAT8
+         FROM notifications WHERE status <> 'sent'",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// Each partition's next offset to read, as last committed for `topic`.
+pub async fn positions(pool: &PgPool, topic: &str) -> sqlx::Result<Vec<(i32, i64)>> {
+    sqlx::query_as("SELECT partition, next_offset FROM notifier_positions WHERE topic = $1")
+        .bind(topic)
+        .fetch_all(pool)
+        .await
+}
+
+/// Queues `rows` and moves `topic`'s positions to `next` (partition, next offset) in one
+/// transaction; positions only move forward, so notifiers reading the same log agree.
+pub async fn ingest(
+    pool: &PgPool,
+    topic: &str,
+    rows: &[NewNotification],
+    next: &[(i32, i64)],
+) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let new = enqueue(&mut tx, rows).await?;
+    sqlx::query(
+        "INSERT INTO notifier_positions (topic, partition, next_offset)
+         SELECT $1, * FROM UNNEST($2::INT[], $3::BIGINT[])
+         ON CONFLICT ON CONSTRAINT notifier_positions_pkey
+         DO UPDATE SET next_offset = GREATEST(notifier_positions.next_offset, EXCLUDED.next_offset)",
+    )
+    .bind(topic)
+    .bind(next.iter().map(|(p, _)| *p).collect::<Vec<_>>())
+    .bind(next.iter().map(|(_, o)| *o).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(new)
+}
+
+/// An order's lines for its mail: product name, quantity, unit price in cents.
+pub async fn order_lines(pool: &PgPool, order: Uuid) -> sqlx::Result<Vec<(String, i32, i64)>> {
+    sqlx::query_as(
+        "SELECT p.name, oi.quantity, oi.price_at_purchase FROM order_items oi
+         JOIN products p ON p.id = oi.product_id
+         WHERE oi.order_id = $1 ORDER BY oi.product_id",
+    )
+    .bind(order)
+    .fetch_all(pool)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let (base, max) = (Duration::from_millis(500), Duration::from_secs(60));
+        assert_eq!(backoff(1, base, max), base);
+        assert_eq!(backoff(2, base, max), Duration::from_secs(1));
+        assert_eq!(backoff(4, base, max), Duration::from_secs(4));
+        assert_eq!(backoff(20, base, max), max);
+        assert_eq!(backoff(i32::MAX, base, max), max);
+    }
+}

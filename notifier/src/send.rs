@@ -1,0 +1,114 @@
+//! Sending: email over SMTP ([`Mailer`], lettre), text messages through one interface
+//! ([`TextSender`]) with an HTTP gateway, or, in development, the mail server.
+
+use lettre::{
+    message::{header::ContentType, Mailbox},
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("not a mail address: {0}")]
+    Address(#[from] lettre::address::AddressError),
+    #[error("cannot build the mail")]
+    Build(#[from] lettre::error::Error),
+    #[error("the mail server refused or could not be reached")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("the text-message gateway could not be reached")]
+    Gateway(#[from] reqwest::Error),
+    #[error("the text-message gateway answered {0}")]
+    GatewayStatus(reqwest::StatusCode),
+}
+
+impl SendError {
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Address(_) | Self::Build(_) => "invalid",
+            Self::Smtp(_) => "smtp",
+            Self::Gateway(_) | Self::GatewayStatus(_) => "gateway",
+        }
+    }
+}
+
+/// Sends mail through one SMTP server (`SMTP_URL`).
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn new(smtp_url: &str, from: &str, timeout: Duration) -> Result<Self, SendError> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)?
+            .timeout(Some(timeout))
+            .build();
+        Ok(Self {
+            transport,
+            from: from.parse()?,
+        })
+    }
+
+    /// Sends one plain-text mail. `message_id` is the same for every attempt of one message, so
+    /// a mail sent twice (a sender killed between the server's acceptance and recording it) is
+    /// one message to mail clients that dedupe on it.
+    pub async fn send(
+        &self,
+        to: &str,
+        subject: &str,
+        body: &str,
+        message_id: &str,
+    ) -> Result<(), SendError> {
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to.parse()?)
+            .subject(subject)
+            .message_id(Some(message_id.to_owned()))
+            .header(ContentType::TEXT_PLAIN)
+            .body(body.to_owned())?;
+        self.transport.send(message).await?;
+        Ok(())
+    }
+}
+
+/// Where text messages go.
+#[derive(Clone)]
+pub enum TextSender {
+    /// `POST <url>` with `{"to": "+E164", "body": "…"}` and `Authorization: Bearer <token>`;
+    /// any 2xx is success.
+    Gateway {
+        client: reqwest::Client,
+        url: String,
+        token: String,
+    },
+    /// Development: a mail to `<number without +>@<domain>` on the mail server, so a local mail
+    /// sink shows text messages beside mail.
+    Mail { mailer: Box<Mailer>, domain: String },
+}
+
+impl TextSender {
+    pub async fn send(&self, to: &str, body: &str, message_id: &str) -> Result<(), SendError> {
+        match self {
+            Self::Gateway { client, url, token } => {
+                let response = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&serde_json::json!({ "to": to, "body": body }))
+                    .send()
+                    .await?;
+                if response.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(SendError::GatewayStatus(response.status()))
+                }
+            }
+            Self::Mail { mailer, domain } => {
+                let address = format!("{}@{domain}", to.trim_start_matches('+'));
+                mailer
+                    .send(&address, &format!("Text message to {to}"), body, message_id)
+                    .await
+            }
+        }
+    }
+}
