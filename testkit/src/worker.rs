@@ -80,8 +80,18 @@ impl TestApp {
     /// A `checkout-worker` process (the binary at `binary`) on this app's stores; killed when the
     /// guard is dropped.
     pub fn spawn_worker_process(&self, binary: &str) -> WorkerProcess {
+        self.spawn_worker_process_with(binary, &[])
+    }
+
+    /// [`TestApp::spawn_worker_process`] with `extra` environment variables on top.
+    pub fn spawn_worker_process_with(
+        &self,
+        binary: &str,
+        extra: &[(&str, String)],
+    ) -> WorkerProcess {
         let child = Command::new(binary)
             .envs(self.worker_env())
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -4,6 +4,7 @@
 mod dead_letters;
 mod e2e;
 mod faults;
+mod mail;
 mod step;
 mod strategies;
 

@@ -1,0 +1,367 @@
+//! Sign-in codes and order mails through the notifier, against a real SMTP server (the mail
+//! sink, a process of each test's own) and a stub text-message gateway.
+
+use crate::{buyer, product};
+use axum::{extract::State, http::HeaderMap, routing::post, Json, Router};
+use checkout_worker::config::WorkerSettings;
+use rdkafka::{
+    producer::{FutureProducer, FutureRecord},
+    util::Timeout,
+};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use shop_domain::{messages::OrderEvent, OrderId, UserId};
+use shop_testkit::{code_in, expect_error, expect_json, MailSink, RunningWorker, TestApp};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+/// Notifier settings for tests: this sink, and retries in milliseconds, not minutes.
+fn mail_to(sink: &MailSink) -> impl FnOnce(&mut WorkerSettings) + '_ {
+    move |settings| {
+        settings.notifier_enabled = true;
+        settings.notifier.smtp_url = sink.smtp_url();
+        settings.notifier.retry_base = Duration::from_millis(100);
+        settings.notifier.retry_max = Duration::from_millis(400);
+        settings.notifier.idle_poll = Duration::from_millis(200);
+        settings.notifier.send_timeout = Duration::from_secs(3);
+        settings.notifier.max_attempts = 1000;
+    }
+}
+
+async fn signed_in_by(app: &TestApp, address: &Value, code: &str) -> String {
+    let body = expect_json(app.verify_code(address, code).await, StatusCode::CREATED).await;
+    body["session_token"].as_str().expect("token").to_owned()
+}
+
+#[tokio::test]
+async fn a_shopper_signs_in_with_the_code_from_the_mail_or_the_text() {
+    let app = TestApp::spawn().await;
+    let sink = MailSink::start();
+    let worker = app.spawn_worker_with(mail_to(&sink)).await;
+    let user = app.new_user().await;
+
+    let by_mail = json!({ "email": user.email });
+    expect_json(app.request_code(&by_mail).await, StatusCode::ACCEPTED).await;
+    let mails = sink.wait_for(&user.email, 1, WITHIN).await;
+    let code = code_in(&mails[0]);
+    let token = signed_in_by(&app, &by_mail, &code).await;
+    expect_json(app.get("/cart", Some(&token)).await, StatusCode::OK).await;
+    expect_error(
+        app.verify_code(&by_mail, &code).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_code",
+    )
+    .await;
+
+    // Without a gateway, texts land in the same sink.
+    let by_text = json!({ "phone_number": user.phone_number });
+    expect_json(app.request_code(&by_text).await, StatusCode::ACCEPTED).await;
+    let texted = format!("{}@sms.shop.localhost", &user.phone_number[1..]);
+    let texts = sink.wait_for(&texted, 1, WITHIN).await;
+    signed_in_by(&app, &by_text, &code_in(&texts[0])).await;
+
+    // Nothing is sent for an address no account has.
+    let (nobody, _) = shop_testkit::unique_contact();
+    expect_json(
+        app.request_code(&json!({ "email": nobody })).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    // A known address asked after it is mailed; by then the unknown one would have been too.
+    expect_json(app.request_code(&by_mail).await, StatusCode::ACCEPTED).await;
+    sink.wait_for(&user.email, 2, WITHIN).await;
+    assert!(sink.messages(&nobody).await.is_empty());
+    worker.stop().await;
+}
+
+type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
+async fn gateway(
+    State(received): State<Received>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> StatusCode {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    received.lock().expect("lock").push((auth, body));
+    StatusCode::ACCEPTED
+}
+
+#[tokio::test]
+async fn texts_go_through_the_http_gateway_with_its_credential() {
+    let app = TestApp::spawn().await;
+    let received: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/messages",
+        listener.local_addr().expect("address")
+    );
+    let stub = Router::new()
+        .route("/messages", post(gateway))
+        .with_state(received.clone());
+    tokio::spawn(async move { axum::serve(listener, stub).await });
+    let sink = MailSink::start();
+    let worker = app
+        .spawn_worker_with(|settings| {
+            mail_to(&sink)(settings);
+            settings.notifier.sms_gateway_url = url;
+            settings.notifier.sms_gateway_token = "gateway-secret".to_owned();
+        })
+        .await;
+    let user = app.new_user().await;
+    let by_text = json!({ "phone_number": user.phone_number });
+    expect_json(app.request_code(&by_text).await, StatusCode::ACCEPTED).await;
+    let deadline = Instant::now() + WITHIN;
+    let (auth, body) = loop {
+        if let Some(first) = received.lock().expect("lock").first().cloned() {
+            break first;
+        }
+        assert!(Instant::now() < deadline, "the gateway got nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(auth.as_deref(), Some("Bearer gateway-secret"));
+    assert_eq!(body["to"], user.phone_number);
+    let token = signed_in_by(&app, &by_text, &code_in(&json!({ "text": body["body"] }))).await;
+    expect_json(app.get("/cart", Some(&token)).await, StatusCode::OK).await;
+    assert!(sink.messages("").await.is_empty(), "a text went by mail");
+    worker.stop().await;
+}
+
+/// Checks out one order for a new buyer and waits until it is decided; returns the buyer's
+/// email, the order id and the buyer's id.
+async fn decided_order(app: &TestApp, product: i64) -> (String, String, i64) {
+    let shopper = buyer(app, &[(product, 1)]).await;
+    let order = app.checkout_accepted(&shopper.token).await;
+    app.wait_for_terminal(&shopper.token, &order, WITHIN).await;
+    (shopper.email, order, shopper.id)
+}
+
+/// Waits until the notifier has read the order events up to their end.
+async fn wait_until_read(app: &TestApp) {
+    let deadline = Instant::now() + WITHIN;
+    let topic = app.worker_settings().kafka.order_events_topic;
+    let consumer: rdkafka::consumer::BaseConsumer = app
+        .worker_settings()
+        .kafka
+        .client_config()
+        .create()
+        .expect("consumer");
+    loop {
+        let mut behind = false;
+        for partition in 0..app.worker_settings().kafka.order_events_partitions {
+            let (_, high) = rdkafka::consumer::Consumer::fetch_watermarks(
+                &consumer,
+                &topic,
+                partition,
+                Duration::from_secs(5),
+            )
+            .expect("watermarks");
+            let next: Option<i64> = sqlx::query_scalar(
+                "SELECT next_offset FROM notifier_positions WHERE topic = $1 AND partition = $2",
+            )
+            .bind(&topic)
+            .bind(partition)
+            .fetch_optional(&app.db)
+            .await
+            .expect("position");
+            behind |= next.unwrap_or(0) < high;
+        }
+        if !behind {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the notifier did not catch up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_order_mail_is_sent_once_under_redelivery_and_after_a_notifier_restart() {
+    let app = TestApp::spawn().await;
+    let sink = MailSink::start();
+    let seller = app.new_user().await;
+    let id = product(&app, &seller, 10).await;
+    let binary = env!("CARGO_BIN_EXE_checkout-worker-under-test");
+    let env = [
+        ("WORKER_NOTIFIER", "true".to_owned()),
+        ("SMTP_URL", sink.smtp_url()),
+        ("NOTIFY_IDLE_POLL_MS", "200".to_owned()),
+    ];
+    let mut worker = app.spawn_worker_process_with(binary, &env);
+    let (email, order, user) = decided_order(&app, id).await;
+    let mails = sink.wait_for(&email, 1, WITHIN).await;
+    assert!(mails[0]["subject"]
+        .as_str()
+        .is_some_and(|s| s.contains(&order) && s.contains("confirmed")));
+
+    // Kafka delivers the event again (as a relay that crashed after producing would).
+    let producer: FutureProducer = app
+        .worker_settings()
+        .kafka
+        .client_config()
+        .create()
+        .expect("producer");
+    let event = OrderEvent::confirmed(
+        OrderId::from_uuid(order.parse().expect("uuid")),
+        UserId::new(user).expect("user id"),
+        0,
+    );
+    producer
+        .send(
+            FutureRecord::to(&app.worker_settings().kafka.order_events_topic)
+                .key(&order)
+                .payload(&serde_json::to_vec(&event).expect("json")),
+            Timeout::After(Duration::from_secs(10)),
+        )
+        .await
+        .expect("produced");
+    wait_until_read(&app).await;
+
+    // Killed, and restarted with no record of how far it had read: it reads everything again.
+    worker.kill();
+    sqlx::query("DELETE FROM notifier_positions")
+        .execute(&app.db)
+        .await
+        .expect("positions forgotten");
+    let worker = app.spawn_worker_process_with(binary, &env);
+    let (second_email, _, _) = decided_order(&app, id).await;
+    sink.wait_for(&second_email, 1, WITHIN).await;
+    wait_until_read(&app).await;
+    assert_eq!(
+        sink.messages(&email).await.len(),
+        1,
+        "the first order's mail was sent again"
+    );
+    drop(worker);
+}
+
+#[tokio::test]
+async fn a_message_held_by_a_notifier_that_died_is_sent_when_its_claim_lapses() {
+    let app = TestApp::spawn().await;
+    let sink = MailSink::start();
+    let user = app.new_user().await;
+    // What a notifier killed between taking a sign-in message and sending it leaves behind.
+    let held_until: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "INSERT INTO notifications (event_id, kind, channel, user_id, attempts, next_attempt_at)
+         VALUES ('sign-in/held', 'sign_in_code', 'email', $1, 1, now() + interval '2 seconds')
+         RETURNING next_attempt_at",
+    )
+    .bind(user.id)
+    .fetch_one(&app.db)
+    .await
+    .expect("held row");
+    let worker = app.spawn_worker_with(mail_to(&sink)).await;
+    let mails = sink.wait_for(&user.email, 1, WITHIN).await;
+    let deadline = Instant::now() + WITHIN;
+    let sent_at = loop {
+        let sent_at: Option<chrono::DateTime<chrono::Utc>> =
+            sqlx::query_scalar("SELECT sent_at FROM notifications")
+                .fetch_one(&app.db)
+                .await
+                .expect("row");
+        if let Some(sent_at) = sent_at {
+            break sent_at;
+        }
+        assert!(Instant::now() < deadline, "never marked sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(sent_at >= held_until, "sent while another notifier held it");
+    signed_in_by(&app, &json!({ "email": user.email }), &code_in(&mails[0])).await;
+    worker.stop().await;
+}
+
+async fn statuses(app: &TestApp) -> Vec<(String, i32)> {
+    sqlx::query_as("SELECT status, attempts FROM notifications ORDER BY id")
+        .fetch_all(&app.db)
+        .await
+        .expect("rows")
+}
+
+#[tokio::test]
+async fn with_the_mail_server_down_mail_waits_and_then_arrives_once() {
+    let app = TestApp::spawn().await;
+    let mut sink = MailSink::start();
+    let seller = app.new_user().await;
+    let id = product(&app, &seller, 10).await;
+    let worker: RunningWorker = app.spawn_worker_with(mail_to(&sink)).await;
+    sink.stop();
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        orders.push(decided_order(&app, id).await);
+    }
+    // Every mail failed at least once and none was given up.
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let rows = statuses(&app).await;
+        if rows.len() == 3 && rows.iter().all(|(_, attempts)| *attempts >= 2) {
+            assert!(
+                rows.iter().all(|(status, _)| status == "pending"),
+                "{rows:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed attempts: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sink.restart();
+    for (email, order, _) in &orders {
+        let mails = sink.wait_for(email, 1, WITHIN).await;
+        assert!(mails[0]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains(order.as_str())));
+    }
+    let deadline = Instant::now() + WITHIN;
+    while statuses(&app)
+        .await
+        .iter()
+        .any(|(status, _)| status != "sent")
+    {
+        assert!(Instant::now() < deadline, "rows not marked sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (email, _, _) in &orders {
+        assert_eq!(sink.messages(email).await.len(), 1, "{email} mailed twice");
+    }
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_is_parked() {
+    let app = TestApp::spawn().await;
+    let mut sink = MailSink::start();
+    sink.stop();
+    let worker = app
+        .spawn_worker_with(|settings| {
+            mail_to(&sink)(settings);
+            settings.notifier.max_attempts = 2;
+        })
+        .await;
+    let user = app.new_user().await;
+    expect_json(
+        app.request_code(&json!({ "email": user.email })).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let rows = statuses(&app).await;
+        if rows == [("parked".to_owned(), 2)] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not parked: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM notifications")
+        .fetch_one(&app.db)
+        .await
+        .expect("row");
+    assert!(error.is_some_and(|e| e.contains("mail server")));
+    worker.stop().await;
+}
