@@ -15,6 +15,7 @@ GET /healthz.
 import argparse
 import html
 import json
+import os
 import socket
 import sys
 import threading
@@ -24,7 +25,7 @@ import urllib.request
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-KEPT = 2000
+KEPT = 10000
 
 
 def split_address(value):
@@ -50,6 +51,16 @@ class Mailbox:
             except FileNotFoundError:
                 pass
         self.next_id = max((m["id"] for m in self.messages), default=0) + 1
+        self.stored = len(self.messages)
+        self.compact()
+
+    def compact(self):
+        """Rewrites the store with only the mail kept in memory."""
+        if self.store:
+            with open(self.store + ".new", "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(m) + "\n" for m in self.messages)
+            os.replace(self.store + ".new", self.store)
+            self.stored = len(self.messages)
 
     def add(self, envelope):
         mail = message_from_bytes(envelope.content, policy=policy.default)
@@ -70,6 +81,9 @@ class Mailbox:
             if self.store:
                 with open(self.store, "a", encoding="utf-8") as f:
                     f.write(json.dumps(record) + "\n")
+                self.stored += 1
+                if self.stored > 2 * KEPT:
+                    self.compact()
 
     def select(self, to):
         with self.lock:

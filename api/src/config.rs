@@ -65,7 +65,7 @@ pub struct Settings {
     /// `SIGN_IN_LOCKOUT_SECS`: the window in which wrong codes are counted.
     pub sign_in_lockout: Duration,
     /// `SIGN_IN_SENDS_PER_ACCOUNT`: codes sent to one email address or phone number per
-    /// `SIGN_IN_SEND_WINDOW_SECS`.
+    /// `SIGN_IN_SEND_WINDOW_SECS` (0: no limit; both send limits).
     pub sign_in_sends_per_account: u32,
     /// `SIGN_IN_SENDS_PER_IP`: code requests from one client address per window.
     pub sign_in_sends_per_ip: u32,

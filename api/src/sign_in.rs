@@ -141,7 +141,7 @@ async fn limit_sends(state: &AppState, address: &Address, client: &Client) -> Re
     let ip = client
         .address
         .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-    let counted = [
+    let counted: Vec<_> = [
         (
             state
                 .keys
@@ -152,7 +152,10 @@ async fn limit_sends(state: &AppState, address: &Address, client: &Client) -> Re
             state.keys.rate("sign-in-ip", index, ip.as_bytes()),
             settings.sign_in_sends_per_ip,
         ),
-    ];
+    ]
+    .into_iter()
+    .filter(|(_, limit)| *limit > 0)
+    .collect();
     let mut pipe = redis::pipe();
     for (key, _) in &counted {
         pipe.cmd("INCR")

@@ -26,7 +26,7 @@ pub struct IdleReport {
 }
 
 pub async fn measure(env: &Environment, quiet: Duration) -> Result<IdleReport, BenchError> {
-    let system = System::start(env, "queue").await?;
+    let system = System::start_notifying(env, "queue").await?;
     let result = run(&system, quiet).await;
     let stopped = system.stop().await;
     let report = result?;

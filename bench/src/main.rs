@@ -104,6 +104,7 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
             database_url: var("DATABASE_URL", "postgres://shop:shop@127.0.0.1:5432/shop")?,
             redis_url: var("REDIS_URL", "redis://127.0.0.1:6379")?,
             kafka_brokers: var("KAFKA_BROKERS", "127.0.0.1:9092")?,
+            mailbox: var("MAILSINK_HTTP", "127.0.0.1:8025")?,
             log_dir: std::env::temp_dir().join("shop-bench"),
         },
     };

@@ -4,6 +4,7 @@ use crate::{load::Outcome, BenchError};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 
 /// Requests in flight while setting up a scenario (products, users).
 pub const SETUP_CONCURRENCY: usize = 64;
@@ -12,6 +13,8 @@ pub const SETUP_CONCURRENCY: usize = 64;
 pub struct Shop {
     client: reqwest::Client,
     base: String,
+    /// The development mail sink's HTTP address, where sign-in codes are read.
+    mailbox: Option<String>,
 }
 
 /// How a checkout request ended.
@@ -37,6 +40,15 @@ impl Shop {
         Self {
             client,
             base: base.to_owned(),
+            mailbox: None,
+        }
+    }
+
+    /// This shop, reading sign-in codes from the mail sink at `mailbox` (`host:port`).
+    pub fn with_mailbox(self, mailbox: &str) -> Self {
+        Self {
+            mailbox: Some(mailbox.to_owned()),
+            ..self
         }
     }
 
@@ -171,6 +183,73 @@ impl Shop {
             }
             _ => CheckoutAnswer::Failed,
         }
+    }
+}
+
+impl Shop {
+    /// Signs in as a shopper does: asks for a code for `email`, reads it from the mail sink
+    /// ([`Shop::with_mailbox`]) once a new mail for `email` is there, and verifies it. `None` if
+    /// a step failed or no mail came within `within`.
+    pub async fn sign_in_by_code(&self, email: &str, within: Duration) -> Option<String> {
+        let inbox = format!("http://{}/messages", self.mailbox.as_deref()?);
+        let newest = |mails: Vec<Value>| {
+            mails.last().map(|m| {
+                (
+                    m["id"].as_i64().unwrap_or(0),
+                    m["text"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+        };
+        let read = || async {
+            let response = self
+                .client
+                .get(&inbox)
+                .query(&[("to", email)])
+                .send()
+                .await
+                .ok()?;
+            response.json::<Vec<Value>>().await.ok()
+        };
+        let before = newest(read().await?).map_or(0, |(id, _)| id);
+        let asked = self
+            .client
+            .post(self.url("/sessions"))
+            .json(&json!({ "email": email }))
+            .send()
+            .await
+            .ok()?;
+        if asked.status() != StatusCode::ACCEPTED {
+            return None;
+        }
+        let deadline = Instant::now() + within;
+        let text = loop {
+            if let Some((id, text)) = newest(read().await?) {
+                if id > before {
+                    break text;
+                }
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let code: String = text
+            .as_bytes()
+            .windows(6)
+            .find(|w| w.iter().all(u8::is_ascii_digit))
+            .map(|w| String::from_utf8_lossy(w).into_owned())?;
+        let verified = self
+            .client
+            .post(self.url("/sessions/verify"))
+            .json(&json!({ "email": email, "code": code }))
+            .send()
+            .await
+            .ok()?;
+        if verified.status() != StatusCode::CREATED {
+            return None;
+        }
+        let body: Value = verified.json().await.ok()?;
+        body["session_token"].as_str().map(str::to_owned)
     }
 }
 

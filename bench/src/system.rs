@@ -25,6 +25,9 @@ pub struct Environment {
     pub database_url: String,
     pub redis_url: String,
     pub kafka_brokers: String,
+    /// `MAILSINK_HTTP`: the development mail sink's HTTP address, where the fault suite's
+    /// shoppers read their sign-in codes.
+    pub mailbox: String,
     /// Where the services' logs go.
     pub log_dir: PathBuf,
 }
@@ -115,8 +118,23 @@ async fn wait_ready(
 }
 
 impl System {
-    /// Starts an API with `CHECKOUT_STRATEGY=strategy` and one checkout worker on fresh stores.
+    /// Starts an API with `CHECKOUT_STRATEGY=strategy` and one checkout worker on fresh stores,
+    /// with the notifier off.
     pub async fn start(env: &Environment, strategy: &str) -> Result<Self, BenchError> {
+        Self::start_with(env, strategy, false).await
+    }
+
+    /// [`System::start`] with the workers' notifier on: sign-in codes and order mails go to
+    /// the development mail sink.
+    pub async fn start_notifying(env: &Environment, strategy: &str) -> Result<Self, BenchError> {
+        Self::start_with(env, strategy, true).await
+    }
+
+    async fn start_with(
+        env: &Environment,
+        strategy: &str,
+        notify: bool,
+    ) -> Result<Self, BenchError> {
         let name = format!(
             "bench_{}_{}",
             strategy.replace('-', "_"),
@@ -148,6 +166,13 @@ impl System {
             // measure themselves.
             ("RATE_LIMIT_PER_IP", "0".to_owned()),
             ("RATE_LIMIT_PER_SESSION", "0".to_owned()),
+            // Shoppers that lost their sessions all sign in again at once, from one address.
+            ("SIGN_IN_SENDS_PER_IP", "0".to_owned()),
+            ("SIGN_IN_SENDS_PER_ACCOUNT", "0".to_owned()),
+            // Mail goes to the development sink (SMTP_URL, from scripts/lib.sh). Throughput runs
+            // leave the notifier off: a Python sink taking thousands of mails a second would
+            // be measured, not the shop.
+            ("WORKER_NOTIFIER", notify.to_string()),
             ("SHUTDOWN_DRAIN_MS", "0".to_owned()),
             ("MEMBER_LEASE_MS", MEMBER_LEASE.as_millis().to_string()),
         ];
