@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The storefront end to end in headless Chromium (Debian's package, driven by playwright-core from
-# the npm registry), against an API and a worker of its own with 60 demo products. Saves the
+# the npm registry), against an API and a worker of its own with 60 demo products, with sign-in
+# codes read from the development mail sink. Saves the
 # screenshots the README shows under docs/screenshots/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ apt_install chromium
 command -v npm >/dev/null || apt_install nodejs npm
 (cd storefront/e2e && npm ci --no-audit --no-fund --silent)
 start_isolated_system shop_storefront 60
-if ! API="$API" SYSTEM_DB_URL="$SYSTEM_DB_URL" node --test storefront/e2e/storefront.test.mjs; then
-  tail -20 "$SYSTEM_WORK/api.log" "$SYSTEM_WORK/worker.log"
+if ! API="$API" SYSTEM_DB_URL="$SYSTEM_DB_URL" SYSTEM_REDIS_PREFIX="$SYSTEM_REDIS_PREFIX" MAILSINK_HTTP="$MAILSINK_HTTP" node --test storefront/e2e/storefront.test.mjs; then
+  tail -n 20 "$SYSTEM_WORK/api.log" "$SYSTEM_WORK/worker.log"
   exit 1
 fi

@@ -208,11 +208,13 @@ clean_test_leftovers() {
 }
 
 # Starts an API and a checkout worker (debug builds) on an empty database, Redis prefix, topics and
-# consumer group of their own, named after $1, with $2 demo products (default none). Sets API (its
-# URL), SYSTEM_DB_URL and SYSTEM_WORK (a scratch folder with api.log and worker.log); everything is
-# stopped and dropped when the calling script exits.
+# consumer group of their own, named after $1, with $2 demo products (default none). Mail goes to
+# the development mail sink. Sets API (its URL), SYSTEM_DB_URL, SYSTEM_REDIS_PREFIX and SYSTEM_WORK
+# (a scratch folder with api.log and worker.log); everything is stopped and dropped when the
+# calling script exits.
 start_isolated_system() {
   local name="$1_$$" demo=${2:-0}
+  ensure_mailsink
   SYSTEM_WORK=$(mktemp -d)
   SYSTEM_PIDS=()
   trap stop_isolated_system EXIT
@@ -221,7 +223,8 @@ start_isolated_system() {
   SYSTEM_DB_URL="${DATABASE_URL%/*}/$name"
   SYSTEM_DB="$name"
   if [ "$demo" -gt 0 ]; then DATABASE_URL=$SYSTEM_DB_URL ./target/debug/shop-api load-demo "$demo" 2>/dev/null; fi
-  DATABASE_URL=$SYSTEM_DB_URL REDIS_KEY_PREFIX="$name:" API_ADDR=127.0.0.1:0 \
+  SYSTEM_REDIS_PREFIX="$name:"
+  DATABASE_URL=$SYSTEM_DB_URL REDIS_KEY_PREFIX="$name:" API_ADDR=127.0.0.1:0 DEV_MAILBOX_URL="http://$MAILSINK_HTTP/" \
     ./target/debug/shop-api serve >"$SYSTEM_WORK/api.log" 2>&1 &
   SYSTEM_PIDS+=($!)
   DATABASE_URL=$SYSTEM_DB_URL REDIS_KEY_PREFIX="$name:" INVENTORY_TOPIC="$name.inventory" \

@@ -6,7 +6,12 @@ shows them over HTTP. For loopback only: it accepts mail for anyone and sends no
       Prints "mailsink smtp=HOST:PORT http=HOST:PORT" once both listen. Port 0 picks a free one.
       With --store, mail is appended to FILE (JSON lines) and read back at start.
   mailsink.py latest [ADDRESS] [--http 127.0.0.1:8025]
-      Prints the newest mail (to ADDRESS), headers and text. Needs only the standard library.
+      Prints the newest mail (to ADDRESS), headers and text.
+  mailsink.py last-id [--http 127.0.0.1:8025]
+      Prints the id of the newest mail (0 when there is none).
+  mailsink.py code ADDRESS [--after ID] [--wait SECONDS] [--http 127.0.0.1:8025]
+      Waits for a mail to ADDRESS newer than ID and prints the six-digit code in it.
+  The reading commands need only the standard library.
 
 HTTP: GET / (the mailbox, newest first), GET /messages[?to=ADDRESS] (JSON, oldest first),
 GET /healthz.
@@ -16,6 +21,7 @@ import argparse
 import html
 import json
 import os
+import re
 import socket
 import sys
 import threading
@@ -155,10 +161,33 @@ def serve(args):
         controller.stop()
 
 
+def read(http, address=None):
+    query = "?" + urllib.parse.urlencode({"to": address}) if address else ""
+    with urllib.request.urlopen(f"http://{http}/messages{query}", timeout=5) as response:
+        return json.load(response)
+
+
+def last_id(args):
+    messages = read(args.http)
+    print(messages[-1]["id"] if messages else 0)
+
+
+def code(args):
+    deadline = time.monotonic() + args.wait
+    while True:
+        newer = [m for m in read(args.http, args.address) if m["id"] > args.after]
+        if newer:
+            found = re.search(r"\b[0-9]{6}\b", newer[-1]["text"])
+            if found:
+                print(found.group(0))
+                return
+        if time.monotonic() > deadline:
+            sys.exit(f"no code for {args.address} within {args.wait} s")
+        time.sleep(0.1)
+
+
 def latest(args):
-    query = "?" + urllib.parse.urlencode({"to": args.address}) if args.address else ""
-    with urllib.request.urlopen(f"http://{args.http}/messages{query}", timeout=5) as response:
-        messages = json.load(response)
+    messages = read(args.http, args.address)
     if not messages:
         sys.exit(f"no mail{' to ' + args.address if args.address else ''} yet")
     m = messages[-1]
@@ -169,14 +198,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     s = commands.add_parser("serve")
-    s.add_argument("--smtp", default="127.0.0.1:1025")
-    s.add_argument("--http", default="127.0.0.1:8025")
+    s.add_argument("--smtp", default=os.environ.get("MAILSINK_SMTP", "127.0.0.1:1025"))
+    s.add_argument("--http", default=os.environ.get("MAILSINK_HTTP", "127.0.0.1:8025"))
     s.add_argument("--store")
     s.set_defaults(run=serve)
     l = commands.add_parser("latest")
     l.add_argument("address", nargs="?")
-    l.add_argument("--http", default="127.0.0.1:8025")
+    l.add_argument("--http", default=os.environ.get("MAILSINK_HTTP", "127.0.0.1:8025"))
     l.set_defaults(run=latest)
+    i = commands.add_parser("last-id")
+    i.add_argument("--http", default=os.environ.get("MAILSINK_HTTP", "127.0.0.1:8025"))
+    i.set_defaults(run=last_id)
+    c = commands.add_parser("code")
+    c.add_argument("address")
+    c.add_argument("--after", type=int, default=0)
+    c.add_argument("--wait", type=float, default=30)
+    c.add_argument("--http", default=os.environ.get("MAILSINK_HTTP", "127.0.0.1:8025"))
+    c.set_defaults(run=code)
     args = parser.parse_args()
     args.run(args)
 

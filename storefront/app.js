@@ -1,7 +1,7 @@
 // The storefront: plain JavaScript against the shop's JSON API, served by the API itself.
 "use strict";
 
-const state = { token: localStorage.getItem("token"), email: localStorage.getItem("email"), category: null, cursor: null, detailTimer: null };
+const state = { token: localStorage.getItem("token"), email: localStorage.getItem("email"), category: null, cursor: null, detailTimer: null, address: null };
 const $ = (id) => document.getElementById(id);
 const money = (cents) => `$${(cents / 100).toFixed(2)}`;
 
@@ -32,7 +32,7 @@ async function api(path, { method = "GET", body, headers = {} } = {}) {
     if (response.status === 401 && state.token) signedOut();
     const message = data && data.error ? data.error.message : `HTTP ${response.status}`;
     const retry = response.headers.get("retry-after");
-    const error = new Error(response.status === 429 ? `Too many requests; try again in ${retry || "a few"} seconds` : message);
+    const error = new Error(response.status === 429 ? `${message.split(";")[0]}. Try again in ${retry || "a few"} seconds.` : message);
     error.status = response.status;
     error.code = data && data.error ? data.error.code : "";
     throw error;
@@ -57,12 +57,14 @@ function signedOut() {
 function renderSession() {
   const signedIn = Boolean(state.token);
   $("auth").hidden = signedIn;
+  $("sessions").hidden = !signedIn;
   $("sign-out").hidden = !signedIn;
   $("who").textContent = signedIn ? `Signed in as ${state.email}` : "Not signed in";
   $("checkout").disabled = !signedIn;
   if (signedIn) {
     refreshCart();
     refreshOrders();
+    guarded(refreshSessions)();
   } else {
     $("cart-lines").replaceChildren();
     $("order-list").replaceChildren();
@@ -70,17 +72,79 @@ function renderSession() {
   }
 }
 
-async function authenticate(event) {
-  event.preventDefault();
-  const path = event.submitter && event.submitter.value === "sign-in" ? "/sessions" : "/users/register";
-  const body = { email: $("email").value, phone_number: $("phone").value };
-  const data = await api(path, { method: "POST", body });
+function signedIn(data) {
   state.token = data.session_token;
   state.email = data.user.email;
   localStorage.setItem("token", state.token);
   localStorage.setItem("email", state.email);
   notice("");
   renderSession();
+}
+
+async function register(event) {
+  event.preventDefault();
+  signedIn(await api("/users/register", { method: "POST", body: { email: $("email").value, phone_number: $("phone").value } }));
+}
+
+// "ana@example.com" is an email address, anything else a phone number.
+function addressBody(address) {
+  return address.includes("@") ? { email: address } : { phone_number: address };
+}
+
+async function sendCode(event) {
+  if (event) event.preventDefault();
+  const address = state.address || $("address").value.trim();
+  const sent = await api("/sessions", { method: "POST", body: addressBody(address) });
+  state.address = address;
+  $("code-form").hidden = true;
+  $("verify-form").hidden = false;
+  $("code-sent").textContent = `If an account has ${address}, a code is on its way. It works for ${Math.round(sent.expires_in_secs / 60)} minutes.`;
+  $("code").value = "";
+  $("code").focus();
+  notice("");
+}
+
+async function verifyCode(event) {
+  event.preventDefault();
+  try {
+    signedIn(await api("/sessions/verify", { method: "POST", body: { ...addressBody(state.address), code: $("code").value.trim() } }));
+    state.address = null;
+    $("code-form").hidden = false;
+    $("verify-form").hidden = true;
+  } catch (e) {
+    if (e.code === "invalid_code") throw new Error("That code is wrong or has expired. Check it, or send a new code.");
+    throw e;
+  }
+}
+
+function otherAddress() {
+  state.address = null;
+  $("verify-form").hidden = true;
+  $("code-form").hidden = false;
+  notice("");
+}
+
+async function refreshSessions() {
+  const sessions = await api("/sessions");
+  $("session-list").replaceChildren(...sessions.map((s) =>
+    el("li", { "data-testid": "session-entry" },
+      el("span", {}, s.current ? "This browser" : (s.user_agent || "Unknown client"), el("br"),
+        el("small", {}, `since ${new Date(s.created_at).toLocaleString()} · last used ${new Date(s.last_seen_at).toLocaleString()}${s.address ? ` · ${s.address}` : ""}`)),
+      s.current ? el("span", { class: "status" }, "current")
+        : el("button", { class: "link", "data-testid": "end-session", onclick: () => endSession(s.id) }, "End"))));
+}
+
+async function endSession(id) {
+  await api(`/sessions/${encodeURIComponent(id)}`, { method: "DELETE" });
+  await refreshSessions();
+}
+
+async function showMailbox() {
+  const config = await api("/storefront/config.json");
+  if (config.dev_mailbox_url) {
+    $("mailbox-link").href = config.dev_mailbox_url;
+    $("mailbox").hidden = false;
+  }
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -250,11 +314,21 @@ async function checkout() {
   }
 }
 
-$("auth-form").addEventListener("submit", guarded(authenticate));
+$("register-form").addEventListener("submit", guarded(register));
+$("code-form").addEventListener("submit", guarded(sendCode));
+$("verify-form").addEventListener("submit", guarded(verifyCode));
+$("resend").addEventListener("click", guarded(() => sendCode()));
+$("other-address").addEventListener("click", otherAddress);
 $("sign-out").addEventListener("click", guarded(async () => {
   await api("/sessions/current", { method: "DELETE" }).catch(() => {});
   signedOut();
 }));
+$("sign-out-everywhere").addEventListener("click", guarded(async () => {
+  await api("/sessions", { method: "DELETE" });
+  signedOut();
+  notice("Signed out everywhere: every session has ended.", "info");
+}));
+guarded(showMailbox)();
 $("more").addEventListener("click", guarded(loadProducts));
 $("checkout").addEventListener("click", guarded(checkout));
 renderSession();

@@ -31,7 +31,7 @@ use utoipa::{
         cart::show, cart::add, cart::update, cart::remove,
         checkout::checkout,
         orders::list, orders::show, orders::events,
-        storefront::index, storefront::app_js, storefront::style_css,
+        storefront::index, storefront::app_js, storefront::style_css, storefront::config,
         openapi_json, docs,
     ),
     components(schemas(error::ErrorBody)),

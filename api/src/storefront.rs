@@ -1,13 +1,16 @@
 //! The storefront page (`storefront/`), served by the API itself: no CDN, no build step. The
 //! files are embedded at compile time.
 
-use crate::{security::STOREFRONT_CSP, startup::AppState};
+use crate::{extract::Json, security::STOREFRONT_CSP, startup::AppState};
 use axum::{
+    extract::State,
     http::header,
     response::{Html, IntoResponse},
     routing::get,
     Router,
 };
+use serde::Serialize;
+use utoipa::ToSchema;
 
 const INDEX: &str = include_str!("../../storefront/index.html");
 const APP_JS: &str = include_str!("../../storefront/app.js");
@@ -18,6 +21,24 @@ pub fn router() -> Router<AppState> {
         .route("/", get(index))
         .route("/storefront/app.js", get(app_js))
         .route("/storefront/style.css", get(style_css))
+        .route("/storefront/config.json", get(config))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StorefrontConfig {
+    /// The development mail sink's page (`DEV_MAILBOX_URL`), which the sign-in form links to;
+    /// null in production.
+    dev_mailbox_url: Option<String>,
+}
+
+/// What the storefront's script needs to know of this deployment.
+#[utoipa::path(get, path = "/storefront/config.json", tag = "storefront",
+    responses((status = 200, description = "The storefront's settings", body = StorefrontConfig)))]
+pub(crate) async fn config(State(state): State<AppState>) -> Json<StorefrontConfig> {
+    let url = &state.settings.dev_mailbox_url;
+    Json(StorefrontConfig {
+        dev_mailbox_url: (!url.is_empty()).then(|| url.clone()),
+    })
 }
 
 /// The storefront: browse, sign in, cart, checkout.
