@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the whole shop on this machine with the demo catalog, and serves until Ctrl-C.
-# Installs and starts PostgreSQL, Redis and the Kafka-protocol broker first when they are missing.
+# Installs and starts PostgreSQL, Redis, the Kafka-protocol broker and the development mail sink
+# first when they are missing.
 # Safe to run twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,8 @@ stop() { [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true; wait 2>
 trap stop EXIT
 trap 'exit 130' INT TERM
 
+# The storefront links to the development mailbox, where sign-in codes and order mails land.
+export DEV_MAILBOX_URL=${DEV_MAILBOX_URL:-http://$MAILSINK_HTTP/}
 ./target/release/shop-api serve &
 pids+=($!)
 export WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-127.0.0.1:9101}
@@ -38,6 +41,7 @@ cat <<BANNER
 
   The shop is running.
     storefront $api/           (open it in a browser)
+    mailbox    $DEV_MAILBOX_URL   (sign-in codes and order mails; or: python3 scripts/mailsink.py latest)
     API        $api            (try: curl $api/products?limit=3)
     API docs   $api/docs       (OpenAPI 3.1: $api/openapi.json)
     health     $api/healthz    $api/readyz
@@ -46,7 +50,7 @@ cat <<BANNER
     Redis      $REDIS_URL
     Kafka      $KAFKA_BROKERS   (order events: ./target/release/checkout-worker tail-events)
 
-  Ctrl-C stops the API and the worker (PostgreSQL, Redis and the broker keep running).
+  Ctrl-C stops the API and the worker (PostgreSQL, Redis, the broker and the mail sink keep running).
 
 BANNER
 wait -n "${pids[@]}"

@@ -159,6 +159,7 @@ test("a shopper signs in with a mailed code, manages sessions and signs out ever
     await page.getByTestId("send-code").click();
     await page.getByTestId("code-sent").filter({ hasText: "a code is on its way" }).waitFor();
     const first = await codeFor(email, seen);
+    await page.screenshot({ path: `${SHOTS}/sign-in-code-desktop.png` });
 
     // A wrong code.
     await page.getByTestId("code").fill(first === "000000" ? "111111" : "000000");
