@@ -70,7 +70,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     if counted.is_empty() {
         return next.run(request).await;
     }
-    match count(&state, &counted).await {
+    match count(&state, &counted, 2).await {
         Ok(true) => {
             metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
             rate_limited()
@@ -84,15 +84,20 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     }
 }
 
-/// Counts the request in each window; true when any of them is over its limit.
-async fn count(state: &AppState, counted: &[(Vec<u8>, u32)]) -> redis::RedisResult<bool> {
+/// Counts a request in each `(window key, limit)`, whose keys expire after `ttl_secs`; true when
+/// any of them is over its limit. One round trip.
+pub(crate) async fn count(
+    state: &AppState,
+    counted: &[(Vec<u8>, u32)],
+    ttl_secs: u64,
+) -> redis::RedisResult<bool> {
     let mut pipe = redis::pipe();
     for (key, _) in counted {
         pipe.cmd("INCR")
             .arg(key)
             .cmd("EXPIRE")
             .arg(key)
-            .arg(2)
+            .arg(ttl_secs)
             .ignore();
     }
     let mut conn = state.redis.clone();

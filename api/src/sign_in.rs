@@ -13,7 +13,7 @@
 use crate::{
     error::{ApiError, ErrorBody},
     extract::{Json, Path},
-    limits::Client,
+    limits::{self, Client},
     metrics,
     sessions::{self, CurrentUser, SessionInfo},
     startup::AppState,
@@ -156,22 +156,7 @@ async fn limit_sends(state: &AppState, address: &Address, client: &Client) -> Re
     .into_iter()
     .filter(|(_, limit)| *limit > 0)
     .collect();
-    let mut pipe = redis::pipe();
-    for (key, _) in &counted {
-        pipe.cmd("INCR")
-            .arg(key)
-            .cmd("EXPIRE")
-            .arg(key)
-            .arg(window)
-            .ignore();
-    }
-    let mut conn = state.redis.clone();
-    let seen: Vec<u64> = pipe.query_async(&mut conn).await?;
-    if seen
-        .iter()
-        .zip(&counted)
-        .any(|(seen, (_, limit))| *seen > u64::from(*limit))
-    {
+    if !counted.is_empty() && limits::count(state, &counted, window).await? {
         metrics::sign_in("send_limited");
         return Err(ApiError::TooMany {
             code: "too_many_code_requests",

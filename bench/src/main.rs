@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! shop-bench suite [--smoke] [--strategies queue,optimistic,redis-lock,row-lock]
-//!                  [--bin-dir target/release] [--out results]
+//!                  [--notifier] [--bin-dir target/release] [--out results]
 //! ```
 //!
 //! ```text
@@ -69,7 +69,7 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
 }
 
-const USAGE: &str = "usage: shop-bench suite [--smoke] [--strategies a,b,…] [--scenarios a,b,…] [--bin-dir DIR] [--out DIR]
+const USAGE: &str = "usage: shop-bench suite [--smoke] [--strategies a,b,…] [--scenarios a,b,…] [--notifier] [--bin-dir DIR] [--out DIR]
        shop-bench scale [--users N] [--baseline N] [--smoke] [--bin-dir DIR] [--out DIR]
        shop-bench faults [--quick] [--bin-dir DIR] [--out DIR]
        shop-bench idle [--seconds 60] [--bin-dir DIR] [--out DIR]";
@@ -105,6 +105,7 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
             redis_url: var("REDIS_URL", "redis://127.0.0.1:6379")?,
             kafka_brokers: var("KAFKA_BROKERS", "127.0.0.1:9092")?,
             mailbox: var("MAILSINK_HTTP", "127.0.0.1:8025")?,
+            notifier: false,
             log_dir: std::env::temp_dir().join("shop-bench"),
         },
     };
@@ -132,6 +133,7 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
                 }
             }
             "--bin-dir" => options.env.bin_dir = value()?.into(),
+            "--notifier" => options.env.notifier = true,
             "--out" => options.out = value()?.into(),
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
