@@ -22,18 +22,42 @@ cargo build --release --locked --bins
 
 ./target/release/shop-api load-demo "${DEMO_PRODUCTS:-400}"
 
-pids=()
-stop() { [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+# Each service runs under a supervisor loop that starts it again if it dies (as Kubernetes or
+# compose would): the pipeline is built to survive a kill -9 at any point, and a worker can die
+# of a librdkafka bug when the broker restarts (RELIABILITY.md, "Known issues").
+# The loops go on while $run_dir/running exists.
+run_dir=$(mktemp -d)
+touch "$run_dir/running"
+supervisors=()
+supervise() {
+  local name=$1 rc
+  shift
+  while [ -e "$run_dir/running" ]; do
+    "$@" &
+    echo $! >"$run_dir/$name.pid"
+    rc=0
+    wait $! || rc=$?
+    [ -e "$run_dir/running" ] || break
+    log "$name exited (status $rc); starting it again"
+    sleep 1
+  done
+}
+stop() {
+  rm -f "$run_dir/running"
+  for file in "$run_dir"/*.pid; do [ -e "$file" ] && kill "$(cat "$file")" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$run_dir"
+}
 trap stop EXIT
 trap 'exit 130' INT TERM
 
 # The storefront links to the development mailbox, where sign-in codes and order mails land.
 export DEV_MAILBOX_URL=${DEV_MAILBOX_URL:-http://$MAILSINK_HTTP/}
-./target/release/shop-api serve &
-pids+=($!)
+supervise api ./target/release/shop-api serve &
+supervisors+=($!)
 export WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-127.0.0.1:9101}
-./target/release/checkout-worker run &
-pids+=($!)
+supervise worker ./target/release/checkout-worker run &
+supervisors+=($!)
 wait_for "curl -fsS $api/readyz" 30 || die "the API did not become ready"
 wait_for "curl -fsS http://$WORKER_METRICS_ADDR/healthz" 60 || die "the checkout worker did not start"
 
@@ -53,4 +77,4 @@ cat <<BANNER
   Ctrl-C stops the API and the worker (PostgreSQL, Redis, the broker and the mail sink keep running).
 
 BANNER
-wait -n "${pids[@]}"
+wait "${supervisors[@]}"
