@@ -43,6 +43,10 @@ pub struct NotifierSettings {
     /// `NOTIFY_IDLE_POLL_MS`: how often an idle notifier looks for due messages that nobody
     /// announced (retries coming due, claims that lapsed).
     pub idle_poll: Duration,
+    /// `NOTIFY_FETCH_WAIT_MS`: longest a fetch of order events waits at the broker. Mail is not
+    /// latency-critical, and tansu holds a fetch for its whole wait, so a long wait keeps an idle
+    /// notifier cheap and delays an order's mail by at most this.
+    pub fetch_wait: Duration,
 }
 
 impl NotifierSettings {
@@ -62,6 +66,7 @@ impl NotifierSettings {
             send_timeout: Duration::from_millis(var("NOTIFY_SEND_TIMEOUT_MS", "10000")?),
             batch: var("NOTIFY_BATCH", "32")?,
             idle_poll: Duration::from_millis(var("NOTIFY_IDLE_POLL_MS", "1000")?),
+            fetch_wait: Duration::from_millis(var("NOTIFY_FETCH_WAIT_MS", "2000")?),
         })
     }
 }

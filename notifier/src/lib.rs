@@ -80,8 +80,10 @@ impl Notifier {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            // Mail is not latency-critical: long fetches keep an idle notifier cheap.
-            .set("fetch.wait.max.ms", "500")
+            .set(
+                "fetch.wait.max.ms",
+                settings.fetch_wait.as_millis().to_string(),
+            )
             .create()?;
         tokio::spawn(deliver::report_backlog(pool.clone(), stop.clone()));
         let delivery = deliver::Delivery {

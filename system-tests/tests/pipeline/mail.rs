@@ -27,6 +27,7 @@ fn mail_to(sink: &MailSink) -> impl FnOnce(&mut WorkerSettings) + '_ {
         settings.notifier.retry_base = Duration::from_millis(100);
         settings.notifier.retry_max = Duration::from_millis(400);
         settings.notifier.idle_poll = Duration::from_millis(200);
+        settings.notifier.fetch_wait = Duration::from_millis(200);
         settings.notifier.send_timeout = Duration::from_secs(3);
         settings.notifier.max_attempts = 1000;
     }
@@ -193,6 +194,7 @@ async fn an_order_mail_is_sent_once_under_redelivery_and_after_a_notifier_restar
         ("WORKER_NOTIFIER", "true".to_owned()),
         ("SMTP_URL", sink.smtp_url()),
         ("NOTIFY_IDLE_POLL_MS", "200".to_owned()),
+        ("NOTIFY_FETCH_WAIT_MS", "200".to_owned()),
     ];
     let mut worker = app.spawn_worker_process_with(binary, &env);
     let (email, order, user) = decided_order(&app, id).await;
