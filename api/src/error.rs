@@ -37,7 +37,7 @@ pub enum ApiError {
         message: &'static str,
         retry_after_secs: u64,
     },
-    #[error("a valid session token is required: send `Authorization: Bearer <token>`; POST /sessions issues one")]
+    #[error("a valid session token is required: send `Authorization: Bearer <token>`; sign in with POST /sessions and POST /sessions/verify")]
     Unauthorized,
     /// PostgreSQL or Redis could not be reached in time: 503, the client may retry.
     #[error("a backing service is unavailable")]

@@ -57,7 +57,7 @@ impl Modify for Conventions {
         let bearer = HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
             .description(Some(
-                "The `session_token` from `POST /users/register` or `POST /sessions`",
+                "The `session_token` from `POST /users/register` or `POST /sessions/verify`",
             ))
             .build();
         if let Some(components) = doc.components.as_mut() {

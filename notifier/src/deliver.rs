@@ -143,11 +143,7 @@ impl Delivery {
 
     async fn attempt(&self, row: &Due, kind: Kind, channel: Channel) -> Result<(), AttemptError> {
         let message = self.render(row, kind).await?;
-        let message_id = format!(
-            "<{}@notifications.shop>",
-            row.event_id
-                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ".")
-        );
+        let message_id = message_id(&row.event_id, kind, row.attempts);
         match channel {
             Channel::Email => {
                 self.mailer
@@ -193,6 +189,19 @@ impl Delivery {
     }
 }
 
+/// The `Message-ID` of an attempt. An order mail says the same at every attempt, so every
+/// attempt carries the same id and a mail sent twice (a sender killed between the server's
+/// acceptance and recording it) is one message to mail clients that dedupe on it. A sign-in code
+/// is new at every attempt and replaces the one before, so each attempt has an id of its own: a
+/// client that hid the second mail as a duplicate would show a code that no longer works.
+fn message_id(event_id: &str, kind: Kind, attempt: i32) -> String {
+    let event = event_id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ".");
+    match kind {
+        Kind::SignInCode => format!("<{event}.{attempt}@notifications.shop>"),
+        Kind::OrderConfirmed | Kind::OrderRejected => format!("<{event}@notifications.shop>"),
+    }
+}
+
 /// Wakes the sender whenever rows are announced; reconnects after errors.
 async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) {
     while !stop.is_cancelled() {
@@ -233,5 +242,25 @@ pub async fn report_backlog(pool: PgPool, stop: CancellationToken) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_mails_keep_their_id_across_attempts_and_codes_do_not() {
+        let event = "order-event/0192f0c4-0000/terminal";
+        let order = message_id(event, Kind::OrderConfirmed, 1);
+        assert_eq!(order, message_id(event, Kind::OrderConfirmed, 2));
+        assert_eq!(
+            order,
+            "<order-event.0192f0c4-0000.terminal@notifications.shop>"
+        );
+        assert_ne!(
+            message_id("sign-in/1", Kind::SignInCode, 1),
+            message_id("sign-in/1", Kind::SignInCode, 2)
+        );
     }
 }

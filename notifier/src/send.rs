@@ -50,9 +50,7 @@ impl Mailer {
         })
     }
 
-    /// Sends one plain-text mail. `message_id` is the same for every attempt of one message, so
-    /// a mail sent twice (a sender killed between the server's acceptance and recording it) is
-    /// one message to mail clients that dedupe on it.
+    /// Sends one plain-text mail with this `Message-ID` (see `deliver::message_id`).
     pub async fn send(
         &self,
         to: &str,
