@@ -1,7 +1,7 @@
 // The storefront: plain JavaScript against the shop's JSON API, served by the API itself.
 "use strict";
 
-const state = { token: localStorage.getItem("token"), email: localStorage.getItem("email"), category: null, cursor: null, detailTimer: null, address: null };
+const state = { token: localStorage.getItem("token"), email: localStorage.getItem("email"), category: null, query: "", cursor: null, detailTimer: null, address: null };
 const $ = (id) => document.getElementById(id);
 const money = (cents) => `$${(cents / 100).toFixed(2)}`;
 
@@ -162,12 +162,13 @@ function stockText(n) {
   return n > 0 ? `${n} in stock` : "Sold out";
 }
 
+// Category chips with how many of their products are in stock.
 async function loadCategories() {
-  const page = await api("/products?limit=100");
-  const categories = [...new Set(page.items.map((p) => p.category))].sort();
-  const chip = (label, value) =>
-    el("button", { "aria-pressed": String(state.category === value), "data-testid": `category-${label}`, onclick: () => selectCategory(value) }, label);
-  $("categories").replaceChildren(chip("all", null), ...categories.map((c) => chip(c, c)));
+  const categories = await api("/categories");
+  const chip = (label, value, count) =>
+    el("button", { "aria-pressed": String(state.category === value), "data-testid": `category-${label}`, onclick: () => selectCategory(value) },
+      label, count === undefined ? "" : el("small", { class: "count", "data-testid": "category-count" }, ` ${count}`));
+  $("categories").replaceChildren(chip("all", null), ...categories.map((c) => chip(c.category, c.category, c.in_stock)));
 }
 
 async function selectCategory(category) {
@@ -178,18 +179,39 @@ async function selectCategory(category) {
   await loadProducts();
 }
 
+async function search(event) {
+  event.preventDefault();
+  state.query = $("search").value.trim();
+  await selectCategory(state.category);
+}
+
+// A product's picture: its seller's, or the one the shop draws for it.
+const imageOf = (p) => p.image_url || `/products/${p.id}/image.svg`;
+
+function addButton(p, testId = "add") {
+  const soldOut = p.available_quantity <= 0;
+  const button = el("button", { "data-testid": testId, onclick: () => addToCart(p.id) }, soldOut ? "Sold out" : "Add to cart");
+  button.disabled = soldOut;
+  return button;
+}
+
 async function loadProducts() {
   const params = new URLSearchParams({ limit: "12" });
+  if (state.query) params.set("q", state.query);
   if (state.category) params.set("category", state.category);
   if (state.cursor) params.set("cursor", state.cursor);
   const page = await api(`/products?${params}`);
   for (const p of page.items) {
     $("products").append(
       el("li", { "data-testid": "product", "data-id": String(p.id) },
+        el("img", { src: imageOf(p), alt: "", loading: "lazy", "data-testid": "product-image" }),
         el("button", { class: "link name", "data-testid": "product-name", onclick: () => showDetail(p.id) }, p.name),
         el("span", { class: "price" }, money(p.price_cents)),
         el("span", { class: p.available_quantity > 0 ? "stock" : "stock out" }, stockText(p.available_quantity)),
-        el("button", { "data-testid": "add", onclick: () => addToCart(p.id) }, "Add to cart")));
+        addButton(p)));
+  }
+  if (!page.items.length && !state.cursor) {
+    $("products").append(el("li", { class: "empty", "data-testid": "no-results" }, state.query ? `Nothing matches “${state.query}”.` : "No products yet."));
   }
   state.cursor = page.next_cursor;
   $("more").hidden = !state.cursor;
@@ -200,13 +222,14 @@ async function showDetail(id) {
   const render = async () => {
     const p = await api(`/products/${id}`);
     $("detail").replaceChildren(
+      el("img", { src: imageOf(p), alt: "", class: "detail-image" }),
       el("h2", {}, p.name),
       el("p", {}, p.description || ""),
       el("p", {}, el("span", { class: "price" }, money(p.price_cents)), " · ",
         el("span", { class: p.available_quantity > 0 ? "stock" : "stock out", "data-testid": "detail-stock" }, stockText(p.available_quantity)),
         " (live)"),
       el("div", { class: "row" },
-        el("button", { onclick: () => addToCart(id) }, "Add to cart"),
+        addButton(p, "detail-add"),
         el("button", { class: "secondary", onclick: () => { clearInterval(state.detailTimer); $("detail").hidden = true; } }, "Close")));
     $("detail").hidden = false;
   };
@@ -330,6 +353,7 @@ $("sign-out-everywhere").addEventListener("click", guarded(async () => {
 }));
 guarded(showMailbox)();
 $("more").addEventListener("click", guarded(loadProducts));
+$("search-form").addEventListener("submit", guarded(search));
 $("checkout").addEventListener("click", guarded(checkout));
 renderSession();
 guarded(selectCategory)(null);

@@ -28,6 +28,7 @@ use utoipa::{
         users::register, sign_in::request_code, sign_in::verify_code, sign_in::list_sessions,
         sign_in::end_all_sessions, sign_in::end_session, sign_in::sign_out,
         products::list, products::create, products::show, products::update,
+        products::categories, products::image::drawn,
         cart::show, cart::add, cart::update, cart::remove,
         checkout::checkout,
         orders::list, orders::show, orders::events,

@@ -3,8 +3,9 @@
 //! Every answer carries `X-Content-Type-Options: nosniff` (a browser never runs JSON or text as
 //! script or style), `Referrer-Policy: no-referrer` and `X-Frame-Options: DENY`. JSON answers
 //! also carry `Content-Security-Policy: default-src 'none'; frame-ancestors 'none'`; the
-//! storefront's page and assets carry [`STOREFRONT_CSP`]: only the shop's own scripts, styles and
-//! images, no inline script, no framing.
+//! storefront's page and assets carry [`STOREFRONT_CSP`]: only the shop's own scripts and styles,
+//! images from the shop or any https address (sellers' product images), no inline script, no
+//! framing.
 
 use axum::{
     extract::Request,
@@ -16,7 +17,7 @@ use axum::{
 /// The storefront's policy: its own origin only, no inline script or style, no plugins, no
 /// framing, forms and `<base>` pinned.
 pub const STOREFRONT_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+     img-src 'self' https: data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
      frame-ancestors 'none'";
 
 const JSON_CSP: &str = "default-src 'none'; frame-ancestors 'none'";

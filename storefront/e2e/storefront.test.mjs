@@ -1,7 +1,8 @@
 // The storefront end to end: a shopper registers, adds two products, checks out and sees the order
 // CONFIRMED live; a product that sells out meanwhile makes the next order REJECTED. Then sign-in
 // by a mailed code (wrong, expired and resent codes, the session list, too many tries, sign out
-// everywhere), and an injected inline script that does not run.
+// everywhere), an injected inline script that does not run, and the catalog's search, category
+// counts, pictures and sold-out products on a desktop and a phone.
 // Needs API (the shop's URL), SYSTEM_DB_URL (its database), SYSTEM_REDIS_PREFIX (its Redis keys)
 // and MAILSINK_HTTP (the mail sink), as scripts/check-storefront.sh sets.
 import { test } from "node:test";
@@ -263,3 +264,52 @@ test("an inline script injected into a product's name or description does not ru
     await browser.close();
   }
 });
+
+for (const [device, viewport] of [["desktop", { width: 1280, height: 900 }], ["phone", { width: 390, height: 844 }]]) {
+  test(`a shopper searches, sees category counts and pictures, and cannot add a sold-out product (${device})`, async () => {
+    const browser = await launch();
+    try {
+      const page = await browser.newPage({ viewport });
+      await page.goto(API);
+      // Category chips carry their products in stock, as the API counts them.
+      const counts = await (await fetch(`${API}/categories`)).json();
+      const first = counts[0];
+      await page.getByTestId(`category-${first.category}`).filter({ hasText: String(first.in_stock) }).waitFor();
+
+      // Every card's picture loads (drawn by the shop for the demo catalog).
+      await page.getByTestId("product").nth(3).waitFor();
+      await page.waitForFunction(() => [...document.querySelectorAll("[data-testid=product-image]")]
+        .slice(0, 4).every((img) => img.complete && img.naturalWidth > 0), null, { timeout: SETTLE });
+
+      // Search: a prefix of a demo product's name finds it; a typo too; nonsense finds nothing.
+      const name = await page.getByTestId("product-name").first().textContent();
+      const word = name.split(" ").find((w) => w.length >= 5) ?? name.split(" ")[0];
+      await page.getByTestId("search").fill(word.slice(0, 4));
+      await page.getByTestId("search-go").click();
+      await page.getByTestId("product-name").filter({ hasText: word }).first().waitFor();
+      await page.getByTestId("catalog").scrollIntoViewIfNeeded();
+      await page.screenshot({ path: `${SHOTS}/search-${device}.png` });
+      await page.getByTestId("search").fill(word.slice(0, 2) + word.slice(3));
+      await page.getByTestId("search-go").click();
+      await page.getByTestId("product-name").filter({ hasText: word }).first().waitFor();
+      await page.getByTestId("search").fill("zzqqxxv");
+      await page.getByTestId("search-go").click();
+      await page.getByTestId("no-results").waitFor();
+      await page.getByTestId("search").fill("");
+      await page.getByTestId("search-go").click();
+      await page.getByTestId("product").first().waitFor();
+
+      // A sold-out product cannot be added.
+      const card = page.getByTestId("product").first();
+      const id = Number(await card.getAttribute("data-id"));
+      execFileSync("psql", [DB, "-qc", `UPDATE products SET available_quantity = 0 WHERE id = ${id}`]);
+      await page.getByTestId("category-all").click();
+      const soldOut = page.locator(`[data-testid=product][data-id="${id}"] [data-testid=add]`);
+      await soldOut.waitFor();
+      await page.waitForFunction((pid) => document.querySelector(`[data-testid=product][data-id="${pid}"] [data-testid=add]`)?.disabled === true, id, { timeout: SETTLE });
+      execFileSync("psql", [DB, "-qc", `UPDATE products SET available_quantity = 5 WHERE id = ${id}`]);
+    } finally {
+      await browser.close();
+    }
+  });
+}

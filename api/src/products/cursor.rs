@@ -1,37 +1,63 @@
-//! Opaque keyset cursors: base64url of `v1:<last id>`. Clients pass them back unchanged.
+//! Opaque cursors: base64url of `v1:<last id>` for pages in id order (keyset), or `s1:<results
+//! seen>` for ranked search pages. Clients pass them back unchanged; a cursor of the other kind,
+//! or one this API did not issue, is 400 `invalid_cursor`.
 
 use crate::error::ApiError;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    after_id: i64,
+pub enum Cursor {
+    /// The next page starts after this id.
+    After(i64),
+    /// The next page skips this many ranked results.
+    Seen(i64),
+}
+
+fn invalid() -> ApiError {
+    ApiError::bad_request("invalid_cursor", "cursor is not one this API issued")
 }
 
 impl Cursor {
-    pub fn after(id: i64) -> Self {
-        Self { after_id: id }
-    }
-
-    pub fn after_id(self) -> i64 {
-        self.after_id
-    }
-
     pub fn encode(self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("v1:{}", self.after_id))
+        let text = match self {
+            Self::After(id) => format!("v1:{id}"),
+            Self::Seen(n) => format!("s1:{n}"),
+        };
+        URL_SAFE_NO_PAD.encode(text)
     }
 
-    pub fn decode(raw: &str) -> Result<Self, ApiError> {
-        let invalid =
-            || ApiError::bad_request("invalid_cursor", "cursor is not one this API issued");
+    fn decode(raw: &str) -> Result<Self, ApiError> {
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
         let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
-        let id = text
-            .strip_prefix("v1:")
-            .and_then(|n| n.parse::<i64>().ok())
+        let (kind, n) = text.split_once(':').ok_or_else(invalid)?;
+        let n = n
+            .parse::<i64>()
+            .ok()
             .filter(|n| *n >= 0)
             .ok_or_else(invalid)?;
-        Ok(Self::after(id))
+        match kind {
+            "v1" => Ok(Self::After(n)),
+            "s1" => Ok(Self::Seen(n)),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// The id a page in id order starts after: 0 without a cursor.
+    pub fn after_id(raw: Option<&str>) -> Result<i64, ApiError> {
+        match raw.map(Self::decode).transpose()? {
+            None => Ok(0),
+            Some(Self::After(id)) => Ok(id),
+            Some(Self::Seen(_)) => Err(invalid()),
+        }
+    }
+
+    /// How many ranked results a search page skips: 0 without a cursor.
+    pub fn seen(raw: Option<&str>) -> Result<i64, ApiError> {
+        match raw.map(Self::decode).transpose()? {
+            None => Ok(0),
+            Some(Self::Seen(n)) => Ok(n),
+            Some(Self::After(_)) => Err(invalid()),
+        }
     }
 }
 
@@ -48,20 +74,33 @@ mod tests {
             "djI6MQ",
             "v1:5",
             &URL_SAFE_NO_PAD.encode("v1:-3"),
+            &URL_SAFE_NO_PAD.encode("x1:3"),
         ] {
-            assert!(Cursor::decode(raw).is_err(), "{raw:?} should be refused");
+            assert!(
+                Cursor::after_id(Some(raw)).is_err(),
+                "{raw:?} should be refused"
+            );
+            assert!(
+                Cursor::seen(Some(raw)).is_err(),
+                "{raw:?} should be refused"
+            );
         }
+        assert!(Cursor::seen(Some(&Cursor::After(3).encode())).is_err());
+        assert!(Cursor::after_id(Some(&Cursor::Seen(3).encode())).is_err());
+        assert_eq!(Cursor::after_id(None).ok(), Some(0));
     }
 
     proptest! {
         #[test]
-        fn round_trips(id in 0i64..) {
-            prop_assert_eq!(Cursor::decode(&Cursor::after(id).encode()).ok(), Some(Cursor::after(id)));
+        fn round_trips(n in 0i64..) {
+            prop_assert_eq!(Cursor::after_id(Some(&Cursor::After(n).encode())).ok(), Some(n));
+            prop_assert_eq!(Cursor::seen(Some(&Cursor::Seen(n).encode())).ok(), Some(n));
         }
 
         #[test]
         fn decoding_arbitrary_text_never_panics(raw in "\\PC{0,64}") {
-            let _ = Cursor::decode(&raw);
+            let _ = Cursor::after_id(Some(&raw));
+            let _ = Cursor::seen(Some(&raw));
         }
     }
 }

@@ -114,7 +114,8 @@ fn stock(raw: i64) -> Result<i32, ValidationError> {
 
 fn image_url(raw: &str) -> Result<String, ValidationError> {
     let url = raw.trim();
-    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+    let ok = url.starts_with("https://")
+        && url.len() > "https://".len()
         && url.len() <= 2048
         && !url.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
@@ -122,7 +123,7 @@ fn image_url(raw: &str) -> Result<String, ValidationError> {
     } else {
         Err(invalid(
             "image_url",
-            "must be an http(s) URL of at most 2048 characters",
+            "must be an https URL of at most 2048 characters",
         ))
     }
 }

@@ -9,7 +9,9 @@
 
 mod cursor;
 mod fields;
+pub(crate) mod image;
 pub mod local;
+mod search;
 
 use crate::{
     error::{ApiError, ErrorBody},
@@ -39,6 +41,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/products", get(list).post(create))
         .route("/products/{id}", get(show).patch(update))
+        .route("/products/{id}/image.svg", get(image::drawn))
+        .route("/categories", get(categories))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
@@ -89,6 +93,11 @@ pub fn page_limit(requested: Option<i64>) -> Result<i64, ApiError> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// Full-text search over name and description: every word matches as a prefix
+    /// (`kett` finds kettles), a word typed with a typo still finds the name, results ranked
+    /// best first. 1 to 100 characters.
+    #[param(min_length = 1, max_length = 100)]
+    q: Option<String>,
     /// Only products of this category slug.
     #[param(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
     category: Option<String>,
@@ -106,28 +115,40 @@ pub(crate) struct ProductPage {
     next_cursor: Option<String>,
 }
 
-/// `GET /products?category=&limit=&cursor=`: products in id order. A cursor marks the last id
-/// seen, so products added while a client pages never shift or repeat what it has seen.
+/// `GET /products?q=&category=&limit=&cursor=`: products in id order; with `q`, the matches
+/// ranked best first. In id order a cursor marks the last id seen, so products added while a
+/// client pages never shift or repeat what it has seen; a search cursor counts the results seen.
 #[utoipa::path(get, path = "/products", tag = "catalog", params(ListQuery), responses(
     (status = 200, description = "One page of products", body = ProductPage),
     (status = 400, description = "`invalid_cursor` or `invalid_query`", body = ErrorBody),
-    (status = 422, description = "`invalid_limit` or `invalid_category`", body = ErrorBody),
+    (status = 422, description = "`invalid_limit`, `invalid_category` or `invalid_search`", body = ErrorBody),
 ))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<ProductPage>, ApiError> {
     let limit = page_limit(query.limit)?;
-    let after = match query.cursor.as_deref() {
-        Some(raw) => Cursor::decode(raw)?.after_id(),
-        None => 0,
-    };
-    let rows: Vec<Product> = match query.category.as_deref() {
-        Some(raw) => {
-            let category = fields::category(raw)?;
+    let category = query
+        .category
+        .as_deref()
+        .map(fields::category)
+        .transpose()?;
+    if let Some(q) = query.q.as_deref() {
+        let seen = Cursor::seen(query.cursor.as_deref())?;
+        let mut items = search::run(&state.db, q, category.as_deref(), seen, limit + 1).await?;
+        let next_cursor = (items.len() as i64 > limit).then(|| {
+            items.truncate(limit as usize);
+            Cursor::Seen(seen + limit).encode()
+        });
+        return Ok(Json(ProductPage { items, next_cursor }));
+    }
+    let after = Cursor::after_id(query.cursor.as_deref())?;
+    // Two statements, not one with `$1 IS NULL OR …`: each keeps its own index plan.
+    let mut items: Vec<Product> = match category {
+        Some(category) => {
             sqlx::query_as(&format!(
-                "SELECT {COLUMNS} FROM products WHERE category = $1 AND id > $2 ORDER BY id LIMIT $3"
-            ))
+            "SELECT {COLUMNS} FROM products WHERE category = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
             .bind(category)
             .bind(after)
             .bind(limit + 1)
@@ -144,14 +165,42 @@ pub(crate) async fn list(
             .await?
         }
     };
-    let mut items = rows;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
-        items.last().map(|p| Cursor::after(p.id).encode())
+        items.last().map(|p| Cursor::After(p.id).encode())
     } else {
         None
     };
     Ok(Json(ProductPage { items, next_cursor }))
+}
+
+/// A category and how many of its products there are.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub(crate) struct CategoryCount {
+    /// The slug, as `GET /products?category=` takes it.
+    category: String,
+    /// Products with at least one unit available.
+    in_stock: i64,
+    /// All its products, sold out or not.
+    products: i64,
+}
+
+/// `GET /categories`: every category, in name order, with its number of products in stock.
+#[utoipa::path(get, path = "/categories", tag = "catalog", responses(
+    (status = 200, description = "Every category", body = [CategoryCount]),
+))]
+pub(crate) async fn categories(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<CategoryCount>>, ApiError> {
+    Ok(Json(
+        sqlx::query_as(
+            "SELECT category, count(*) FILTER (WHERE available_quantity > 0) AS in_stock,
+                    count(*) AS products
+             FROM products GROUP BY category ORDER BY category",
+        )
+        .fetch_all(&state.db)
+        .await?,
+    ))
 }
 
 fn json_response(status: StatusCode, json: impl Into<axum::body::Body>) -> Response {

@@ -3,6 +3,7 @@
 
 mod access;
 mod cart;
+mod catalog;
 mod checkout;
 mod health;
 mod limits;
