@@ -37,3 +37,7 @@ schemathesis run "$API/openapi.json" \
   --suppress-health-check too_slow \
   --report junit --report-dir "$work/report" ||
   { tail -50 "$work/api.log"; die "schemathesis found problems (above)"; }
+# The fuzzing user's session must have lived through it all, or the operations that need one
+# were only ever answered 401.
+curl -sf "$API/cart" -H "authorization: Bearer $token" >/dev/null ||
+  die "the fuzzing user's session ended during the run: authenticated operations were not fuzzed"

@@ -28,7 +28,10 @@ pub struct CreateProduct {
     #[schema(value_type = i64, minimum = 0, maximum = 1_000_000_000)]
     pub available_quantity: Integer,
     /// An http(s) URL.
-    #[schema(max_length = 2048, pattern = r"^https?://[!-~]+$")]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$"
+    )]
     pub image_url: Option<String>,
     /// A slug: letters, digits and dashes (stored in lower case).
     #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
@@ -49,7 +52,10 @@ pub struct UpdateProduct {
     pub price_cents: Option<Integer>,
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000)]
     pub available_quantity: Option<Integer>,
-    #[schema(max_length = 2048, pattern = r"^https?://[!-~]+$")]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$"
+    )]
     pub image_url: Option<String>,
     #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
     pub category: Option<String>,
@@ -112,19 +118,28 @@ fn stock(raw: i64) -> Result<i32, ValidationError> {
     }
 }
 
+/// An `https` URL: a host name (letters, digits, dots, dashes), maybe a port, maybe a path of
+/// printable ASCII; what the OpenAPI pattern says.
 fn image_url(raw: &str) -> Result<String, ValidationError> {
     let url = raw.trim();
-    let ok = url.starts_with("https://")
-        && url.len() > "https://".len()
-        && url.len() <= 2048
-        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(url.to_owned())
-    } else {
-        Err(invalid(
+    let well_formed = || {
+        let rest = url.strip_prefix("https://")?;
+        let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+        let (host, port) = authority.split_once(':').unwrap_or((authority, "0"));
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        let port_ok = (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit());
+        let path_ok = path.bytes().all(|b| (b'!'..=b'~').contains(&b));
+        (host_ok && port_ok && path_ok && url.len() <= 2048).then_some(())
+    };
+    match well_formed() {
+        Some(()) => Ok(url.to_owned()),
+        None => Err(invalid(
             "image_url",
-            "must be an https URL of at most 2048 characters",
-        ))
+            "must be an https URL (host name, optional port and path) of at most 2048 characters",
+        )),
     }
 }
 
@@ -230,11 +245,15 @@ mod tests {
 
     #[test]
     fn refuses_invalid_fields() {
-        let cases: [fn(&mut CreateProduct); 6] = [
+        let cases: [fn(&mut CreateProduct); 10] = [
             |b| b.name = "   ".into(),
             |b| b.price_cents = Integer(-1),
             |b| b.available_quantity = Integer(-5),
             |b| b.image_url = Some("javascript:alert(1)".into()),
+            |b| b.image_url = Some("http://img.example.com/k.png".into()),
+            |b| b.image_url = Some("https://[::1]/k.png".into()),
+            |b| b.image_url = Some("https://img.example.com:99999x/k.png".into()),
+            |b| b.image_url = Some("https://img.example.com/a b".into()),
             |b| b.category = "home & garden".into(),
             |b| b.category = "-home".into(),
         ];
