@@ -74,13 +74,14 @@ const USAGE: &str = "usage: shop-bench suite [--smoke] [--strategies a,b,…] [-
        shop-bench faults [--quick] [--bin-dir DIR] [--out DIR]
        shop-bench idle [--seconds 60] [--bin-dir DIR] [--out DIR]";
 
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 7] = [
     "catalog",
     "cart",
     "registration",
     "checkout-cold",
     "checkout-hot",
     "checkout-mix",
+    "search",
 ];
 
 struct Options {
@@ -160,7 +161,8 @@ async fn run_strategy(
                 "registration" => results.push(bench.registration().await?),
                 "checkout-cold" => results.extend(bench.checkout_cold().await?),
                 "checkout-hot" => results.push(bench.checkout_hot().await?),
-                _ => results.push(bench.checkout_mix().await?),
+                "checkout-mix" => results.push(bench.checkout_mix().await?),
+                _ => results.extend(bench.search().await?),
             }
         }
         Ok::<_, BenchError>(results)

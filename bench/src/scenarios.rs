@@ -40,6 +40,8 @@ pub struct Sizes {
     pub mix_buyers: usize,
     pub mix_products: usize,
     pub mix_stock: i64,
+    /// Products added (by SQL) before the search scenario.
+    pub search_products: usize,
 }
 
 impl Sizes {
@@ -56,6 +58,7 @@ impl Sizes {
             mix_buyers: 3000,
             mix_products: 40,
             mix_stock: 100,
+            search_products: 100_000,
         }
     }
 
@@ -73,6 +76,7 @@ impl Sizes {
             mix_buyers: 60,
             mix_products: 5,
             mix_stock: 10,
+            search_products: 200,
         }
     }
 }
@@ -283,6 +287,64 @@ impl<'a> Bench<'a> {
                 checkout: None,
             },
             list,
+        ])
+    }
+
+    /// Catalog search on a catalog of `search_products` more products (names from word lists,
+    /// added by SQL): prefix words, two words, a typo, and a word within a category, in turn.
+    pub async fn search(&self) -> Result<Vec<ScenarioResult>, BenchError> {
+        sqlx::query(
+            "INSERT INTO products (name, description, price_cents, available_quantity, category, seller_id)
+             SELECT a[1 + g % 12] || ' ' || n[1 + (g / 12) % 16] || ' ' || g,
+                    'A ' || lower(a[1 + (g / 7) % 12]) || ' ' || lower(n[1 + (g / 5) % 16]) || ' for every day',
+                    100 + g % 10000, 1 + g % 50, c[1 + g % 8],
+                    (SELECT min(id) FROM users)
+             FROM generate_series(1, $1) g,
+                  (SELECT ARRAY['Classic', 'Modern', 'Rustic', 'Compact', 'Deluxe', 'Vintage',
+                                'Smart', 'Quiet', 'Heavy', 'Light', 'Folding', 'Electric'] AS a,
+                          ARRAY['Kettle', 'Lamp', 'Chair', 'Teapot', 'Blender', 'Backpack',
+                                'Notebook', 'Speaker', 'Jacket', 'Trowel', 'Puzzle', 'Mug',
+                                'Scarf', 'Charger', 'Kite', 'Cookbook'] AS n,
+                          ARRAY['home', 'garden', 'books', 'toys', 'sports', 'fashion',
+                                'electronics', 'grocery'] AS c) words",
+        )
+        .bind(i64::try_from(self.sizes.search_products).unwrap_or(i64::MAX))
+        .execute(&self.system.db)
+        .await?;
+        sqlx::query("ANALYZE products")
+            .execute(&self.system.db)
+            .await?;
+        const QUERIES: [&str; 4] = [
+            "q=kett&limit=20",
+            "q=modern%20lamp&limit=20",
+            "q=ketle&limit=20",
+            "q=chair&category=home&limit=20",
+        ];
+        let search = |shop: Shop, n: u64| async move {
+            let query = QUERIES[n as usize % QUERIES.len()];
+            answered_ok(shop.get(&format!("/products?{query}")).await)
+        };
+        let max = self.timed("catalog search", search).await;
+        // A closed loop of 64 measures the queue in front of two cores; at half the rate it
+        // sustains, the latency is the query's own.
+        let rate = (max.summary.throughput * 0.5).max(1.0);
+        let shop = self.shop.clone();
+        let half = open_loop(
+            rate,
+            self.sizes.duration,
+            None,
+            self.sizes.connections,
+            move |n| search(shop.clone(), n),
+        )
+        .await;
+        Ok(vec![
+            max,
+            ScenarioResult {
+                scenario: "catalog search",
+                mode: format!("open {rate:.0}/s (50%)"),
+                summary: half,
+                checkout: None,
+            },
         ])
     }
 
