@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod orders;
 pub mod products;
 pub mod security;
+pub mod sellers;
 pub mod serve;
 pub mod sessions;
 pub mod sign_in;

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and served at
 //! `/openapi.json`, and the interactive docs page at `/docs`, whose assets this process serves.
 
-use crate::{cart, checkout, error, health, orders, products, sign_in, storefront, users};
+use crate::{cart, checkout, error, health, orders, products, sellers, sign_in, storefront, users};
 use axum::{
     response::{Html, IntoResponse},
     routing::get,
@@ -32,6 +32,7 @@ use utoipa::{
         cart::show, cart::add, cart::update, cart::remove,
         checkout::checkout,
         orders::list, orders::show, orders::events,
+        sellers::products, sellers::orders,
         storefront::index, storefront::app_js, storefront::style_css, storefront::config,
         openapi_json, docs,
     ),
@@ -42,6 +43,7 @@ use utoipa::{
         (name = "catalog", description = "Products, cached in Redis and in each process"),
         (name = "cart", description = "The signed-in user's cart, kept in PostgreSQL"),
         (name = "orders", description = "Checkout and the user's orders"),
+        (name = "sellers", description = "A seller's own products, stock, sales and order lines"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "storefront", description = "The demo storefront page"),
     ),

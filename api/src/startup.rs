@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::cart::router())
         .merge(crate::checkout::router())
         .merge(crate::orders::router())
+        .merge(crate::sellers::router())
         .merge(crate::storefront::router())
         .fallback(|| async { error_body(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {

@@ -1,5 +1,5 @@
-//! Opaque cursors: base64url of `v1:<last id>` for pages in id order (keyset), or `s1:<results
-//! seen>` for ranked search pages. Clients pass them back unchanged; a cursor of the other kind,
+//! Opaque cursors: base64url of `v1:<last id>` for pages in id order (keyset), `b1:<last id>` for
+//! pages newest first, or `s1:<results seen>` for ranked search pages. Clients pass them back unchanged; a cursor of the other kind,
 //! or one this API did not issue, is 400 `invalid_cursor`.
 
 use crate::error::ApiError;
@@ -11,6 +11,8 @@ pub enum Cursor {
     After(i64),
     /// The next page skips this many ranked results.
     Seen(i64),
+    /// The next page (newest first) starts before this id.
+    Before(i64),
 }
 
 fn invalid() -> ApiError {
@@ -22,6 +24,7 @@ impl Cursor {
         let text = match self {
             Self::After(id) => format!("v1:{id}"),
             Self::Seen(n) => format!("s1:{n}"),
+            Self::Before(id) => format!("b1:{id}"),
         };
         URL_SAFE_NO_PAD.encode(text)
     }
@@ -38,6 +41,7 @@ impl Cursor {
         match kind {
             "v1" => Ok(Self::After(n)),
             "s1" => Ok(Self::Seen(n)),
+            "b1" => Ok(Self::Before(n)),
             _ => Err(invalid()),
         }
     }
@@ -47,7 +51,7 @@ impl Cursor {
         match raw.map(Self::decode).transpose()? {
             None => Ok(0),
             Some(Self::After(id)) => Ok(id),
-            Some(Self::Seen(_)) => Err(invalid()),
+            Some(_) => Err(invalid()),
         }
     }
 
@@ -56,7 +60,16 @@ impl Cursor {
         match raw.map(Self::decode).transpose()? {
             None => Ok(0),
             Some(Self::Seen(n)) => Ok(n),
-            Some(Self::After(_)) => Err(invalid()),
+            Some(_) => Err(invalid()),
+        }
+    }
+
+    /// The id a newest-first page starts before: `i64::MAX` without a cursor.
+    pub fn before_id(raw: Option<&str>) -> Result<i64, ApiError> {
+        match raw.map(Self::decode).transpose()? {
+            None => Ok(i64::MAX),
+            Some(Self::Before(id)) => Ok(id),
+            Some(_) => Err(invalid()),
         }
     }
 }
@@ -87,6 +100,8 @@ mod tests {
         }
         assert!(Cursor::seen(Some(&Cursor::After(3).encode())).is_err());
         assert!(Cursor::after_id(Some(&Cursor::Seen(3).encode())).is_err());
+        assert!(Cursor::before_id(Some(&Cursor::After(3).encode())).is_err());
+        assert_eq!(Cursor::before_id(None).ok(), Some(i64::MAX));
         assert_eq!(Cursor::after_id(None).ok(), Some(0));
     }
 
@@ -95,6 +110,7 @@ mod tests {
         fn round_trips(n in 0i64..) {
             prop_assert_eq!(Cursor::after_id(Some(&Cursor::After(n).encode())).ok(), Some(n));
             prop_assert_eq!(Cursor::seen(Some(&Cursor::Seen(n).encode())).ok(), Some(n));
+            prop_assert_eq!(Cursor::before_id(Some(&Cursor::Before(n).encode())).ok(), Some(n));
         }
 
         #[test]

@@ -7,7 +7,7 @@
 //! when it is newer. In front of Redis, each process keeps answers for up to
 //! `PRODUCT_LOCAL_CACHE_MS` ([`local`]).
 
-mod cursor;
+pub(crate) mod cursor;
 mod fields;
 pub(crate) mod image;
 pub mod local;

@@ -9,5 +9,6 @@ mod health;
 mod limits;
 mod products;
 mod security;
+mod sellers;
 mod sign_in;
 mod users;

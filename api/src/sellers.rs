@@ -1,0 +1,160 @@
+//! What a seller sees of their own products: stock and sales per product, and the order lines
+//! that bought them, newest first. A seller is any user who listed a product.
+
+use crate::{
+    error::{ApiError, ErrorBody},
+    extract::{Json, Query},
+    products::{cursor::Cursor, page_limit},
+    sessions::CurrentUser,
+    startup::AppState,
+};
+use axum::{extract::State, routing::get, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sellers/me/products", get(products))
+        .route("/sellers/me/orders", get(orders))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageQuery {
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// One of the seller's products with its stock and sales.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub(crate) struct SellerProduct {
+    id: i64,
+    name: String,
+    category: String,
+    price_cents: i64,
+    /// Units that can still be bought.
+    available_quantity: i32,
+    /// Units of CONFIRMED orders.
+    units_sold: i64,
+    /// Units taken by orders still PENDING (their other lines are being decided).
+    units_reserved: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SellerProductPage {
+    items: Vec<SellerProduct>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// `GET /sellers/me/products`: the signed-in seller's products in id order.
+#[utoipa::path(get, path = "/sellers/me/products", tag = "sellers", security(("session" = [])), params(PageQuery), responses(
+    (status = 200, description = "One page of the seller's products", body = SellerProductPage),
+    (status = 400, description = "`invalid_cursor` or `invalid_query`", body = ErrorBody),
+    (status = 401, description = "No valid session token", body = ErrorBody),
+    (status = 422, description = "`invalid_limit`", body = ErrorBody),
+))]
+pub(crate) async fn products(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<SellerProductPage>, ApiError> {
+    let limit = page_limit(query.limit)?;
+    let after = Cursor::after_id(query.cursor.as_deref())?;
+    let mut items: Vec<SellerProduct> = sqlx::query_as(
+        "SELECT p.id, p.name, p.category, p.price_cents, p.available_quantity,
+                COALESCE(sum(oi.quantity) FILTER (WHERE oi.status = 'RESERVED' AND o.status = 'CONFIRMED'), 0)::BIGINT AS units_sold,
+                COALESCE(sum(oi.quantity) FILTER (WHERE oi.status = 'RESERVED' AND o.status = 'PENDING'), 0)::BIGINT AS units_reserved
+         FROM (SELECT * FROM products WHERE seller_id = $1 AND id > $2 ORDER BY id LIMIT $3) p
+         LEFT JOIN order_items oi ON oi.product_id = p.id
+         LEFT JOIN orders o ON o.id = oi.order_id
+         GROUP BY p.id, p.name, p.category, p.price_cents, p.available_quantity
+         ORDER BY p.id",
+    )
+    .bind(user.id.get())
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(&state.db)
+    .await?;
+    let next_cursor = (items.len() as i64 > limit).then(|| {
+        items.truncate(limit as usize);
+        items.last().map(|p| Cursor::After(p.id).encode())
+    });
+    Ok(Json(SellerProductPage {
+        items,
+        next_cursor: next_cursor.flatten(),
+    }))
+}
+
+/// One order line for one of the seller's products.
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub(crate) struct SellerOrderLine {
+    order_id: Uuid,
+    /// `PENDING`, `CONFIRMED` or `REJECTED`.
+    order_status: String,
+    ordered_at: DateTime<Utc>,
+    product_id: i64,
+    product_name: String,
+    quantity: i32,
+    unit_price_cents: i64,
+    /// `PENDING` (not decided yet), `RESERVED` (units taken), `SHORT` or `RELEASED`.
+    line_status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SellerOrderPage {
+    items: Vec<SellerOrderLine>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    line_id: i64,
+    #[sqlx(flatten)]
+    line: SellerOrderLine,
+}
+
+/// `GET /sellers/me/orders`: the order lines of the signed-in seller's products, newest first.
+#[utoipa::path(get, path = "/sellers/me/orders", tag = "sellers", security(("session" = [])), params(PageQuery), responses(
+    (status = 200, description = "One page of order lines", body = SellerOrderPage),
+    (status = 400, description = "`invalid_cursor` or `invalid_query`", body = ErrorBody),
+    (status = 401, description = "No valid session token", body = ErrorBody),
+    (status = 422, description = "`invalid_limit`", body = ErrorBody),
+))]
+pub(crate) async fn orders(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<SellerOrderPage>, ApiError> {
+    let limit = page_limit(query.limit)?;
+    let before = Cursor::before_id(query.cursor.as_deref())?;
+    let mut rows: Vec<LineRow> = sqlx::query_as(
+        "SELECT oi.id AS line_id, oi.order_id, o.status AS order_status, o.created_at AS ordered_at,
+                oi.product_id, p.name AS product_name, oi.quantity,
+                oi.price_at_purchase AS unit_price_cents, oi.status AS line_status
+         FROM order_items oi
+         JOIN products p ON p.id = oi.product_id
+         JOIN orders o ON o.id = oi.order_id
+         WHERE p.seller_id = $1 AND oi.id < $2
+         ORDER BY oi.id DESC LIMIT $3",
+    )
+    .bind(user.id.get())
+    .bind(before)
+    .bind(limit + 1)
+    .fetch_all(&state.db)
+    .await?;
+    let next_cursor = (rows.len() as i64 > limit).then(|| {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| Cursor::Before(r.line_id).encode())
+    });
+    Ok(Json(SellerOrderPage {
+        items: rows.into_iter().map(|r| r.line).collect(),
+        next_cursor: next_cursor.flatten(),
+    }))
+}
