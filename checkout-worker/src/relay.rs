@@ -143,6 +143,15 @@ pub async fn relay_once(
         .execute(pool)
         .await?;
     announce_commands(pool, &produced_to).await?;
+    if messages
+        .iter()
+        .any(|(_, _, m)| m.stream == outbox::ORDER_EVENTS)
+    {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(outbox::ORDER_EVENTS_PRODUCED)
+            .execute(pool)
+            .await?;
+    }
     for (_, _, message) in &messages {
         metrics::relayed(&message.stream);
     }

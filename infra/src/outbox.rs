@@ -23,6 +23,10 @@ pub enum OutboxError {
 /// relay can wait long between polls and still move a new row at once.
 pub const WRITTEN_CHANNEL: &str = "outbox_written";
 
+/// Announced by a relay that has just produced order events, so that a notifier that stopped
+/// fetching them while idle fetches again.
+pub const ORDER_EVENTS_PRODUCED: &str = "order_events_produced";
+
 /// An outbox row's stream when the row holds several messages: its payload is a JSON array of
 /// [`Message`]s. A transaction's messages go out as one row, so the relay claims and deletes one
 /// row per order (or per batch of decided orders) instead of one per message.

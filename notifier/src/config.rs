@@ -47,6 +47,13 @@ pub struct NotifierSettings {
     /// latency-critical, and tansu holds a fetch for its whole wait, so a long wait keeps an idle
     /// notifier cheap and delays an order's mail by at most this.
     pub fetch_wait: Duration,
+    /// `NOTIFY_EVENTS_IDLE_MS`: with no order event for this long (and at least two fetch waits),
+    /// the notifier stops fetching them until a relay announces new ones
+    /// (`NOTIFY order_events_produced`).
+    pub events_idle: Duration,
+    /// `NOTIFY_EVENTS_LOOK_MS`: while it does not fetch, how often it asks the broker whether the
+    /// log grew anyway (events produced by something else than a relay of this shop).
+    pub events_look: Duration,
 }
 
 impl NotifierSettings {
@@ -67,6 +74,8 @@ impl NotifierSettings {
             batch: var("NOTIFY_BATCH", "32")?,
             idle_poll: Duration::from_millis(var("NOTIFY_IDLE_POLL_MS", "1000")?),
             fetch_wait: Duration::from_millis(var("NOTIFY_FETCH_WAIT_MS", "2000")?),
+            events_idle: Duration::from_millis(var("NOTIFY_EVENTS_IDLE_MS", "5000")?),
+            events_look: Duration::from_millis(var("NOTIFY_EVENTS_LOOK_MS", "30000")?),
         })
     }
 }

@@ -16,7 +16,7 @@ use crate::{
 use futures_util::future::join_all;
 use redis::aio::ConnectionManager;
 use shop_infra::{sign_in, Keys};
-use sqlx::{postgres::PgListener, PgPool};
+use sqlx::PgPool;
 use std::{sync::Arc, time::Duration};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -60,7 +60,12 @@ impl Delivery {
     /// Sends until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         let wake = Arc::new(Notify::new());
-        tokio::spawn(listen(self.pool.clone(), wake.clone(), stop.clone()));
+        tokio::spawn(crate::listen(
+            self.pool.clone(),
+            queue::WRITTEN_CHANNEL,
+            wake.clone(),
+            stop.clone(),
+        ));
         let this = Arc::new(self);
         while !stop.is_cancelled() {
             let due = match queue::claim(&this.pool, this.settings.batch, this.settings.claim).await
@@ -199,35 +204,6 @@ fn message_id(event_id: &str, kind: Kind, attempt: i32) -> String {
     match kind {
         Kind::SignInCode => format!("<{event}.{attempt}@notifications.shop>"),
         Kind::OrderConfirmed | Kind::OrderRejected => format!("<{event}@notifications.shop>"),
-    }
-}
-
-/// Wakes the sender whenever rows are announced; reconnects after errors.
-async fn listen(pool: PgPool, wake: Arc<Notify>, stop: CancellationToken) {
-    while !stop.is_cancelled() {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            result = relay_announcements(&pool, &wake) => {
-                if let Err(error) = result {
-                    tracing::warn!(%error, "notifier lost its announcements; reconnecting");
-                }
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    }
-}
-
-async fn relay_announcements(pool: &PgPool, wake: &Notify) -> Result<(), sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(queue::WRITTEN_CHANNEL).await?;
-    // Rows written while (re)connecting were not announced to us.
-    wake.notify_one();
-    loop {
-        listener.recv().await?;
-        wake.notify_one();
     }
 }
 

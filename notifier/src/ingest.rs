@@ -18,8 +18,10 @@ use rdkafka::{
     Offset, TopicPartitionList,
 };
 use shop_domain::messages::OrderEvent;
+use shop_infra::outbox;
 use sqlx::PgPool;
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Most messages turned into rows in one transaction.
@@ -55,38 +57,132 @@ pub fn notification_for(event: &OrderEvent) -> Option<NewNotification> {
     })
 }
 
-/// Reads `topic`'s `partitions` until `stop`.
+/// How the reader paces itself.
+pub struct Pace {
+    /// Stop fetching after this long without an event.
+    pub idle: Duration,
+    /// While not fetching, look at the log's end this often.
+    pub look: Duration,
+}
+
+/// Reads `topic`'s `partitions` until `stop`: fetches while events come, and stops fetching
+/// (no partition assigned) after `pace.idle` without one, until a relay announces events or a
+/// look at the log's end finds it grew. An idle notifier therefore sends the broker no fetch at
+/// all: cheaper, and it keeps clear of a librdkafka crash on tansu's answers to fetches during
+/// a restart (RELIABILITY.md, "Known issues").
 pub async fn run(
     pool: PgPool,
     consumer: StreamConsumer,
     topic: String,
     partitions: i32,
+    pace: Pace,
     stop: CancellationToken,
 ) -> Result<(), crate::Error> {
-    let positions: BTreeMap<i32, i64> = loop {
-        match queue::positions(&pool, &topic).await {
-            Ok(rows) => break rows.into_iter().collect(),
+    let consumer = Arc::new(consumer);
+    let announced = Arc::new(Notify::new());
+    tokio::spawn(crate::listen(
+        pool.clone(),
+        outbox::ORDER_EVENTS_PRODUCED,
+        announced.clone(),
+        stop.clone(),
+    ));
+    tracing::info!(%topic, partitions, "notifier reading order events");
+    loop {
+        let Some(positions) = read_positions(&pool, &topic, &stop).await else {
+            return Ok(());
+        };
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..partitions {
+            let offset = positions
+                .get(&partition)
+                .map_or(Offset::Beginning, |next| Offset::Offset(*next));
+            assignment.add_partition_offset(&topic, partition, offset)?;
+        }
+        consumer.assign(&assignment)?;
+        let read = read_until_idle(&pool, &consumer, &topic, pace.idle, &stop).await;
+        consumer.assign(&TopicPartitionList::new())?;
+        if !read {
+            return Ok(());
+        }
+        // Idle: wait for an announcement, or for the log to have grown anyway.
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = announced.notified() => break,
+                () = tokio::time::sleep(pace.look) => {
+                    if grew(&pool, &consumer, &topic, partitions, &stop).await {
+                        tracing::info!(%topic, "order events arrived unannounced; fetching again");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn read_positions(
+    pool: &PgPool,
+    topic: &str,
+    stop: &CancellationToken,
+) -> Option<BTreeMap<i32, i64>> {
+    loop {
+        match queue::positions(pool, topic).await {
+            Ok(rows) => return Some(rows.into_iter().collect()),
             Err(error) => {
                 tracing::warn!(%error, "cannot read the notifier's positions; retrying");
                 tokio::select! {
-                    () = stop.cancelled() => return Ok(()),
+                    () = stop.cancelled() => return None,
                     () = tokio::time::sleep(RETRY) => {}
                 }
             }
         }
-    };
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..partitions {
-        let offset = positions
-            .get(&partition)
-            .map_or(Offset::Beginning, |next| Offset::Offset(*next));
-        assignment.add_partition_offset(&topic, partition, offset)?;
     }
-    consumer.assign(&assignment)?;
-    tracing::info!(%topic, partitions, "notifier reading order events");
+}
+
+/// Whether some partition's log ends past the notifier's position. A broker that cannot be
+/// asked counts as "no": fetching would not get far either.
+async fn grew(
+    pool: &PgPool,
+    consumer: &Arc<StreamConsumer>,
+    topic: &str,
+    partitions: i32,
+    stop: &CancellationToken,
+) -> bool {
+    let Some(positions) = read_positions(pool, topic, stop).await else {
+        return false;
+    };
+    let (consumer, topic) = (consumer.clone(), topic.to_owned());
+    let ends = tokio::task::spawn_blocking(move || {
+        (0..partitions)
+            .map(|p| consumer.fetch_watermarks(&topic, p, Duration::from_secs(5)))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await;
+    match ends {
+        Ok(Ok(ends)) => ends
+            .iter()
+            .zip(0..)
+            .any(|((_, high), p)| *high > positions.get(&p).copied().unwrap_or(0)),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "cannot look at the order events' log");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// Reads batches until `idle` passes without a message; false if `stop` came first.
+async fn read_until_idle(
+    pool: &PgPool,
+    consumer: &StreamConsumer,
+    topic: &str,
+    idle: Duration,
+    stop: &CancellationToken,
+) -> bool {
     loop {
         let first = tokio::select! {
-            () = stop.cancelled() => return Ok(()),
+            () = stop.cancelled() => return false,
+            () = tokio::time::sleep(idle) => return true,
             message = consumer.recv() => message,
         };
         let mut batch = vec![first];
@@ -124,12 +220,12 @@ pub async fn run(
         }
         let next: Vec<(i32, i64)> = next.into_iter().collect();
         let queued = loop {
-            match queue::ingest(&pool, &topic, &rows, &next).await {
+            match queue::ingest(pool, topic, &rows, &next).await {
                 Ok(new) => break new,
                 Err(error) => {
                     tracing::warn!(%error, "cannot queue notifications; retrying the batch");
                     tokio::select! {
-                        () = stop.cancelled() => return Ok(()),
+                        () = stop.cancelled() => return false,
                         () = tokio::time::sleep(RETRY) => {}
                     }
                 }

@@ -20,7 +20,9 @@ use rdkafka::consumer::StreamConsumer;
 use redis::aio::ConnectionManager;
 use send::{Mailer, TextSender};
 use shop_infra::Keys;
-use sqlx::PgPool;
+use sqlx::{postgres::PgListener, PgPool};
+use std::{sync::Arc, time::Duration};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,11 @@ impl Notifier {
             )
             .create()?;
         tokio::spawn(deliver::report_backlog(pool.clone(), stop.clone()));
+        let pace = ingest::Pace {
+            // tansu answers a fetch only after its whole wait: idle must outlast a few.
+            idle: settings.events_idle.max(settings.fetch_wait * 2),
+            look: settings.events_look,
+        };
         let delivery = deliver::Delivery {
             pool: pool.clone(),
             redis,
@@ -100,6 +107,7 @@ impl Notifier {
             consumer,
             kafka.order_events_topic.clone(),
             kafka.order_events_partitions,
+            pace,
             stop,
         )
         .await;
@@ -107,5 +115,43 @@ impl Notifier {
             tracing::warn!("the notifier's sender ended abnormally");
         }
         reading
+    }
+}
+
+/// Wakes `wake` whenever `channel` is announced (PostgreSQL `NOTIFY`), and once after every
+/// (re)connection, since announcements sent meanwhile were missed; reconnects after errors.
+pub(crate) async fn listen(
+    pool: PgPool,
+    channel: &'static str,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            result = relay_announcements(&pool, channel, &wake) => {
+                if let Err(error) = result {
+                    tracing::warn!(%error, channel, "notifier lost its announcements; reconnecting");
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn relay_announcements(
+    pool: &PgPool,
+    channel: &str,
+    wake: &Notify,
+) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    wake.notify_one();
+    loop {
+        listener.recv().await?;
+        wake.notify_one();
     }
 }
