@@ -39,12 +39,17 @@ pub async fn run(
     skip: i64,
     limit: i64,
 ) -> Result<Vec<Product>, ApiError> {
-    let q = q.trim();
+    // The length is the query's as sent (what the OpenAPI document states); blanks around it do
+    // not count for matching, and a query of blanks alone matches nothing.
     if q.is_empty() || q.chars().count() > MAX_QUERY_CHARS {
         return Err(ApiError::unprocessable(
             "invalid_search",
             format!("q must have 1 to {MAX_QUERY_CHARS} characters"),
         ));
+    }
+    let q = q.trim();
+    if q.is_empty() {
+        return Ok(Vec::new());
     }
     // Without a word (only punctuation) the prefix query matches nothing; the name may still.
     let words = prefix_query(q).unwrap_or_default();

@@ -131,8 +131,10 @@ async fn bad_searches_are_clear_4xx() {
         )
         .await;
     }
-    // Punctuation alone is a search for nothing, not an error.
+    // Punctuation or blanks alone are a search for nothing, not an error.
     assert_eq!(search(&app, "q=%27%29%3A*%7C").await, (vec![], None));
+    assert_eq!(search(&app, "q=%0D").await, (vec![], None));
+    assert_eq!(search(&app, "q=%20%20").await, (vec![], None));
 }
 
 #[tokio::test]
