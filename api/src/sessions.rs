@@ -117,12 +117,10 @@ async fn end(state: &AppState, user: UserId, ids: &[String]) -> Result<usize, Ap
     let mut pipe = redis::pipe();
     let mut ended = 0;
     for (id, stored) in ids.iter().zip(stored) {
-        let Some(stored) = stored.and_then(|s| serde_json::from_str::<Stored>(&s).ok()) else {
+        let Some(digest) = stored.as_deref().and_then(stored_digest) else {
             continue;
         };
-        if let Ok(digest) = URL_SAFE_NO_PAD.decode(&stored.digest) {
-            pipe.cmd("DEL").arg(state.keys.session(&digest)).ignore();
-        }
+        pipe.cmd("DEL").arg(state.keys.session(&digest)).ignore();
         pipe.cmd("HDEL")
             .arg(&index)
             .arg(format!("m:{id}"))
@@ -139,15 +137,30 @@ pub async fn revoke(state: &AppState, user: UserId, id: &str) -> Result<bool, Ap
     Ok(end(state, user, &[id.to_owned()]).await? > 0)
 }
 
-/// Ends every session of `user`.
+/// Ends every session of `user`: one read of the user's list, then its sessions' keys and the
+/// list itself are deleted.
 pub async fn revoke_all(state: &AppState, user: UserId) -> Result<(), ApiError> {
-    let ids: Vec<String> = list(state, user, "")
-        .await?
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
-    end(state, user, &ids).await?;
+    let index = state.keys.user_sessions(user.get());
+    let mut conn = state.redis.clone();
+    let fields: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&index)
+        .query_async(&mut conn)
+        .await?;
+    let mut pipe = redis::pipe();
+    for (_, stored) in fields.iter().filter(|(field, _)| field.starts_with("m:")) {
+        if let Some(digest) = stored_digest(stored) {
+            pipe.cmd("DEL").arg(state.keys.session(&digest)).ignore();
+        }
+    }
+    pipe.cmd("DEL").arg(&index).ignore();
+    let () = pipe.query_async(&mut conn).await?;
     Ok(())
+}
+
+/// The session key digest a list entry (`m:<id>`, JSON [`Stored`]) names.
+fn stored_digest(stored: &str) -> Option<Vec<u8>> {
+    let stored: Stored = serde_json::from_str(stored).ok()?;
+    URL_SAFE_NO_PAD.decode(&stored.digest).ok()
 }
 
 /// The user's live sessions, newest first; `current` marks the session `current`.
