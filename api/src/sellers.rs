@@ -4,7 +4,10 @@
 use crate::{
     error::{ApiError, ErrorBody},
     extract::{Json, Query},
-    products::{cursor::Cursor, page_limit},
+    products::{
+        cursor::{next_page, Cursor},
+        page_limit,
+    },
     sessions::CurrentUser,
     startup::AppState,
 };
@@ -81,14 +84,8 @@ pub(crate) async fn products(
     .bind(limit + 1)
     .fetch_all(&state.db)
     .await?;
-    let next_cursor = (items.len() as i64 > limit).then(|| {
-        items.truncate(limit as usize);
-        items.last().map(|p| Cursor::After(p.id).encode())
-    });
-    Ok(Json(SellerProductPage {
-        items,
-        next_cursor: next_cursor.flatten(),
-    }))
+    let next_cursor = next_page(&mut items, limit, |p| Cursor::After(p.id));
+    Ok(Json(SellerProductPage { items, next_cursor }))
 }
 
 /// One order line for one of the seller's products.
@@ -149,12 +146,9 @@ pub(crate) async fn orders(
     .bind(limit + 1)
     .fetch_all(&state.db)
     .await?;
-    let next_cursor = (rows.len() as i64 > limit).then(|| {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| Cursor::Before(r.line_id).encode())
-    });
+    let next_cursor = next_page(&mut rows, limit, |r| Cursor::Before(r.line_id));
     Ok(Json(SellerOrderPage {
         items: rows.into_iter().map(|r| r.line).collect(),
-        next_cursor: next_cursor.flatten(),
+        next_cursor,
     }))
 }

@@ -74,6 +74,21 @@ impl Cursor {
     }
 }
 
+/// Cuts `items`, fetched with one more than `limit` to tell whether more follow, to the page, and
+/// returns the next page's cursor, made from the last item kept; `None` on the last page.
+pub fn next_page<T>(
+    items: &mut Vec<T>,
+    limit: i64,
+    cursor: impl FnOnce(&T) -> Cursor,
+) -> Option<String> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    if items.len() <= limit {
+        return None;
+    }
+    items.truncate(limit);
+    items.last().map(cursor).map(Cursor::encode)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +118,16 @@ mod tests {
         assert!(Cursor::before_id(Some(&Cursor::After(3).encode())).is_err());
         assert_eq!(Cursor::before_id(None).ok(), Some(i64::MAX));
         assert_eq!(Cursor::after_id(None).ok(), Some(0));
+    }
+
+    #[test]
+    fn a_page_is_cut_to_its_limit_and_points_past_its_last_item() {
+        let mut items = vec![1, 2, 3];
+        let next = next_page(&mut items, 2, |last| Cursor::After(*last));
+        assert_eq!((items, next), (vec![1, 2], Some(Cursor::After(2).encode())));
+        let mut last_page = vec![1, 2];
+        assert_eq!(next_page(&mut last_page, 2, |l| Cursor::After(*l)), None);
+        assert_eq!(last_page, vec![1, 2]);
     }
 
     proptest! {

@@ -136,10 +136,7 @@ pub(crate) async fn list(
     if let Some(q) = query.q.as_deref() {
         let seen = Cursor::seen(query.cursor.as_deref())?;
         let mut items = search::run(&state.db, q, category.as_deref(), seen, limit + 1).await?;
-        let next_cursor = (items.len() as i64 > limit).then(|| {
-            items.truncate(limit as usize);
-            Cursor::Seen(seen + limit).encode()
-        });
+        let next_cursor = cursor::next_page(&mut items, limit, |_| Cursor::Seen(seen + limit));
         return Ok(Json(ProductPage { items, next_cursor }));
     }
     let after = Cursor::after_id(query.cursor.as_deref())?;
@@ -165,12 +162,7 @@ pub(crate) async fn list(
             .await?
         }
     };
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|p| Cursor::After(p.id).encode())
-    } else {
-        None
-    };
+    let next_cursor = cursor::next_page(&mut items, limit, |p| Cursor::After(p.id));
     Ok(Json(ProductPage { items, next_cursor }))
 }
 
