@@ -14,6 +14,7 @@ use crate::{
 use axum::{extract::State, routing::get, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shop_domain::messages::OrderStatus;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -92,14 +93,15 @@ pub(crate) async fn products(
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub(crate) struct SellerOrderLine {
     order_id: Uuid,
-    /// `PENDING`, `CONFIRMED` or `REJECTED`.
-    order_status: String,
+    #[sqlx(try_from = "String")]
+    order_status: OrderStatus,
     ordered_at: DateTime<Utc>,
     product_id: i64,
     product_name: String,
     quantity: i32,
     unit_price_cents: i64,
-    /// `PENDING` (not decided yet), `RESERVED` (units taken), `SHORT` or `RELEASED`.
+    /// `PENDING` (not decided yet), `RESERVED` (units taken), `SHORT`, `RELEASED` (units given
+    /// back after a rejection or a cancel) or `CANCELLED` (cancelled before it was decided).
     line_status: String,
 }
 

@@ -445,6 +445,8 @@ pub struct Outcome {
     pub reported_unhealthy: Option<bool>,
     pub confirmed: i64,
     pub rejected: i64,
+    /// Orders cancelled by their shoppers (some before, some after their decision).
+    pub cancelled: i64,
 }
 
 impl Outcome {
@@ -473,6 +475,8 @@ struct Seen {
     orders: Mutex<HashMap<String, Uuid>>,
     /// A key answered with two different orders.
     duplicated: AtomicU64,
+    /// Orders whose cancel was answered 200.
+    cancelled: Mutex<HashSet<Uuid>>,
 }
 
 impl Seen {
@@ -671,6 +675,29 @@ async fn checkout(shop: &Shop, shopper: &Shopper, seen: &Seen, stop: &AtomicBool
     None
 }
 
+/// The share of accepted orders their shoppers cancel right away.
+const CANCEL_SHARE: f64 = 0.15;
+
+/// Cancels `order`, retrying through failures until an answer that ends it: 200 (recorded, so
+/// the checker can hold the shop to it) or 409 (it was rejected first).
+async fn cancel(shop: &Shop, shopper: &Shopper, seen: &Seen, stop: &AtomicBool, order: Uuid) {
+    let path = format!("/orders/{order}/cancel");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        match send(shop, shopper, reqwest::Method::POST, &path, None, None).await {
+            Some((StatusCode::OK, _)) => {
+                if let Ok(mut cancelled) = seen.cancelled.lock() {
+                    cancelled.insert(order);
+                }
+                return;
+            }
+            Some((StatusCode::CONFLICT, _)) => return,
+            // No answer, 401 (signed in again), 5xx: the same request again.
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 async fn shop_until_stopped(
     fixture: Arc<Fixture>,
     shopper: Arc<Shopper>,
@@ -698,7 +725,11 @@ async fn shop_until_stopped(
                 .collect()
         };
         if fill_cart(&fixture.shop, &shopper, &lines).await {
-            checkout(&fixture.shop, &shopper, &seen, &stop).await;
+            let order = checkout(&fixture.shop, &shopper, &seen, &stop).await;
+            // Some shoppers change their minds at once, racing the order's decision.
+            if let Some(order) = order.filter(|_| rand::thread_rng().gen_bool(CANCEL_SHARE)) {
+                cancel(&fixture.shop, &shopper, &seen, &stop, order).await;
+            }
         } else {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -823,7 +854,7 @@ async fn run_on(
     let mut cut = None;
     for &fault in faults {
         eprintln!("==> fault: {}", fault.name());
-        restock(system, &fixture, &mut initial).await?;
+        restock(&fixture, &mut initial).await?;
         let phase_start: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
             .fetch_one(&system.db)
             .await?;
@@ -883,6 +914,7 @@ async fn run_on(
             reported_unhealthy,
             confirmed: phase.confirmed,
             rejected: phase.rejected,
+            cancelled: phase.cancelled,
         };
         eprintln!("    {outcome:?}");
         checked = report;
@@ -891,13 +923,9 @@ async fn run_on(
     Ok(outcomes)
 }
 
-/// Puts `HOT_STOCK` more units on each hot product (sold out after a phase or two), so every
-/// phase has buyers competing for scarce stock. Traffic is stopped and settled: no sale races it.
-async fn restock(
-    system: &System,
-    fixture: &Fixture,
-    initial: &mut HashMap<i64, i64>,
-) -> Result<(), BenchError> {
+/// Puts `HOT_STOCK` more units on each hot product (sold out after a phase or two) through its
+/// lane (`POST /products/{id}/restock`), so every phase has buyers competing for scarce stock.
+async fn restock(fixture: &Fixture, initial: &mut HashMap<i64, i64>) -> Result<(), BenchError> {
     // A session of the seller's (user 0) that outlives whatever Redis went through.
     let email = contact(0)["email"].as_str().unwrap_or_default().to_owned();
     let seller = fixture
@@ -905,19 +933,15 @@ async fn restock(
         .sign_in_by_code(&email, SIGN_IN_WITHIN)
         .await
         .ok_or_else(|| BenchError::Unexpected("the seller could not sign in by code".into()))?;
+    let round = Uuid::new_v4();
     for &id in &fixture.hot {
-        let available: i64 =
-            sqlx::query_scalar("SELECT available_quantity::BIGINT FROM products WHERE id = $1")
-                .bind(id)
-                .fetch_one(&system.db)
-                .await?;
-        let body = json!({ "available_quantity": available + HOT_STOCK });
         let response = fixture
             .shop
             .client()
-            .patch(fixture.shop.url(&format!("/products/{id}")))
+            .post(fixture.shop.url(&format!("/products/{id}/restock")))
             .bearer_auth(&seller)
-            .json(&body)
+            .header("idempotency-key", format!("{round}-{id}"))
+            .json(&json!({ "quantity": HOT_STOCK }))
             .send()
             .await?;
         if response.status() != StatusCode::OK {
@@ -931,9 +955,9 @@ async fn restock(
     Ok(())
 }
 
-/// Waits until no order is PENDING, the outbox is empty and every rejected order's reserved
-/// lines have been released (those release commands travel after the order is decided); false
-/// if `bound` passes first.
+/// Waits until no order is PENDING, the outbox is empty and every rejected or cancelled order's
+/// lines have given their units back (those release commands travel after the order is decided
+/// or cancelled); false if `bound` passes first.
 async fn settle(system: &System, bound: Duration) -> Result<bool, BenchError> {
     let deadline = Instant::now() + bound;
     loop {
@@ -941,7 +965,8 @@ async fn settle(system: &System, bound: Duration) -> Result<bool, BenchError> {
             "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING')
                   + (SELECT count(*) FROM outbox)
                   + (SELECT count(*) FROM order_items i JOIN orders o ON o.id = i.order_id
-                     WHERE o.status = 'REJECTED' AND i.status = 'RESERVED')",
+                     WHERE (o.status = 'REJECTED' AND i.status = 'RESERVED')
+                        OR (o.status = 'CANCELLED' AND i.status IN ('PENDING', 'RESERVED')))",
         )
         .fetch_one(&system.db)
         .await
@@ -966,6 +991,7 @@ struct Checked {
     stale_cache: u64,
     confirmed: i64,
     rejected: i64,
+    cancelled: i64,
 }
 
 impl Checked {
@@ -980,6 +1006,7 @@ impl Checked {
             stale_cache: self.stale_cache,
             confirmed: (self.confirmed - earlier.confirmed).max(0),
             rejected: (self.rejected - earlier.rejected).max(0),
+            cancelled: (self.cancelled - earlier.cancelled).max(0),
         }
     }
 }
@@ -1004,6 +1031,14 @@ struct StockRow {
     ledger: i64,
 }
 
+/// Lost cancels: answered 200, yet the order is not CANCELLED.
+fn judge_cancels(cancelled: &[Uuid], statuses: &HashMap<Uuid, String>) -> u64 {
+    cancelled
+        .iter()
+        .filter(|id| statuses.get(id).map(String::as_str) != Some("CANCELLED"))
+        .count() as u64
+}
+
 /// Oversold units (stock below zero, or initial ≠ available + sold) and duplicated products
 /// (the ledger disagrees with the stock that left: a command applied twice or skipped).
 fn judge_stock(rows: &[StockRow]) -> (i64, u64) {
@@ -1024,12 +1059,15 @@ struct OrderEvents {
     created: HashSet<String>,
     /// Distinct `(type, event_id)` of `OrderConfirmed` and `OrderRejected`.
     terminal: HashSet<(String, String)>,
+    /// Distinct `event_id`s of `OrderCancelled`.
+    cancelled: HashSet<String>,
 }
 
 /// Lost and duplicated events: every order has one `OrderCreated`; a decided order has one
 /// terminal event, of the type its status in PostgreSQL says (a confirmed order with an
 /// `OrderRejected`, or two terminal events with different ids, is duplicated); a decided order
-/// without one is lost.
+/// without one is lost. A cancelled order has one `OrderCancelled` and at most an
+/// `OrderConfirmed` before it; any other order has none.
 fn judge_events(
     statuses: &HashMap<Uuid, String>,
     events: &HashMap<Uuid, OrderEvents>,
@@ -1043,6 +1081,21 @@ fn judge_events(
             1 => {}
             _ => duplicated += 1,
         }
+        if status == "CANCELLED" {
+            match seen.cancelled.len() {
+                0 => lost += 1,
+                1 => {}
+                _ => duplicated += 1,
+            }
+            let decided_before = seen.terminal.len() > 1
+                || seen
+                    .terminal
+                    .iter()
+                    .any(|(kind, _)| kind != "OrderConfirmed");
+            duplicated += u64::from(decided_before);
+            continue;
+        }
+        duplicated += u64::from(!seen.cancelled.is_empty());
         let expected = match status.as_str() {
             "CONFIRMED" => "OrderConfirmed",
             "REJECTED" => "OrderRejected",
@@ -1081,14 +1134,22 @@ async fn check(
         .map(|orders| orders.values().copied().collect())
         .unwrap_or_default();
     let mut lost = judge_orders(&acked, &statuses, settled);
+    let cancelled: Vec<Uuid> = seen
+        .cancelled
+        .lock()
+        .map(|c| c.iter().copied().collect())
+        .unwrap_or_default();
+    lost += judge_cancels(&cancelled, &statuses);
     let confirmed = statuses.values().filter(|s| *s == "CONFIRMED").count() as i64;
     let rejected = statuses.values().filter(|s| *s == "REJECTED").count() as i64;
+    let cancelled_orders = statuses.values().filter(|s| *s == "CANCELLED").count() as i64;
 
-    // All or nothing: a confirmed order has every line reserved, a rejected one none.
+    // All or nothing: a confirmed order has every line reserved, a rejected or cancelled one
+    // none (once settled).
     let torn: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id
          WHERE (o.status = 'CONFIRMED' AND i.status <> 'RESERVED')
-            OR (o.status = 'REJECTED' AND i.status = 'RESERVED')",
+            OR (o.status IN ('REJECTED', 'CANCELLED') AND i.status = 'RESERVED')",
     )
     .fetch_one(db)
     .await?;
@@ -1098,7 +1159,8 @@ async fn check(
         "SELECT p.id, p.available_quantity::BIGINT,
                 COALESCE((SELECT sum(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id
                           WHERE i.product_id = p.id AND o.status = 'CONFIRMED'), 0)::BIGINT,
-                COALESCE((SELECT sum(CASE WHEN l.kind = 'reserve' THEN l.quantity ELSE -l.quantity END)
+                COALESCE((SELECT sum(CASE l.kind WHEN 'reserve' THEN l.quantity
+                                                 WHEN 'release' THEN -l.quantity ELSE 0 END)
                           FROM inventory_ledger l WHERE l.product_id = p.id AND l.applied), 0)::BIGINT
          FROM products p",
     )
@@ -1129,6 +1191,7 @@ async fn check(
         stale_cache,
         confirmed,
         rejected,
+        cancelled: cancelled_orders,
     })
 }
 
@@ -1232,12 +1295,15 @@ async fn order_events(
             "OrderConfirmed" | "OrderRejected" => {
                 seen.terminal.insert((kind.to_owned(), id.to_owned()));
             }
+            "OrderCancelled" => {
+                seen.cancelled.insert(id.to_owned());
+            }
             _ => deliveries -= 1,
         }
     }
     let distinct: u64 = events
         .values()
-        .map(|e| (e.created.len() + e.terminal.len()) as u64)
+        .map(|e| (e.created.len() + e.terminal.len() + e.cancelled.len()) as u64)
         .sum();
     Ok((events, deliveries.saturating_sub(distinct)))
 }
@@ -1249,8 +1315,8 @@ fn kafka(error: rdkafka::error::KafkaError) -> BenchError {
 /// The faults × outcomes table, in Markdown.
 pub fn table(outcomes: &[Outcome]) -> String {
     let mut out = String::from(
-        "| fault | accepted | confirmed | rejected | lost | duplicated | oversold | stale cache | redelivered events | slowest decision | stalled | fenced | probe's cart | time to recover | settled in |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n",
+        "| fault | accepted | confirmed | rejected | cancelled | lost | duplicated | oversold | stale cache | redelivered events | slowest decision | stalled | fenced | probe's cart | time to recover | settled in |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n",
     );
     for o in outcomes {
         let recover = o
@@ -1262,11 +1328,12 @@ pub fn table(outcomes: &[Outcome]) -> String {
             (Some(n), _) => n.to_string(),
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} | {} | {} | {} | {:.1} s |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} | {} | {} | {} | {:.1} s |\n",
             o.fault,
             o.accepted,
             o.confirmed,
             o.rejected,
+            o.cancelled,
             o.lost,
             o.duplicated,
             o.oversold,
@@ -1298,7 +1365,47 @@ mod tests {
                 .iter()
                 .map(|(k, i)| ((*k).to_owned(), (*i).to_owned()))
                 .collect(),
+            cancelled: HashSet::new(),
         }
+    }
+
+    fn cancelled(terminal: &[(&str, &str)], cancels: &[&str]) -> OrderEvents {
+        OrderEvents {
+            cancelled: cancels.iter().map(|s| (*s).to_owned()).collect(),
+            ..events(&["c"], terminal)
+        }
+    }
+
+    #[test]
+    fn a_cancelled_order_has_one_cancel_event_and_no_rejection() {
+        let statuses = HashMap::from([(id(1), "CANCELLED".to_owned())]);
+        for fine in [
+            cancelled(&[], &["x"]),
+            cancelled(&[("OrderConfirmed", "d")], &["x"]),
+        ] {
+            let seen = HashMap::from([(id(1), fine)]);
+            assert_eq!(judge_events(&statuses, &seen), (0, 0));
+        }
+        let missing = HashMap::from([(id(1), cancelled(&[("OrderConfirmed", "d")], &[]))]);
+        assert_eq!(judge_events(&statuses, &missing), (1, 0));
+        let twice = HashMap::from([(id(1), cancelled(&[], &["x", "y"]))]);
+        assert_eq!(judge_events(&statuses, &twice), (0, 1));
+        let rejected_too = HashMap::from([(id(1), cancelled(&[("OrderRejected", "d")], &["x"]))]);
+        assert_eq!(judge_events(&statuses, &rejected_too), (0, 1));
+        // A confirmed order with a cancel event contradicts PostgreSQL.
+        let confirmed = HashMap::from([(id(1), "CONFIRMED".to_owned())]);
+        let stray = HashMap::from([(id(1), cancelled(&[("OrderConfirmed", "d")], &["x"]))]);
+        assert_eq!(judge_events(&confirmed, &stray), (0, 1));
+    }
+
+    #[test]
+    fn a_cancel_answered_200_must_leave_the_order_cancelled() {
+        let statuses = HashMap::from([
+            (id(1), "CANCELLED".to_owned()),
+            (id(2), "CONFIRMED".to_owned()),
+        ]);
+        assert_eq!(judge_cancels(&[id(1)], &statuses), 0);
+        assert_eq!(judge_cancels(&[id(1), id(2), id(3)], &statuses), 2);
     }
 
     #[test]

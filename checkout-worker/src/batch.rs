@@ -6,9 +6,12 @@
 //! the order lines and the orders' counters in a few set-based statements. An order whose last
 //! line is decided here is finalised in the same transaction: CONFIRMED, or REJECTED (its lines
 //! go back to the cart, which checkout took them from, and release commands for its reserved
-//! lines go to the outbox), with its event in the outbox. Redelivered commands are recognised by the ledger and change nothing; two
-//! workers racing on one command (during a rebalance) collide on the ledger's primary key and one
-//! of them rolls back and retries.
+//! lines go to the outbox), with its event in the outbox; an order cancelled meanwhile is left as
+//! it is. Releases (of rejected or cancelled orders) and sellers' restocks are applied on the
+//! same lane, so nothing else writes a product's stock while its commands are decided.
+//! Redelivered commands are recognised by the ledger and change nothing; two workers racing on
+//! one command (during a rebalance) collide on the ledger's primary key and one of them rolls
+//! back and retries.
 
 use crate::{
     dead_letter::{self, DeadLetter},
@@ -17,14 +20,14 @@ use crate::{
 use chrono::{DateTime, Utc};
 use shop_domain::{
     messages::{CommandKind, InventoryCommand, OrderEvent, OrderStatus, ShortLine},
-    OrderId, ProductId, Quantity, UserId,
+    OrderId, ProductId, Quantity, UserId, MAX_STOCK,
 };
 use shop_infra::{
     fulfilment::{self, LedgerEntry},
     outbox::{self, Outbox, OutboxError},
 };
 use sqlx::PgPool;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 /// What a command did.
@@ -34,10 +37,27 @@ pub enum Outcome {
     Reserved,
     /// Too little stock: nothing was taken.
     Short { available: i64 },
-    /// Reserved units went back to stock.
+    /// A reserve whose line was released before it came (its order was cancelled while the
+    /// reserve was on its way): nothing was taken.
+    Withdrawn,
+    /// The line's reserved units went back to stock.
     Released,
+    /// A release of a line that holds nothing (short, or not reserved yet): nothing changed, and
+    /// the line's reserve, if it comes later, is withdrawn.
+    NothingHeld,
+    /// A restock added its units.
+    Restocked,
+    /// A restock that would take the stock past [`MAX_STOCK`]: nothing was added.
+    Overfull { available: i64 },
     /// Seen before (redelivery): nothing changed.
     Duplicate,
+}
+
+impl Outcome {
+    /// Whether the command changed the stock (the ledger's `applied`).
+    fn applied(self) -> bool {
+        matches!(self, Self::Reserved | Self::Released | Self::Restocked)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,44 +66,72 @@ pub struct Decision {
     pub outcome: Outcome,
 }
 
-type CommandId = (OrderId, ProductId, CommandKind);
+/// One order's line on one product, or one restock of a product.
+type LineKey = (OrderId, ProductId);
 
-fn id_of(c: &InventoryCommand) -> CommandId {
-    (c.order_id, c.product_id, c.kind)
+/// What the ledger holds for a line: its reserve (and whether it took units), its release, or a
+/// restock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    pub reserve: Option<bool>,
+    pub release: bool,
+    pub restock: bool,
 }
 
-/// Decides each command in order against `stock`, which it updates. `seen` holds the commands
-/// applied before; repeats, in `seen` or earlier in the batch, are duplicates. A product missing
-/// from `stock` has none.
+/// Decides each command in order against `stock`, which it updates. `recorded` holds what the
+/// ledger saw before; a command recorded there or earlier in the batch is a duplicate. A product
+/// missing from `stock` has none.
 pub fn decide(
     commands: &[InventoryCommand],
     stock: &mut HashMap<ProductId, i64>,
-    seen: &HashSet<CommandId>,
+    recorded: &HashMap<LineKey, Recorded>,
 ) -> Vec<Decision> {
-    let mut applied_now = HashSet::new();
+    let mut lines = recorded.clone();
     commands
         .iter()
         .map(|&command| {
-            let id = id_of(&command);
-            if seen.contains(&id) || !applied_now.insert(id) {
-                return Decision {
-                    command,
-                    outcome: Outcome::Duplicate,
-                };
-            }
+            let line = lines
+                .entry((command.order_id, command.product_id))
+                .or_default();
             let quantity = i64::from(command.quantity.get());
             let available = stock.entry(command.product_id).or_insert(0);
             let outcome = match command.kind {
-                CommandKind::Reserve if *available >= quantity => {
-                    *available -= quantity;
-                    Outcome::Reserved
+                CommandKind::Reserve if line.reserve.is_some() => Outcome::Duplicate,
+                CommandKind::Release if line.release => Outcome::Duplicate,
+                CommandKind::Restock if line.restock => Outcome::Duplicate,
+                CommandKind::Reserve => {
+                    let outcome = if line.release {
+                        Outcome::Withdrawn
+                    } else if *available >= quantity {
+                        *available -= quantity;
+                        Outcome::Reserved
+                    } else {
+                        Outcome::Short {
+                            available: *available,
+                        }
+                    };
+                    line.reserve = Some(outcome == Outcome::Reserved);
+                    outcome
                 }
-                CommandKind::Reserve => Outcome::Short {
-                    available: *available,
-                },
                 CommandKind::Release => {
-                    *available += quantity;
-                    Outcome::Released
+                    line.release = true;
+                    if line.reserve == Some(true) {
+                        *available += quantity;
+                        Outcome::Released
+                    } else {
+                        Outcome::NothingHeld
+                    }
+                }
+                CommandKind::Restock => {
+                    line.restock = true;
+                    if *available + quantity <= MAX_STOCK {
+                        *available += quantity;
+                        Outcome::Restocked
+                    } else {
+                        Outcome::Overfull {
+                            available: *available,
+                        }
+                    }
                 }
             };
             Decision { command, outcome }
@@ -126,6 +174,55 @@ struct LineRow {
     product_id: i64,
     quantity: i32,
     available_at_decision: Option<i32>,
+}
+
+/// A ledger row of a kind this worker does not know (written by a newer version).
+#[derive(Debug, thiserror::Error)]
+#[error("unknown inventory ledger kind {0:?}")]
+struct UnknownKind(String);
+
+/// An order line's status (`order_items.status`) after its reserve or release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineStatus {
+    Reserved,
+    Short,
+    Released,
+    Cancelled,
+}
+
+impl LineStatus {
+    fn after(outcome: Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Reserved => Some(Self::Reserved),
+            Outcome::Short { .. } => Some(Self::Short),
+            Outcome::Released => Some(Self::Released),
+            Outcome::Withdrawn => Some(Self::Cancelled),
+            Outcome::NothingHeld
+            | Outcome::Restocked
+            | Outcome::Overfull { .. }
+            | Outcome::Duplicate => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserved => "RESERVED",
+            Self::Short => "SHORT",
+            Self::Released => "RELEASED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+/// Why a short line was refused, as its order shows it.
+fn short_reason(d: &Decision) -> Option<String> {
+    match d.outcome {
+        Outcome::Short { available } => Some(format!(
+            "insufficient stock: {} requested, {available} available",
+            d.command.quantity.get()
+        )),
+        _ => None,
+    }
 }
 
 fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
@@ -199,8 +296,8 @@ async fn apply_commands(
     }
     let before = stock.clone();
 
-    let seen_rows: Vec<(Uuid, i64, String)> = sqlx::query_as(
-        "SELECT order_id, product_id, kind FROM inventory_ledger
+    let rows: Vec<(Uuid, i64, String, bool)> = sqlx::query_as(
+        "SELECT order_id, product_id, kind, applied FROM inventory_ledger
          WHERE (order_id, product_id) IN (SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[]))",
     )
     .bind(
@@ -217,21 +314,23 @@ async fn apply_commands(
     )
     .fetch_all(&mut **tx)
     .await?;
-    let mut seen = HashSet::new();
-    for (order, product, kind) in seen_rows {
-        let kind = if kind == CommandKind::Reserve.as_str() {
-            CommandKind::Reserve
-        } else {
-            CommandKind::Release
-        };
-        seen.insert((
-            OrderId::from_uuid(order),
-            ProductId::new(product).map_err(decode_err)?,
-            kind,
-        ));
+    let mut recorded: HashMap<LineKey, Recorded> = HashMap::new();
+    for (order, product, kind, applied) in rows {
+        let line = recorded
+            .entry((
+                OrderId::from_uuid(order),
+                ProductId::new(product).map_err(decode_err)?,
+            ))
+            .or_default();
+        match CommandKind::parse(&kind) {
+            Some(CommandKind::Reserve) => line.reserve = Some(applied),
+            Some(CommandKind::Release) => line.release = true,
+            Some(CommandKind::Restock) => line.restock = true,
+            None => return Err(decode_err(UnknownKind(kind))),
+        }
     }
 
-    let decisions = decide(commands, &mut stock, &seen);
+    let decisions = decide(commands, &mut stock, &recorded);
     let fresh: Vec<&Decision> = decisions
         .iter()
         .filter(|d| d.outcome != Outcome::Duplicate)
@@ -251,7 +350,7 @@ async fn apply_commands(
             product_id: d.command.product_id.get(),
             kind: d.command.kind.as_str(),
             quantity: i32::from(d.command.quantity),
-            applied: !matches!(d.outcome, Outcome::Short { .. }),
+            applied: d.outcome.applied(),
         })
         .collect();
     fulfilment::record_ledger(tx, &entries).await?;
@@ -271,30 +370,34 @@ async fn apply_commands(
     .fetch_all(&mut **tx)
     .await?;
 
-    // Order lines.
-    let line_status = |d: &&Decision| match d.outcome {
-        Outcome::Reserved => ("RESERVED", None, None),
-        Outcome::Short { available } => (
-            "SHORT",
-            Some(format!(
-                "insufficient stock: {} requested, {available} available",
-                d.command.quantity.get()
-            )),
-            Some(i32::try_from(available).unwrap_or(i32::MAX)),
-        ),
-        Outcome::Released | Outcome::Duplicate => ("RELEASED", None, None),
-    };
-    let statuses: Vec<_> = fresh.iter().map(line_status).collect();
+    // Order lines: what reserves and releases did to them (restocks have none; a release that
+    // held nothing leaves its line as it is). A line reserved and released in one batch gets its
+    // last status: an UPDATE … FROM applies only one of several rows that match a line.
+    let mut last: HashMap<LineKey, (&Decision, LineStatus)> = HashMap::new();
+    for d in &fresh {
+        if let Some(status) = LineStatus::after(d.outcome) {
+            last.insert((d.command.order_id, d.command.product_id), (*d, status));
+        }
+    }
+    let lines: Vec<(&Decision, LineStatus)> = last.into_values().collect();
     sqlx::query(
         "UPDATE order_items oi SET status = v.s, reason = v.r, available_at_decision = v.a
          FROM UNNEST($1::UUID[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::INT[]) AS v(o, p, s, r, a)
          WHERE oi.order_id = v.o AND oi.product_id = v.p",
     )
-    .bind(fresh.iter().map(|d| d.command.order_id.as_uuid()).collect::<Vec<_>>())
-    .bind(fresh.iter().map(|d| d.command.product_id.get()).collect::<Vec<_>>())
-    .bind(statuses.iter().map(|s| s.0).collect::<Vec<_>>())
-    .bind(statuses.iter().map(|s| s.1.clone()).collect::<Vec<_>>())
-    .bind(statuses.iter().map(|s| s.2).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(d, _)| d.command.order_id.as_uuid()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(d, _)| d.command.product_id.get()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(d, _)| short_reason(d)).collect::<Vec<_>>())
+    .bind(
+        lines
+            .iter()
+            .map(|(d, _)| match d.outcome {
+                Outcome::Short { available } => Some(i32::try_from(available).unwrap_or(i32::MAX)),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut **tx)
     .await?;
 
@@ -307,6 +410,7 @@ async fn apply_commands(
         let entry = counts.entry(d.command.order_id.as_uuid()).or_default();
         entry.0 += 1;
         entry.1 += i32::from(matches!(d.outcome, Outcome::Short { .. }));
+        // A withdrawn reserve belongs to a cancelled order, which the count leaves alone.
     }
     let finalized = count_and_finalize(tx, &counts).await?;
     Ok(BatchResult {
@@ -465,12 +569,20 @@ mod tests {
     fn outcomes(
         commands: &[InventoryCommand],
         stock: &mut HashMap<ProductId, i64>,
-        seen: &HashSet<CommandId>,
+        recorded: &HashMap<LineKey, Recorded>,
     ) -> Vec<Outcome> {
-        decide(commands, stock, seen)
+        decide(commands, stock, recorded)
             .iter()
             .map(|d| d.outcome)
             .collect()
+    }
+
+    fn restock(id: OrderId, product: i64, quantity: i64) -> InventoryCommand {
+        InventoryCommand::restock(
+            id,
+            pid(product),
+            shop_domain::Units::new(quantity).expect("units"),
+        )
     }
 
     #[test]
@@ -481,7 +593,7 @@ mod tests {
             .map(|&o| cmd(CommandKind::Reserve, o, 1, 2))
             .collect();
         let mut stock = HashMap::from([(pid(1), 5)]);
-        let outcomes = outcomes(&commands, &mut stock, &HashSet::new());
+        let outcomes = outcomes(&commands, &mut stock, &HashMap::new());
         assert_eq!(
             outcomes,
             [
@@ -496,31 +608,87 @@ mod tests {
 
     #[test]
     fn repeats_are_duplicates_within_a_batch_and_across_batches() {
-        let (a, b) = (OrderId::generate(), OrderId::generate());
+        let (a, b, r) = (
+            OrderId::generate(),
+            OrderId::generate(),
+            OrderId::generate(),
+        );
         let reserve_a = cmd(CommandKind::Reserve, a, 1, 1);
-        let seen = HashSet::from([(b, pid(1), CommandKind::Reserve)]);
-        let commands = [reserve_a, reserve_a, cmd(CommandKind::Reserve, b, 1, 1)];
+        let recorded = HashMap::from([
+            (
+                (b, pid(1)),
+                Recorded {
+                    reserve: Some(false),
+                    ..Recorded::default()
+                },
+            ),
+            (
+                (r, pid(1)),
+                Recorded {
+                    restock: true,
+                    ..Recorded::default()
+                },
+            ),
+        ]);
+        let commands = [
+            reserve_a,
+            reserve_a,
+            cmd(CommandKind::Reserve, b, 1, 1),
+            restock(r, 1, 50),
+        ];
         let mut stock = HashMap::from([(pid(1), 10)]);
-        let outcomes = outcomes(&commands, &mut stock, &seen);
+        let outcomes = outcomes(&commands, &mut stock, &recorded);
         assert_eq!(
             outcomes,
-            [Outcome::Reserved, Outcome::Duplicate, Outcome::Duplicate]
+            [
+                Outcome::Reserved,
+                Outcome::Duplicate,
+                Outcome::Duplicate,
+                Outcome::Duplicate
+            ]
         );
         assert_eq!(stock[&pid(1)], 9);
     }
 
     #[test]
-    fn releases_return_stock_and_unknown_products_have_none() {
-        let order = OrderId::generate();
+    fn a_release_returns_what_its_reserve_took_and_nothing_else() {
+        let (a, b, c) = (
+            OrderId::generate(),
+            OrderId::generate(),
+            OrderId::generate(),
+        );
+        let recorded = HashMap::from([(
+            (a, pid(1)),
+            Recorded {
+                reserve: Some(true),
+                ..Recorded::default()
+            },
+        )]);
         let commands = [
-            cmd(CommandKind::Release, order, 1, 3),
-            cmd(CommandKind::Reserve, order, 2, 1),
+            // Reserved in an earlier batch: its units come back, once.
+            cmd(CommandKind::Release, a, 1, 3),
+            cmd(CommandKind::Release, a, 1, 3),
+            // Short: nothing comes back.
+            cmd(CommandKind::Reserve, b, 1, 9),
+            cmd(CommandKind::Release, b, 1, 9),
+            // Released before its reserve came: the reserve takes nothing.
+            cmd(CommandKind::Release, c, 1, 2),
+            cmd(CommandKind::Reserve, c, 1, 2),
+            cmd(CommandKind::Reserve, c, 2, 1),
         ];
         let mut stock = HashMap::from([(pid(1), 0)]);
-        let outcomes = outcomes(&commands, &mut stock, &HashSet::new());
+        let outcomes = outcomes(&commands, &mut stock, &recorded);
         assert_eq!(
             outcomes,
-            [Outcome::Released, Outcome::Short { available: 0 }]
+            [
+                Outcome::Released,
+                Outcome::Duplicate,
+                Outcome::Short { available: 3 },
+                Outcome::NothingHeld,
+                Outcome::NothingHeld,
+                Outcome::Withdrawn,
+                Outcome::Short { available: 0 },
+            ]
         );
         assert_eq!(stock[&pid(1)], 3);
     }
@@ -533,8 +701,34 @@ mod tests {
             cmd(CommandKind::Release, order, 1, 4),
         ];
         let mut stock = HashMap::from([(pid(1), 4)]);
-        let outcomes = outcomes(&commands, &mut stock, &HashSet::new());
+        let outcomes = outcomes(&commands, &mut stock, &HashMap::new());
         assert_eq!(outcomes, [Outcome::Reserved, Outcome::Released]);
         assert_eq!(stock[&pid(1)], 4, "conservation");
+    }
+
+    #[test]
+    fn restocks_add_units_up_to_the_ceiling() {
+        let order = OrderId::generate();
+        let commands = [
+            cmd(CommandKind::Reserve, order, 1, 5),
+            restock(OrderId::generate(), 1, 5),
+            cmd(CommandKind::Reserve, order, 2, 1),
+            restock(OrderId::generate(), 2, 1_000_000),
+        ];
+        let mut stock = HashMap::from([(pid(1), 0), (pid(2), MAX_STOCK - 10)]);
+        let outcomes = outcomes(&commands, &mut stock, &HashMap::new());
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Short { available: 0 },
+                Outcome::Restocked,
+                Outcome::Reserved,
+                Outcome::Overfull {
+                    available: MAX_STOCK - 11
+                },
+            ]
+        );
+        assert_eq!(stock[&pid(1)], 5);
+        assert_eq!(stock[&pid(2)], MAX_STOCK - 11);
     }
 }

@@ -50,6 +50,10 @@ pub fn record_batch(result: &BatchResult, took: Duration) {
                 "short"
             }
             Outcome::Released => "released",
+            Outcome::Withdrawn => "withdrawn",
+            Outcome::NothingHeld => "nothing_held",
+            Outcome::Restocked => "restocked",
+            Outcome::Overfull { .. } => "overfull",
             Outcome::Duplicate => "duplicate",
         };
         metrics::counter!(COMMANDS, "kind" => kind, "outcome" => outcome).increment(1);

@@ -13,7 +13,7 @@ mod quantity;
 pub use contact::{Email, PhoneNumber};
 pub use ids::{OrderId, ProductId, UserId};
 pub use money::Money;
-pub use quantity::{Quantity, MAX_LINE_QUANTITY};
+pub use quantity::{Quantity, Units, MAX_LINE_QUANTITY, MAX_RESTOCK, MAX_STOCK};
 
 /// Why a value was refused. `code` is stable and machine-readable; `Display` is for people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

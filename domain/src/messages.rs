@@ -8,18 +8,21 @@
 //! Every message carries `v` (its schema version). Consumers must ignore fields they do not know;
 //! a change that is not backward compatible bumps `v`.
 
-use crate::{OrderId, ProductId, Quantity, UserId};
+use crate::{OrderId, ProductId, Quantity, Units, UserId};
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u16 = 1;
 
-/// Where an order stands. PENDING until every line is decided; then CONFIRMED or REJECTED, for good.
+/// Where an order stands. PENDING until every line is decided; then CONFIRMED or REJECTED. Its
+/// buyer may cancel it while it is PENDING or CONFIRMED; CANCELLED and REJECTED are for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     Pending,
     Confirmed,
     Rejected,
+    Cancelled,
 }
 
 impl OrderStatus {
@@ -28,6 +31,7 @@ impl OrderStatus {
             Self::Pending => "PENDING",
             Self::Confirmed => "CONFIRMED",
             Self::Rejected => "REJECTED",
+            Self::Cancelled => "CANCELLED",
         }
     }
 
@@ -36,12 +40,36 @@ impl OrderStatus {
             "PENDING" => Some(Self::Pending),
             "CONFIRMED" => Some(Self::Confirmed),
             "REJECTED" => Some(Self::Rejected),
+            "CANCELLED" => Some(Self::Cancelled),
             _ => None,
         }
     }
 
-    pub fn is_terminal(self) -> bool {
+    /// Not PENDING any more: decided, or cancelled before that.
+    pub fn is_decided(self) -> bool {
         self != Self::Pending
+    }
+
+    /// No status follows: REJECTED or CANCELLED (a CONFIRMED order may still be cancelled).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Rejected | Self::Cancelled)
+    }
+
+    /// The buyer may cancel it: PENDING or CONFIRMED.
+    pub fn is_cancellable(self) -> bool {
+        matches!(self, Self::Pending | Self::Confirmed)
+    }
+}
+
+/// A status name that is none of [`OrderStatus`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown order status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl TryFrom<String> for OrderStatus {
+    type Error = UnknownStatus;
+    fn try_from(raw: String) -> Result<Self, UnknownStatus> {
+        Self::parse(&raw).ok_or(UnknownStatus(raw))
     }
 }
 
@@ -58,8 +86,13 @@ pub struct OrderStatusChanged {
 pub enum CommandKind {
     /// Take `quantity` units of the product for the order, if that many are available.
     Reserve,
-    /// Give back units reserved for an order that was rejected.
+    /// Give back what the order's line holds (its order was rejected or cancelled): the units
+    /// of an applied reserve, nothing after a short one. A release that comes before its reserve
+    /// is recorded, and that reserve then takes nothing.
     Release,
+    /// Add `quantity` units to the product's stock (a seller's restock; `order_id` is the
+    /// restock's id).
+    Restock,
 }
 
 impl CommandKind {
@@ -68,7 +101,14 @@ impl CommandKind {
         match self {
             Self::Reserve => "reserve",
             Self::Release => "release",
+            Self::Restock => "restock",
         }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Reserve, Self::Release, Self::Restock]
+            .into_iter()
+            .find(|k| k.as_str() == raw)
     }
 }
 
@@ -80,10 +120,11 @@ pub struct InventoryCommand {
     pub kind: CommandKind,
     pub order_id: OrderId,
     pub product_id: ProductId,
-    pub quantity: Quantity,
+    pub quantity: Units,
 }
 
 impl InventoryCommand {
+    /// A reserve or release of an order's line.
     pub fn new(
         kind: CommandKind,
         order_id: OrderId,
@@ -94,6 +135,17 @@ impl InventoryCommand {
             v: SCHEMA_VERSION,
             kind,
             order_id,
+            product_id,
+            quantity: quantity.into(),
+        }
+    }
+
+    /// A seller's restock, `id` naming it (so a repeated request is applied once).
+    pub fn restock(id: OrderId, product_id: ProductId, quantity: Units) -> Self {
+        Self {
+            v: SCHEMA_VERSION,
+            kind: CommandKind::Restock,
+            order_id: id,
             product_id,
             quantity,
         }
@@ -146,6 +198,15 @@ pub enum OrderEvent {
         short_lines: Vec<ShortLine>,
         at_ms: i64,
     },
+    /// The buyer cancelled the order (PENDING or CONFIRMED before); its lines' units go back to
+    /// stock through their products' lanes.
+    OrderCancelled {
+        v: u16,
+        event_id: String,
+        order_id: OrderId,
+        user_id: UserId,
+        at_ms: i64,
+    },
 }
 
 impl OrderEvent {
@@ -192,6 +253,16 @@ impl OrderEvent {
             at_ms,
         }
     }
+
+    pub fn cancelled(order_id: OrderId, user_id: UserId, at_ms: i64) -> Self {
+        Self::OrderCancelled {
+            v: SCHEMA_VERSION,
+            event_id: format!("{order_id}/cancelled"),
+            order_id,
+            user_id,
+            at_ms,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -226,11 +297,22 @@ mod tests {
             OrderStatus::Pending,
             OrderStatus::Confirmed,
             OrderStatus::Rejected,
+            OrderStatus::Cancelled,
         ] {
             assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
+            assert_ne!(status.is_final(), status.is_cancellable());
         }
         assert_eq!(OrderStatus::parse("pending"), None);
-        assert!(!OrderStatus::Pending.is_terminal() && OrderStatus::Rejected.is_terminal());
+        assert!(OrderStatus::Confirmed.is_cancellable() && OrderStatus::Cancelled.is_final());
+        assert!(!OrderStatus::Pending.is_decided() && OrderStatus::Cancelled.is_decided());
+        for kind in [
+            CommandKind::Reserve,
+            CommandKind::Release,
+            CommandKind::Restock,
+        ] {
+            assert_eq!(CommandKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(CommandKind::parse("Reserve"), None);
     }
 
     #[test]

@@ -44,6 +44,57 @@ impl From<Quantity> for i32 {
     }
 }
 
+/// The most units a product's stock may hold.
+pub const MAX_STOCK: i64 = 1_000_000_000;
+
+/// The most units one restock may add.
+pub const MAX_RESTOCK: u32 = 1_000_000;
+
+/// A number of units moved by one inventory command: a line's quantity, or a restock of 1 ..=
+/// [`MAX_RESTOCK`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u32")]
+pub struct Units(u32);
+
+impl Units {
+    pub fn new(raw: i64) -> Result<Self> {
+        match u32::try_from(raw) {
+            Ok(n) if (1..=MAX_RESTOCK).contains(&n) => Ok(Self(n)),
+            _ => Err(ValidationError::Quantity { max: MAX_RESTOCK }),
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl From<Quantity> for Units {
+    fn from(q: Quantity) -> Units {
+        Units(q.0)
+    }
+}
+
+impl TryFrom<i64> for Units {
+    type Error = ValidationError;
+    fn try_from(raw: i64) -> Result<Self> {
+        Self::new(raw)
+    }
+}
+
+impl From<Units> for u32 {
+    fn from(u: Units) -> u32 {
+        u.0
+    }
+}
+
+/// Lossless: units never exceed [`MAX_RESTOCK`].
+impl From<Units> for i32 {
+    fn from(u: Units) -> i32 {
+        u.0 as i32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +108,9 @@ mod tests {
         assert_eq!(Quantity::new(100).map(Quantity::get), Ok(100));
         assert!(Quantity::new(101).is_err());
         assert!(Quantity::new(i64::MAX).is_err());
+        assert_eq!(Units::new(1_000_000).map(Units::get), Ok(1_000_000));
+        assert!(Units::new(1_000_001).is_err() && Units::new(0).is_err());
+        assert_eq!(Units::from(Quantity(7)).get(), 7);
     }
 
     proptest! {

@@ -28,7 +28,12 @@ macro_rules! text_enum {
 
 text_enum!(
     /// What a message says.
-    Kind { SignInCode = "sign_in_code", OrderConfirmed = "order_confirmed", OrderRejected = "order_rejected" }
+    Kind {
+        SignInCode = "sign_in_code",
+        OrderConfirmed = "order_confirmed",
+        OrderRejected = "order_rejected",
+        OrderCancelled = "order_cancelled",
+    }
 );
 text_enum!(
     /// How it travels.
@@ -95,7 +100,12 @@ mod tests {
 
     #[test]
     fn texts_round_trip() {
-        for kind in [Kind::SignInCode, Kind::OrderConfirmed, Kind::OrderRejected] {
+        for kind in [
+            Kind::SignInCode,
+            Kind::OrderConfirmed,
+            Kind::OrderRejected,
+            Kind::OrderCancelled,
+        ] {
             assert_eq!(Kind::parse(kind.as_str()), Some(kind));
         }
         for status in [Status::Pending, Status::Sent, Status::Parked] {

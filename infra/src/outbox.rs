@@ -110,6 +110,19 @@ impl Outbox {
     }
 }
 
+impl Outbox {
+    /// [`Outbox::insert`], and wakes the relays (`NOTIFY` on [`WRITTEN_CHANNEL`], sent when the
+    /// transaction commits) so the messages leave at once rather than at a relay's next look.
+    pub async fn insert_and_wake(self, tx: &mut sqlx::PgConnection) -> Result<(), OutboxError> {
+        self.insert(&mut *tx).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(WRITTEN_CHANNEL)
+            .execute(tx)
+            .await?;
+        Ok(())
+    }
+}
+
 /// The messages an outbox row holds: itself, or a [`BUNDLE`]'s.
 pub fn unbundle(stream: &str, key: &str, payload: &str) -> Result<Vec<Message>, serde_json::Error> {
     if stream == BUNDLE {

@@ -179,15 +179,15 @@ impl Delivery {
                 .await?;
                 render::sign_in_code(&code, self.settings.code_ttl)
             }
-            Kind::OrderConfirmed | Kind::OrderRejected => {
+            Kind::OrderConfirmed | Kind::OrderRejected | Kind::OrderCancelled => {
                 let lines = match row.order_id {
                     Some(id) => queue::order_lines(&self.pool, id).await?,
                     None => Vec::new(),
                 };
-                if kind == Kind::OrderConfirmed {
-                    render::order_confirmed(&order, &lines)
-                } else {
-                    render::order_rejected(&order, &lines)
+                match kind {
+                    Kind::OrderConfirmed => render::order_confirmed(&order, &lines),
+                    Kind::OrderRejected => render::order_rejected(&order, &lines),
+                    _ => render::order_cancelled(&order, &lines),
                 }
             }
         })
@@ -203,7 +203,9 @@ fn message_id(event_id: &str, kind: Kind, attempt: i32) -> String {
     let event = event_id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ".");
     match kind {
         Kind::SignInCode => format!("<{event}.{attempt}@notifications.shop>"),
-        Kind::OrderConfirmed | Kind::OrderRejected => format!("<{event}@notifications.shop>"),
+        Kind::OrderConfirmed | Kind::OrderRejected | Kind::OrderCancelled => {
+            format!("<{event}@notifications.shop>")
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! Reads the order events (`ORDER_EVENTS_TOPIC`, every partition) and queues a mail for each
-//! `OrderConfirmed` and `OrderRejected`.
+//! `OrderConfirmed`, `OrderRejected` and `OrderCancelled`.
 //!
 //! Partitions are assigned, not subscribed (the broker's group protocol is not relied on), from
 //! positions kept in PostgreSQL: each batch of messages becomes rows and moves the positions in
@@ -46,6 +46,12 @@ pub fn notification_for(event: &OrderEvent) -> Option<NewNotification> {
             user_id,
             ..
         } => (Kind::OrderRejected, event_id, order_id, user_id),
+        OrderEvent::OrderCancelled {
+            event_id,
+            order_id,
+            user_id,
+            ..
+        } => (Kind::OrderCancelled, event_id, order_id, user_id),
         OrderEvent::OrderCreated { .. } => return None,
     };
     Some(NewNotification {
@@ -259,6 +265,9 @@ mod tests {
         let rejected =
             notification_for(&OrderEvent::rejected(order, user, vec![], 3)).ok_or("a mail")?;
         assert_eq!(rejected.kind, Kind::OrderRejected);
+        let cancelled = notification_for(&OrderEvent::cancelled(order, user, 4)).ok_or("a mail")?;
+        assert_eq!(cancelled.kind, Kind::OrderCancelled);
+        assert_ne!(cancelled.event_id, rejected.event_id, "a mail of its own");
         assert!(notification_for(&OrderEvent::created(order, user, 0, vec![], 0)).is_none());
         Ok(())
     }

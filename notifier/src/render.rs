@@ -64,6 +64,17 @@ pub fn order_rejected(order: &str, lines: &[Line]) -> Rendered {
     }
 }
 
+pub fn order_cancelled(order: &str, lines: &[Line]) -> Rendered {
+    Rendered {
+        subject: format!("Order {order} cancelled"),
+        body: format!(
+            "Your order {order} is cancelled, as you asked; nothing is charged. These items \
+             go back on sale:\n\n{}",
+            lines_table(lines)
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +95,8 @@ mod tests {
         assert!(confirmed.body.contains("Total: 28.99"));
         let rejected = order_rejected("o-1", &lines);
         assert!(rejected.body.contains("1 x Tea at 3.99"));
+        let cancelled = order_cancelled("o-1", &lines);
+        assert!(cancelled.subject.contains("cancelled") && cancelled.body.contains("2 x Mug"));
         assert_eq!(money(-5), "-0.05");
     }
 }

@@ -179,7 +179,32 @@ impl TestApp {
         .await
     }
 
-    /// Polls the order until it is CONFIRMED or REJECTED, failing after `within`.
+    /// `POST /orders/{id}/cancel`.
+    pub async fn cancel(&self, token: &str, id: &str) -> Response {
+        self.post(&format!("/orders/{id}/cancel"), Some(token), &Value::Null)
+            .await
+    }
+
+    /// `POST /products/{id}/restock`, with an Idempotency-Key if given.
+    pub async fn restock(
+        &self,
+        token: &str,
+        product: i64,
+        quantity: i64,
+        idempotency_key: Option<&str>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/products/{product}/restock")))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "quantity": quantity }));
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Polls the order until it is no longer PENDING, failing after `within`.
     pub async fn wait_for_terminal(&self, token: &str, id: &str, within: Duration) -> Value {
         let deadline = Instant::now() + within;
         loop {
@@ -205,8 +230,8 @@ impl TestApp {
     }
 
     /// Checks the pipeline's invariants against `initial` stock: no order PENDING, no stock below
-    /// zero, for every product initial = available + units of confirmed orders, no line both
-    /// reserved and unreleased in a rejected order, and the outbox drained.
+    /// zero, for every product initial + applied restocks = available + units of confirmed
+    /// orders, and no line of a rejected or cancelled order still holding units.
     pub async fn assert_invariants(&self, initial: &HashMap<i64, i64>) {
         let pending: i64 =
             sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'PENDING'")
@@ -222,30 +247,41 @@ impl TestApp {
         .await
         .expect("confirmed units");
         let confirmed: HashMap<i64, i64> = confirmed.into_iter().collect();
+        let restocked: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT product_id, SUM(quantity)::BIGINT FROM inventory_ledger
+             WHERE kind = 'restock' AND applied GROUP BY product_id",
+        )
+        .fetch_all(&self.db)
+        .await
+        .expect("restocked units");
+        let restocked: HashMap<i64, i64> = restocked.into_iter().collect();
         for (product, available) in self.stock().await {
-            let start = initial.get(&product).copied().unwrap_or(available);
+            let start = initial.get(&product).copied().unwrap_or(available)
+                + restocked.get(&product).copied().unwrap_or(0);
             let sold = confirmed.get(&product).copied().unwrap_or(0);
             assert!(available >= 0, "product {product} below zero");
             assert_eq!(
                 start,
                 available + sold,
-                "product {product}: initial = available + confirmed units"
+                "product {product}: initial + restocks = available + confirmed units"
             );
         }
-        let unreleased: i64 = sqlx::query_scalar(
+        let holding: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM order_items oi JOIN orders o ON o.id = oi.order_id
-             WHERE o.status = 'REJECTED' AND oi.status NOT IN ('SHORT', 'RELEASED')",
+             WHERE o.status IN ('REJECTED', 'CANCELLED')
+               AND oi.status NOT IN ('SHORT', 'RELEASED', 'CANCELLED')",
         )
         .fetch_one(&self.db)
         .await
-        .expect("unreleased");
+        .expect("holding");
         assert_eq!(
-            unreleased, 0,
-            "every reserved line of a rejected order is released"
+            holding, 0,
+            "every line of a rejected or cancelled order gave its units back"
         );
     }
 
-    /// Waits until every order is decided and every release applied, failing after `within`.
+    /// Waits until every order is decided and every release applied (of rejected and cancelled
+    /// orders), failing after `within`.
     pub async fn wait_until_settled(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
@@ -253,7 +289,8 @@ impl TestApp {
                 "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING'),
                         (SELECT count(*) FROM outbox),
                         (SELECT count(*) FROM order_items oi JOIN orders o ON o.id = oi.order_id
-                         WHERE o.status = 'REJECTED' AND oi.status = 'RESERVED')",
+                         WHERE (o.status = 'REJECTED' AND oi.status = 'RESERVED')
+                            OR (o.status = 'CANCELLED' AND oi.status IN ('PENDING', 'RESERVED')))",
             )
             .fetch_one(&self.db)
             .await

@@ -3,11 +3,8 @@
 use crate::error::ApiError;
 use crate::extract::Integer;
 use serde::Deserialize;
-use shop_domain::{Money, ValidationError};
+use shop_domain::{Money, ValidationError, MAX_STOCK};
 use utoipa::ToSchema;
-
-/// Most units a seller may set in stock for one product.
-pub const MAX_STOCK: i64 = 1_000_000_000;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateProduct {
@@ -187,6 +184,15 @@ impl TryFrom<UpdateProduct> for ProductChanges {
             category: body.category.as_deref().map(category).transpose()?,
             expected_version: body.expected_version.map(|v| v.0),
         };
+        if changes.available_quantity.is_some() && changes.expected_version.is_none() {
+            // Checkouts and restocks change the stock all the time; setting it blindly would
+            // overwrite what they did since the seller looked.
+            return Err(ApiError::unprocessable(
+                "expected_version_required",
+                "setting available_quantity needs expected_version (the version the new stock \
+                 was decided from); to add units, POST /products/{id}/restock",
+            ));
+        }
         let nothing = changes.name.is_none()
             && changes.description.is_none()
             && changes.price.is_none()
@@ -272,10 +278,23 @@ mod tests {
             ..UpdateProduct::default()
         };
         assert!(ProductChanges::try_from(only_version).is_err());
-        let restock = UpdateProduct {
+        let blind = UpdateProduct {
             available_quantity: Some(Integer(40)),
             ..UpdateProduct::default()
         };
-        assert!(ProductChanges::try_from(restock).is_ok());
+        let refused = ProductChanges::try_from(blind)
+            .err()
+            .and_then(|e| e.client_answer());
+        assert_eq!(
+            refused.map(|(status, body)| (status.as_u16(), body["error"]["code"].clone())),
+            Some((422, "expected_version_required".into())),
+            "an absolute stock needs the version it was decided from"
+        );
+        let guarded = UpdateProduct {
+            available_quantity: Some(Integer(40)),
+            expected_version: Some(Integer(3)),
+            ..UpdateProduct::default()
+        };
+        assert!(ProductChanges::try_from(guarded).is_ok());
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod cursor;
 mod fields;
 pub(crate) mod image;
 pub mod local;
+pub(crate) mod restock;
 mod search;
 
 use crate::{
@@ -24,7 +25,7 @@ use axum::{
     extract::State,
     http::{header, StatusCode},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
     Router,
 };
 use chrono::{DateTime, Utc};
@@ -42,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/products", get(list).post(create))
         .route("/products/{id}", get(show).patch(update))
         .route("/products/{id}/image.svg", get(image::drawn))
+        .route("/products/{id}/restock", post(restock::restock))
         .route("/categories", get(categories))
 }
 
@@ -295,6 +297,14 @@ async fn publish(state: &AppState, product: &Product) -> Result<String, ApiError
     Ok(json)
 }
 
+fn not_seller() -> ApiError {
+    ApiError::client(
+        StatusCode::FORBIDDEN,
+        "not_seller",
+        "only the product's seller may change it",
+    )
+}
+
 /// `POST /products`: the signed-in user lists a product and becomes its seller.
 #[utoipa::path(post, path = "/products", tag = "catalog", security(("session" = [])), request_body = CreateProduct, responses(
     (status = 201, description = "Listed", body = Product,
@@ -331,7 +341,9 @@ pub(crate) async fn create(
 }
 
 /// `PATCH /products/{id}`: the seller changes any of the fields (price, stock, …). With
-/// `expected_version`, the change applies only if nobody changed the product since (else 409).
+/// `expected_version`, the change applies only if nobody changed the product since (else 409);
+/// setting `available_quantity` requires it, since checkouts and restocks change the stock all
+/// the time (adding units without a race is `POST /products/{id}/restock`).
 #[utoipa::path(patch, path = "/products/{id}", tag = "catalog", security(("session" = [])),
     params(("id" = i64, Path, description = "Product id", minimum = 1)), request_body = UpdateProduct, responses(
     (status = 200, description = "The product after the change", body = Product),
@@ -339,7 +351,7 @@ pub(crate) async fn create(
     (status = 403, description = "`not_seller`", body = ErrorBody),
     (status = 404, description = "No such product", body = ErrorBody),
     (status = 409, description = "`version_conflict`", body = ErrorBody),
-    (status = 422, description = "A field failed validation", body = ErrorBody),
+    (status = 422, description = "A field failed validation, or `expected_version_required` (`available_quantity` without `expected_version`)", body = ErrorBody),
 ))]
 pub(crate) async fn update(
     State(state): State<AppState>,
@@ -379,11 +391,7 @@ pub(crate) async fn update(
             .await?
             .ok_or_else(|| ApiError::not_found("product"))?;
         return Err(if existing.seller_id != user.id.get() {
-            ApiError::client(
-                StatusCode::FORBIDDEN,
-                "not_seller",
-                "only the product's seller may change it",
-            )
+            not_seller()
         } else {
             ApiError::conflict(
                 "version_conflict",

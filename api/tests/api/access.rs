@@ -88,7 +88,7 @@ async fn no_endpoint_lets_a_user_touch_another_users_data() {
         app.patch(
             &format!("/products/{id}"),
             Some(&other.token),
-            &serde_json::json!({"available_quantity": 0}),
+            &serde_json::json!({"available_quantity": 0, "expected_version": 1}),
         )
         .await,
         StatusCode::FORBIDDEN,

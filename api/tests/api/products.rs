@@ -211,7 +211,7 @@ async fn reads_are_cached_and_every_write_refreshes_the_cache() {
         app.patch(
             &format!("/products/{id}"),
             Some(&seller.token),
-            &json!({"price_cents": 1250, "available_quantity": 40}),
+            &json!({"price_cents": 1250, "available_quantity": 40, "expected_version": 1}),
         )
         .await,
         StatusCode::OK,

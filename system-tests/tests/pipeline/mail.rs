@@ -370,3 +370,33 @@ async fn a_message_that_keeps_failing_is_parked() {
     assert!(error.is_some_and(|e| e.contains("mail server")));
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_cancelled_order_is_mailed_once() {
+    let app = TestApp::spawn().await;
+    let sink = MailSink::start();
+    let worker = app.spawn_worker_with(mail_to(&sink)).await;
+    let seller = app.new_user().await;
+    let id = product(&app, &seller, 10).await;
+    let shopper = buyer(&app, &[(id, 1)]).await;
+    let order = app.checkout_accepted(&shopper.token).await;
+    app.wait_for_terminal(&shopper.token, &order, WITHIN).await;
+    sink.wait_for(&shopper.email, 1, WITHIN).await;
+    for _ in 0..2 {
+        expect_json(app.cancel(&shopper.token, &order).await, StatusCode::OK).await;
+    }
+    let mails = sink.wait_for(&shopper.email, 2, WITHIN).await;
+    wait_until_read(&app).await;
+    assert!(
+        mails.iter().any(|m| m["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains(&order) && s.contains("cancelled"))),
+        "{mails:?}"
+    );
+    assert_eq!(
+        sink.messages(&shopper.email).await.len(),
+        2,
+        "one mail per event: confirmed, then cancelled once"
+    );
+    worker.stop().await;
+}

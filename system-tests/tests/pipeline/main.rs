@@ -1,6 +1,7 @@
 //! The checkout pipeline against real PostgreSQL, Redis and a Kafka-protocol broker: each test
 //! with its own database, Redis prefix, topics and consumer group.
 
+mod cancel;
 mod dead_letters;
 mod e2e;
 mod faults;

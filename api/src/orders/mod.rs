@@ -1,5 +1,8 @@
-//! Orders: a user's history, one order with its lines, and its status pushed over Server-Sent
-//! Events while the pipeline decides it. Checkout itself is in [`crate::checkout`].
+//! Orders: a user's history, one order with its lines, its status pushed over Server-Sent
+//! Events while the pipeline decides it, and cancelling it ([`cancel`]). Checkout itself is in
+//! [`crate::checkout`].
+
+pub(crate) mod cancel;
 
 use crate::{
     error::{ApiError, ErrorBody},
@@ -10,7 +13,7 @@ use crate::{
 use axum::{
     extract::State,
     response::sse::{Event, KeepAlive, Sse},
-    routing::get,
+    routing::{get, post},
     Json, Router,
 };
 use chrono::{DateTime, Utc};
@@ -30,17 +33,20 @@ pub fn router() -> Router<AppState> {
         .route("/orders", get(list))
         .route("/orders/{id}", get(show))
         .route("/orders/{id}/events", get(events))
+        .route("/orders/{id}/cancel", post(cancel::cancel))
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct OrderSummary {
     pub id: Uuid,
-    /// PENDING, then CONFIRMED or REJECTED.
-    pub status: String,
+    /// PENDING, then CONFIRMED or REJECTED; CANCELLED by the buyer (from PENDING or CONFIRMED).
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
     pub total_cents: i64,
     pub delivery_address: Option<String>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
@@ -48,7 +54,8 @@ pub struct OrderLine {
     pub product_id: i64,
     pub quantity: i32,
     pub price_at_purchase_cents: i64,
-    /// PENDING, RESERVED, SHORT (with `reason`), or RELEASED after a rejection.
+    /// PENDING, RESERVED, SHORT (with `reason`), RELEASED (its units went back after a rejection
+    /// or a cancel), or CANCELLED (its order was cancelled before the line was decided).
     pub status: String,
     pub reason: Option<String>,
 }
@@ -60,7 +67,8 @@ pub struct OrderDetail {
     pub items: Vec<OrderLine>,
 }
 
-const SUMMARY_COLUMNS: &str = "id, status, total_cents, delivery_address, created_at, completed_at";
+const SUMMARY_COLUMNS: &str =
+    "id, status, total_cents, delivery_address, created_at, completed_at, cancelled_at";
 
 /// An order id from a path; anything else names no order.
 fn order_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -91,7 +99,12 @@ pub(crate) async fn show(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<OrderDetail>, ApiError> {
-    let order = owned_order(&state, user.id, order_id(&id)?).await?;
+    Ok(Json(show_order(&state, user.id, order_id(&id)?).await?))
+}
+
+/// The order with its lines, if it belongs to `user`.
+async fn show_order(state: &AppState, user: UserId, id: Uuid) -> Result<OrderDetail, ApiError> {
+    let order = owned_order(state, user, id).await?;
     let items = sqlx::query_as(
         "SELECT product_id, quantity, price_at_purchase AS price_at_purchase_cents, status, reason
          FROM order_items WHERE order_id = $1 ORDER BY product_id",
@@ -99,7 +112,7 @@ pub(crate) async fn show(
     .bind(order.id)
     .fetch_all(&state.db)
     .await?;
-    Ok(Json(OrderDetail { order, items }))
+    Ok(OrderDetail { order, items })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -174,16 +187,17 @@ struct Watch {
 
 impl Watch {
     async fn current(&self) -> Option<OrderStatus> {
-        let status = owned_order(&self.state, self.user, self.order)
-            .await
-            .ok()?
-            .status;
-        OrderStatus::parse(&status)
+        Some(
+            owned_order(&self.state, self.user, self.order)
+                .await
+                .ok()?
+                .status,
+        )
     }
 
     /// The next status to send: the current one first, then each change until a terminal one.
     async fn next_status(&mut self) -> Option<OrderStatus> {
-        if self.sent.is_some_and(OrderStatus::is_terminal) {
+        if self.sent.is_some_and(OrderStatus::is_decided) {
             return None;
         }
         loop {
@@ -219,7 +233,8 @@ impl Watch {
 }
 
 /// `GET /orders/{id}/events`: Server-Sent Events, one `status` event per status the order
-/// reaches (starting with the current one); the stream ends after CONFIRMED or REJECTED.
+/// reaches (starting with the current one); the stream ends once the order is decided
+/// (CONFIRMED, REJECTED, or CANCELLED before that).
 #[utoipa::path(get, path = "/orders/{id}/events", tag = "orders", security(("session" = [])),
     params(("id" = String, Path, description = "Order id (a UUID)")), responses(
     (status = 200, description = "`event: status` with `data: {\"order_id\":…,\"status\":…}`, once per status",
