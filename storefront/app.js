@@ -61,10 +61,12 @@ function renderSession() {
   $("sign-out").hidden = !signedIn;
   $("who").textContent = signedIn ? `Signed in as ${state.email}` : "Not signed in";
   $("checkout").disabled = !signedIn;
+  $("seller").hidden = !signedIn;
   if (signedIn) {
     refreshCart();
     refreshOrders();
     guarded(refreshSessions)();
+    guarded(refreshSeller)();
   } else {
     $("cart-lines").replaceChildren();
     $("order-list").replaceChildren();
@@ -152,7 +154,8 @@ function el(tag, attrs = {}, ...children) {
   for (const [key, value] of Object.entries(attrs)) {
     if (key.startsWith("on")) node.addEventListener(key.slice(2), guarded(value));
     else if (key === "class") node.className = value;
-    else node.setAttribute(key, value);
+    else if (value === true) node.setAttribute(key, "");
+    else if (value !== false) node.setAttribute(key, value);
   }
   node.append(...children);
   return node;
@@ -272,10 +275,32 @@ async function removeLine(productId) {
   renderCart(await api("/cart/remove", { method: "POST", body: { product_id: productId } }));
 }
 
+const CANCELLABLE = ["PENDING", "CONFIRMED"];
+
 function orderItem(order) {
   return el("li", { "data-testid": "order", "data-id": order.id },
     el("span", {}, `${new Date(order.created_at).toLocaleString()} · ${money(order.total_cents)}`),
-    el("span", { class: `status ${order.status}`, "data-testid": "order-status" }, order.status));
+    el("span", { class: "row" },
+      el("button", { class: "link", "data-testid": "cancel-order", hidden: !CANCELLABLE.includes(order.status), onclick: () => cancelOrder(order.id) }, "Cancel"),
+      el("span", { class: `status ${order.status}`, "data-testid": "order-status" }, order.status)));
+}
+
+// Cancels an order, then follows its lines until their products' lanes have given every unit
+// back, and says so.
+async function cancelOrder(orderId) {
+  const order = await api(`/orders/${orderId}/cancel`, { method: "POST" });
+  await showStatus(orderId, order.status);
+  notice("Order cancelled: returning its items to stock…", "info");
+  const deadline = Date.now() + 30000;
+  let lines = order.items;
+  while (lines.some((l) => l.status === "PENDING" || l.status === "RESERVED") && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    lines = (await api(`/orders/${orderId}`)).items;
+  }
+  const back = lines.filter((l) => l.status === "RELEASED").reduce((n, l) => n + l.quantity, 0);
+  notice(`Order cancelled: ${back} item${back === 1 ? "" : "s"} back in stock.`, "info");
+  await selectCategory(state.category);
+  if (!$("seller").hidden) await refreshSeller();
 }
 
 async function refreshOrders() {
@@ -306,12 +331,17 @@ async function watchOrder(orderId) {
 }
 
 async function showStatus(orderId, status) {
-  const item = document.querySelector(`[data-testid=order][data-id="${orderId}"] [data-testid=order-status]`);
-  if (item) {
+  const row = document.querySelector(`[data-testid=order][data-id="${orderId}"]`);
+  if (row) {
+    const item = row.querySelector("[data-testid=order-status]");
     item.textContent = status;
     item.className = `status ${status}`;
+    row.querySelector("[data-testid=cancel-order]").hidden = !CANCELLABLE.includes(status);
   }
-  if (status === "CONFIRMED" || status === "REJECTED") await selectCategory(state.category); // fresh stock
+  if (status === "CONFIRMED" || status === "REJECTED") {
+    await selectCategory(state.category); // fresh stock
+    if (!$("seller").hidden) await refreshSeller(); // a sale of one's own product shows there
+  }
   if (status === "CONFIRMED") {
     notice("Order confirmed: thank you!", "info");
     await refreshCart();
@@ -337,7 +367,49 @@ async function checkout() {
   }
 }
 
+// The seller's page: list a product, restock one through its lane, see stock and sales.
+async function refreshSeller() {
+  const [products, sales] = await Promise.all([api("/sellers/me/products?limit=50"), api("/sellers/me/orders?limit=10")]);
+  $("my-products").replaceChildren(...products.items.map((p) =>
+    el("li", { "data-testid": "my-product", "data-id": String(p.id) },
+      el("span", {}, el("strong", {}, p.name), el("span", { class: "stock", "data-testid": "my-stock" }, ` ${p.available_quantity} in stock · ${p.units_sold} sold · ${p.units_reserved} reserved`)),
+      el("form", { class: "row", "data-testid": "restock-form", onsubmit: (event) => restock(event, p.id) },
+        el("input", { type: "number", min: "1", max: "1000000", value: "10", "aria-label": `Units to add to ${p.name}`, "data-testid": "restock-quantity" }),
+        el("button", { type: "submit", class: "secondary", "data-testid": "restock" }, "Restock")))));
+  if (!products.items.length) $("my-products").append(el("li", { class: "empty" }, "Nothing listed yet."));
+  $("my-sales").replaceChildren(...sales.items.map((s) =>
+    el("li", { "data-testid": "sale" },
+      el("span", {}, `${s.quantity} × ${s.product_name}`),
+      el("span", { class: `status ${s.order_status}`, "data-testid": "sale-status" }, s.order_status))));
+  if (!sales.items.length) $("my-sales").append(el("li", { class: "empty" }, "No sales yet."));
+}
+
+async function restock(event, productId) {
+  event.preventDefault();
+  const quantity = Number(event.target.querySelector("input").value);
+  const result = await api(`/products/${productId}/restock`, { method: "POST", body: { quantity } });
+  notice(result.status === "PENDING" ? "Restock recorded: it will show in a moment." : `Restocked: ${result.available_quantity} in stock.`, "info");
+  await refreshSeller();
+  await selectCategory(state.category);
+}
+
+async function listProduct(event) {
+  event.preventDefault();
+  const body = {
+    name: $("new-name").value,
+    price_cents: Math.round(Number($("new-price").value) * 100),
+    available_quantity: Number($("new-stock").value),
+    category: $("new-category").value.trim().toLowerCase(),
+  };
+  const product = await api("/products", { method: "POST", body });
+  event.target.reset();
+  notice(`Listed: ${product.name}.`, "info");
+  await refreshSeller();
+  await loadCategories();
+}
+
 $("register-form").addEventListener("submit", guarded(register));
+$("list-form").addEventListener("submit", guarded(listProduct));
 $("code-form").addEventListener("submit", guarded(sendCode));
 $("verify-form").addEventListener("submit", guarded(verifyCode));
 $("resend").addEventListener("click", guarded(() => sendCode()));

@@ -2,7 +2,8 @@
 // CONFIRMED live; a product that sells out meanwhile makes the next order REJECTED. Then sign-in
 // by a mailed code (wrong, expired and resent codes, the session list, too many tries, sign out
 // everywhere), an injected inline script that does not run, and the catalog's search, category
-// counts, pictures and sold-out products on a desktop and a phone.
+// counts, pictures and sold-out products, and a seller listing and restocking a product and a
+// cancelled order giving its units back, each on a desktop and a phone.
 // Needs API (the shop's URL), SYSTEM_DB_URL (its database), SYSTEM_REDIS_PREFIX (its Redis keys)
 // and MAILSINK_HTTP (the mail sink), as scripts/check-storefront.sh sets.
 import { test } from "node:test";
@@ -88,10 +89,10 @@ test("a shopper registers, buys two products, and sees CONFIRMED then a sold-out
     await page.screenshot({ path: `${SHOTS}/order-rejected-desktop.png` });
 
     // A failure is shown, not swallowed: adding beyond the per-line maximum.
-    await page.getByRole("spinbutton").first().fill("500");
-    await page.getByRole("spinbutton").first().dispatchEvent("change");
+    await page.getByTestId("cart-lines").getByRole("spinbutton").first().fill("500");
+    await page.getByTestId("cart-lines").getByRole("spinbutton").first().dispatchEvent("change");
     await page.getByTestId("notice").filter({ hasText: "quantity" }).waitFor();
-    assert.equal(await page.getByRole("spinbutton").first().inputValue(), "1", "the cart shows what it really holds");
+    assert.equal(await page.getByTestId("cart-lines").getByRole("spinbutton").first().inputValue(), "1", "the cart shows what it really holds");
 
     // Rate limiting and network failures are shown too (simulated at the browser's edge).
     await page.route("**/cart/add", (route) =>
@@ -308,6 +309,62 @@ for (const [device, viewport] of [["desktop", { width: 1280, height: 900 }], ["p
       await soldOut.waitFor();
       await page.waitForFunction((pid) => document.querySelector(`[data-testid=product][data-id="${pid}"] [data-testid=add]`)?.disabled === true, id, { timeout: SETTLE });
       execFileSync("psql", [DB, "-qc", `UPDATE products SET available_quantity = 5 WHERE id = ${id}`]);
+    } finally {
+      await browser.close();
+    }
+  });
+}
+
+for (const [device, viewport] of [["desktop", { width: 1280, height: 900 }], ["phone", { width: 390, height: 844 }]]) {
+  test(`a seller lists and restocks a product; a buyer's cancel gives its units back live (${device})`, async () => {
+    const browser = await launch();
+    try {
+      const page = await browser.newPage({ viewport });
+      await page.goto(API);
+      const n = String(Date.now()).slice(-7);
+      await page.getByTestId("email").fill(`seller${n}@example.com`);
+      await page.getByTestId("phone").fill(`+1558${n}`);
+      await page.getByTestId("register").click();
+      await page.getByTestId("who").filter({ hasText: "Signed in as" }).waitFor();
+
+      // List a product.
+      const name = `Desk Lamp ${n}`;
+      const category = `lamps-${device}-${n}`;
+      await page.getByTestId("new-name").fill(name);
+      await page.getByTestId("new-price").fill("12.50");
+      await page.getByTestId("new-stock").fill("2");
+      await page.getByTestId("new-category").fill(category);
+      await page.getByTestId("list-product").click();
+      const mine = page.getByTestId("my-product").filter({ hasText: name });
+      await mine.getByTestId("my-stock").filter({ hasText: "2 in stock · 0 sold" }).waitFor();
+
+      // Restock through the product's lane.
+      await mine.getByTestId("restock-quantity").fill("5");
+      await mine.getByTestId("restock").click();
+      await page.getByTestId("notice").filter({ hasText: "Restocked: 7 in stock" }).waitFor();
+      await mine.getByTestId("my-stock").filter({ hasText: "7 in stock" }).waitFor();
+
+      // Bought (by the seller, the simplest buyer at hand), then the sale shows.
+      await page.getByTestId(`category-${category}`).click();
+      await page.getByTestId("product-name").filter({ hasText: name }).waitFor();
+      await page.getByTestId("add").first().click();
+      await count(page, "cart-line", 1);
+      await page.getByTestId("checkout").click();
+      await statusShown(page, "CONFIRMED");
+      await page.getByTestId("sale").filter({ hasText: name }).waitFor();
+      await mine.getByTestId("my-stock").filter({ hasText: "6 in stock · 1 sold" }).waitFor();
+      await page.getByTestId("seller").scrollIntoViewIfNeeded();
+      await page.screenshot({ path: `${SHOTS}/seller-${device}.png` });
+
+      // Cancelled: the status changes at once, and the units come back through the lane.
+      const order = page.getByTestId("order").first();
+      await order.getByTestId("cancel-order").click();
+      await order.getByTestId("order-status").filter({ hasText: "CANCELLED" }).waitFor();
+      await page.getByTestId("notice").filter({ hasText: "1 item back in stock" }).waitFor({ timeout: SETTLE });
+      assert.equal(await order.getByTestId("cancel-order").isHidden(), true, "no second cancel offered");
+      await mine.getByTestId("my-stock").filter({ hasText: "7 in stock · 0 sold" }).waitFor();
+      await page.getByTestId("orders").scrollIntoViewIfNeeded();
+      await page.screenshot({ path: `${SHOTS}/order-cancelled-${device}.png` });
     } finally {
       await browser.close();
     }

@@ -199,7 +199,7 @@ async fn try_once(
     tracing::info!(order_id = %order.id, lines = order.lines.len(), "checkout confirmed");
     Ok(Attempt::Placed(Placed {
         order_id: order.id.as_uuid(),
-        status: OrderStatus::Confirmed.as_str().to_owned(),
+        status: OrderStatus::Confirmed,
         replayed: false,
     }))
 }

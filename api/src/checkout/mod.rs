@@ -321,7 +321,7 @@ impl NewOrder {
 /// How a checkout ended, for the response.
 pub struct Placed {
     order_id: Uuid,
-    status: String,
+    status: OrderStatus,
     /// An earlier request with the same Idempotency-Key placed this order.
     pub replayed: bool,
 }
@@ -330,7 +330,7 @@ pub struct Placed {
 pub(crate) struct PlacedBody {
     order_id: Uuid,
     /// PENDING (queue) or CONFIRMED (the synchronous strategies); a replay shows the current one.
-    status: String,
+    status: OrderStatus,
     status_url: String,
     events_url: String,
 }
@@ -375,11 +375,14 @@ async fn existing_order(
             .bind(key)
             .fetch_optional(&state.db)
             .await?;
-    Ok(row.map(|(order_id, status)| Placed {
-        order_id,
-        status,
-        replayed: true,
-    }))
+    row.map(|(order_id, status)| {
+        Ok(Placed {
+            order_id,
+            status: OrderStatus::try_from(status).map_err(|e| ApiError::Internal(e.into()))?,
+            replayed: true,
+        })
+    })
+    .transpose()
 }
 
 /// After [`NewOrder::insert`] wrote nothing: the order that took the key, or 409 when the cart

@@ -31,7 +31,7 @@ pub(super) async fn hand_off(state: &AppState, order: &NewOrder) -> Result<Place
     tracing::info!(order_id = %order.id, lines = order.lines.len(), "checkout accepted");
     Ok(Placed {
         order_id: order.id.as_uuid(),
-        status: OrderStatus::Pending.as_str().to_owned(),
+        status: OrderStatus::Pending,
         replayed: false,
     })
 }
