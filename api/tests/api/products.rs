@@ -301,4 +301,41 @@ async fn only_the_seller_may_patch_and_versions_guard_concurrent_edits() {
     )
     .await;
     assert_eq!(product(&app, id).await["name"], "v2");
+    // An absolute stock needs the version it was decided from, and a current one.
+    expect_error(
+        app.patch(
+            &path,
+            Some(&seller.token),
+            &json!({"available_quantity": 9}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "expected_version_required",
+    )
+    .await;
+    expect_error(
+        app.patch(
+            &path,
+            Some(&seller.token),
+            &json!({"available_quantity": 9, "expected_version": 1}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "version_conflict",
+    )
+    .await;
+    let set = expect_json(
+        app.patch(
+            &path,
+            Some(&seller.token),
+            &json!({"available_quantity": 9, "expected_version": 2}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        (set["available_quantity"].as_i64(), set["version"].as_i64()),
+        (Some(9), Some(3))
+    );
 }

@@ -2,7 +2,7 @@
 //! a cancel races; restocks add to stock that checkouts are taking at the same moment; and the
 //! conservation invariant (initial + restocks = available + units on CONFIRMED orders) holds.
 
-use crate::{buyer, checkout_all, product, status_counts};
+use crate::{buyer, checkout_all, post_as, product, status_counts};
 use reqwest::StatusCode;
 use shop_api::checkout::Strategy;
 use shop_testkit::{expect_error, expect_json, TestApp};
@@ -117,14 +117,7 @@ async fn cancels_racing_decisions_end_consistent() {
             buyer.token.clone(),
         );
         cancels.spawn(async move {
-            let response = client
-                .post(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("sent");
-            let status = response.status();
-            let body: serde_json::Value = response.json().await.expect("json");
+            let (status, body) = post_as(&client, &url, &token).await;
             match status {
                 StatusCode::OK => assert_eq!(body["status"], "CANCELLED", "{body}"),
                 StatusCode::CONFLICT => assert_eq!(body["error"]["code"], "not_cancellable"),
@@ -293,4 +286,36 @@ async fn the_invariants_catch_a_cancelled_order_holding_units() {
     };
     let failed = check.await.expect_err("the checker must fire");
     assert!(failed.is_panic());
+}
+
+/// With no lane running a restock is recorded and answered 202; once a worker runs, asking
+/// again with the same Idempotency-Key gets the result, and the units were added once.
+#[tokio::test]
+async fn a_restock_waits_for_its_lane_and_a_repeat_gets_its_result() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let id = product(&app, &seller, 3).await;
+    let pending = expect_json(
+        app.restock(&seller.token, id, 4, Some("wait-1")).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(pending["status"], "PENDING");
+    assert!(pending["available_quantity"].is_null(), "{pending}");
+    let worker = app.spawn_worker().await;
+    app.wait_until_settled(SETTLE).await;
+    let applied = expect_json(
+        app.restock(&seller.token, id, 4, Some("wait-1")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(applied["restock_id"], pending["restock_id"]);
+    assert_eq!(
+        (&applied["status"], applied["available_quantity"].as_i64()),
+        (&"APPLIED".into(), Some(7)),
+        "added once"
+    );
+    app.wait_until_settled(SETTLE).await;
+    assert_eq!(app.stock().await[&id], 7);
+    worker.stop().await;
 }

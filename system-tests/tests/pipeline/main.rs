@@ -46,14 +46,7 @@ pub async fn checkout_all(app: &TestApp, buyers: &[TestUser]) -> Vec<Option<Stri
         );
         tasks.spawn(async move {
             for _ in 0..50 {
-                let response = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .expect("sent");
-                let status = response.status();
-                let body: serde_json::Value = response.json().await.expect("json");
+                let (status, body) = post_as(&client, &url, &token).await;
                 match status {
                     StatusCode::ACCEPTED | StatusCode::CREATED => {
                         return (i, Some(body["order_id"].as_str().expect("id").to_owned()))
@@ -75,6 +68,22 @@ pub async fn checkout_all(app: &TestApp, buyers: &[TestUser]) -> Vec<Option<Stri
         results[i] = order;
     }
     results
+}
+
+/// POSTs without a body as the holder of `token`; the answer's status and JSON.
+pub async fn post_as(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> (StatusCode, serde_json::Value) {
+    let response = client
+        .post(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent");
+    let status = response.status();
+    (status, response.json().await.expect("json"))
 }
 
 /// Orders by terminal status.
