@@ -67,8 +67,9 @@ pub(crate) struct Restock {
 #[utoipa::path(post, path = "/products/{id}/restock", tag = "catalog", security(("session" = [])),
     params(
         ("id" = i64, Path, description = "Product id", minimum = 1),
-        ("Idempotency-Key" = Option<String>, Header,
-            description = "Repeating a restock with the same key adds its units once"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$",
+            description = "1 to 255 visible ASCII characters; repeating a restock with the same \
+                key adds its units once and answers with its result"),
     ),
     request_body = RestockRequest, responses(
     (status = 200, description = "Applied (or refused) by the product's lane", body = Restock),
