@@ -24,7 +24,8 @@ pub const INTAKE_BATCH: &str = "shop_api_checkout_intake_batch_size";
 /// `out_of_stock`, `contention` (a synchronous strategy gave up), or `error` (any other).
 pub const CHECKOUTS: &str = "shop_api_checkouts_total";
 /// Sign-in by code, by `outcome`: `code_queued`, `code_unknown_address` (answered the same),
-/// `code_error`, `send_limited`, `verified`, `wrong_code`, `locked_out`.
+/// `code_retry` (queueing failed, tried again), `code_error` (gave up after 30 s),
+/// `send_limited`, `verified`, `wrong_code`, `locked_out`.
 pub const SIGN_INS: &str = "shop_api_sign_in_total";
 /// Requests refused with 429 by the rate limiter.
 pub const RATE_LIMITED: &str = "shop_api_rate_limited_total";

@@ -34,7 +34,7 @@ use shop_infra::{
 };
 use std::{
     sync::LazyLock,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 use utoipa::ToSchema;
 
@@ -183,17 +183,36 @@ pub(crate) async fn request_code(
     limit_sends(&state, &address, &client).await?;
     let expires_in_secs = state.settings.sign_in_code_ttl.as_secs();
     // After the answer: its timing must not tell whether the account exists.
-    tokio::spawn(async move {
-        match queue_code(&state, &address).await {
-            Ok(true) => metrics::sign_in("code_queued"),
-            Ok(false) => metrics::sign_in("code_unknown_address"),
+    tokio::spawn(async move { queue_code_until_done(&state, &address).await });
+    Ok((StatusCode::ACCEPTED, Json(CodeSent { expires_in_secs })))
+}
+
+/// How long an accepted request keeps trying to queue its code through failures (a PostgreSQL
+/// restart or failover); past that, the shopper is better served by asking again.
+const QUEUE_FOR: Duration = Duration::from_secs(30);
+/// The longest wait between two tries.
+const QUEUE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// [`queue_code`], tried again with a doubling wait until it succeeds or [`QUEUE_FOR`] passes.
+async fn queue_code_until_done(state: &AppState, address: &Address) {
+    let deadline = tokio::time::Instant::now() + QUEUE_FOR;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match queue_code(state, address).await {
+            Ok(true) => return metrics::sign_in("code_queued"),
+            Ok(false) => return metrics::sign_in("code_unknown_address"),
+            Err(error) if tokio::time::Instant::now() + wait < deadline => {
+                metrics::sign_in("code_retry");
+                tracing::warn!(%error, retry_in_ms = wait.as_millis(), "cannot queue a sign-in code yet");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(QUEUE_BACKOFF_MAX);
+            }
             Err(error) => {
                 metrics::sign_in("code_error");
-                tracing::warn!(%error, "cannot queue a sign-in code");
+                return tracing::error!(%error, "gave up queueing a sign-in code");
             }
         }
-    });
-    Ok((StatusCode::ACCEPTED, Json(CodeSent { expires_in_secs })))
+    }
 }
 
 /// Queues a code for the active account at `address`, if there is one.

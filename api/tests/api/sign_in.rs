@@ -208,6 +208,46 @@ async fn a_code_request_queues_one_message_for_an_active_account_only() {
 }
 
 #[tokio::test]
+async fn an_accepted_code_request_is_queued_through_database_failures() {
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    // The first two writes of the queue fail, as during a PostgreSQL failover (a sequence counts
+    // them: its values survive the failed transactions).
+    sqlx::raw_sql(
+        "CREATE SEQUENCE queue_faults;
+         CREATE FUNCTION refuse_twice() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF nextval('queue_faults') <= 2 THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse_twice BEFORE INSERT ON notifications FOR EACH ROW
+         EXECUTE FUNCTION refuse_twice();",
+    )
+    .execute(&app.db)
+    .await
+    .expect("trigger");
+    expect_json(
+        app.request_code(&json!({ "email": user.email })).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let queued: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM notifications WHERE user_id = $1")
+                .bind(user.id)
+                .fetch_one(&app.db)
+                .await
+                .expect("count");
+        if queued == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the accepted request was dropped after a failed write"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn code_requests_are_limited_per_address_and_per_client() {
     let app = TestApp::spawn_configured(|s| {
         s.sign_in_sends_per_account = 2;
