@@ -40,6 +40,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Product answers kept in this process for up to `PRODUCT_LOCAL_CACHE_MS`.
     pub local_products: Arc<LocalCache>,
+    /// The category counts, kept as long.
+    pub local_categories: Arc<LocalCache>,
     /// Order status changes announced by the checkout worker, for SSE streams.
     pub order_updates: broadcast::Sender<OrderStatusChanged>,
     /// Cancelled when shutdown begins: `/readyz` turns unready and SSE streams end.
@@ -71,6 +73,7 @@ impl AppState {
             shutting_down: CancellationToken::new(),
             cache: Cache::new(redis.clone(), settings.product_cache_ttl),
             local_products: Arc::new(LocalCache::new(settings.product_local_cache_ttl, 100_000)),
+            local_categories: Arc::new(LocalCache::new(settings.product_local_cache_ttl, 1)),
             db,
             redis,
             settings: Arc::new(settings),

@@ -291,7 +291,8 @@ impl<'a> Bench<'a> {
     }
 
     /// Catalog search on a catalog of `search_products` more products (names from word lists,
-    /// added by SQL): prefix words, two words, a typo, and a word within a category, in turn.
+    /// added by SQL): prefix words, two words, a typo, and a word within a category, in turn;
+    /// then the category counts on that catalog.
     pub async fn search(&self) -> Result<Vec<ScenarioResult>, BenchError> {
         sqlx::query(
             "INSERT INTO products (name, description, price_cents, available_quantity, category, seller_id)
@@ -337,6 +338,12 @@ impl<'a> Bench<'a> {
             move |n| search(shop.clone(), n),
         )
         .await;
+        // The storefront asks for the category counts with every page it shows.
+        let categories = self
+            .timed("category counts", |shop: Shop, _| async move {
+                answered_ok(shop.get("/categories").await)
+            })
+            .await;
         Ok(vec![
             max,
             ScenarioResult {
@@ -345,6 +352,7 @@ impl<'a> Bench<'a> {
                 summary: half,
                 checkout: None,
             },
+            categories,
         ])
     }
 

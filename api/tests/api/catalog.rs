@@ -139,7 +139,11 @@ async fn bad_searches_are_clear_4xx() {
 
 #[tokio::test]
 async fn categories_count_their_products_in_stock() {
-    let app = TestApp::spawn().await;
+    // Long enough that the cached answer below cannot expire between two requests.
+    let app = TestApp::spawn_configured(|s| {
+        s.product_local_cache_ttl = std::time::Duration::from_secs(60);
+    })
+    .await;
     let seller = app.new_user().await;
     list(&app, &seller, "Kettle", "", "home", 3).await;
     list(&app, &seller, "Pot", "", "home", 0).await;
@@ -150,6 +154,24 @@ async fn categories_count_their_products_in_stock() {
         json!([
             {"category": "garden", "in_stock": 1, "products": 1},
             {"category": "home", "in_stock": 1, "products": 2},
+        ])
+    );
+    // Kept by this process a while: a change made elsewhere (here, by SQL) shows within
+    // PRODUCT_LOCAL_CACHE_MS, one listed through this process at once.
+    sqlx::query("UPDATE products SET available_quantity = 0 WHERE category = 'garden'")
+        .execute(&app.db)
+        .await
+        .expect("sold out");
+    let cached = expect_json(app.get("/categories", None).await, StatusCode::OK).await;
+    assert_eq!(cached, categories, "answered from memory");
+    list(&app, &seller, "Lamp", "", "lighting", 2).await;
+    let fresh = expect_json(app.get("/categories", None).await, StatusCode::OK).await;
+    assert_eq!(
+        fresh,
+        json!([
+            {"category": "garden", "in_stock": 0, "products": 1},
+            {"category": "home", "in_stock": 1, "products": 2},
+            {"category": "lighting", "in_stock": 1, "products": 1},
         ])
     );
 }
