@@ -5,8 +5,9 @@ shows them over HTTP. For loopback only: it accepts mail for anyone and sends no
   mailsink.py serve [--smtp 127.0.0.1:1025] [--http 127.0.0.1:8025] [--store FILE]
       Prints "mailsink smtp=HOST:PORT http=HOST:PORT" once both listen. Port 0 picks a free one.
       With --store, mail is appended to FILE (JSON lines) and read back at start.
-  mailsink.py latest [ADDRESS] [--http 127.0.0.1:8025]
-      Prints the newest mail (to ADDRESS), headers and text.
+  mailsink.py latest [ADDRESS] [--subject TEXT [--wait 30]] [--http 127.0.0.1:8025]
+      Prints the newest mail (to ADDRESS; with --subject, the newest whose subject has TEXT,
+      waiting up to --wait seconds for it), headers and text.
   mailsink.py last-id [--http 127.0.0.1:8025]
       Prints the id of the newest mail (0 when there is none).
   mailsink.py code ADDRESS [--after ID] [--wait SECONDS] [--http 127.0.0.1:8025]
@@ -187,9 +188,18 @@ def code(args):
 
 
 def latest(args):
-    messages = read(args.http, args.address)
-    if not messages:
-        sys.exit(f"no mail{' to ' + args.address if args.address else ''} yet")
+    """The newest mail (to ADDRESS; with --subject, the newest whose subject has that text,
+    waiting up to --wait seconds for it)."""
+    deadline = time.monotonic() + args.wait
+    while True:
+        messages = [m for m in read(args.http, args.address) if args.subject in m["subject"]]
+        if messages:
+            break
+        if not args.subject or time.monotonic() > deadline:
+            to = " to " + args.address if args.address else ""
+            about = f" about {args.subject!r}" if args.subject else ""
+            sys.exit(f"no mail{to}{about} yet")
+        time.sleep(0.1)
     m = messages[-1]
     print(f"To: {', '.join(m['to'])}\nSubject: {m['subject']}\nDate: {m['received_at']}\n\n{m['text']}")
 
@@ -204,6 +214,8 @@ def main():
     s.set_defaults(run=serve)
     l = commands.add_parser("latest")
     l.add_argument("address", nargs="?")
+    l.add_argument("--subject", default="")
+    l.add_argument("--wait", type=float, default=30)
     l.add_argument("--http", default=os.environ.get("MAILSINK_HTTP", "127.0.0.1:8025"))
     l.set_defaults(run=latest)
     i = commands.add_parser("last-id")
