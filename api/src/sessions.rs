@@ -140,12 +140,7 @@ pub async fn revoke(state: &AppState, user: UserId, id: &str) -> Result<bool, Ap
 /// Ends every session of `user`: one read of the user's list, then its sessions' keys and the
 /// list itself are deleted.
 pub async fn revoke_all(state: &AppState, user: UserId) -> Result<(), ApiError> {
-    let index = state.keys.user_sessions(user.get());
-    let mut conn = state.redis.clone();
-    let fields: HashMap<String, String> = redis::cmd("HGETALL")
-        .arg(&index)
-        .query_async(&mut conn)
-        .await?;
+    let (index, fields) = session_list(state, user).await?;
     let mut pipe = redis::pipe();
     for (_, stored) in fields.iter().filter(|(field, _)| field.starts_with("m:")) {
         if let Some(digest) = stored_digest(stored) {
@@ -153,8 +148,21 @@ pub async fn revoke_all(state: &AppState, user: UserId) -> Result<(), ApiError> 
         }
     }
     pipe.cmd("DEL").arg(&index).ignore();
-    let () = pipe.query_async(&mut conn).await?;
+    let () = pipe.query_async(&mut state.redis.clone()).await?;
     Ok(())
+}
+
+/// The key of `user`'s session list and its entries.
+async fn session_list(
+    state: &AppState,
+    user: UserId,
+) -> Result<(String, HashMap<String, String>), ApiError> {
+    let index = state.keys.user_sessions(user.get());
+    let fields = redis::cmd("HGETALL")
+        .arg(&index)
+        .query_async(&mut state.redis.clone())
+        .await?;
+    Ok((index, fields))
 }
 
 /// The session key digest a list entry (`m:<id>`, JSON [`Stored`]) names.
@@ -169,12 +177,8 @@ pub async fn list(
     user: UserId,
     current: &str,
 ) -> Result<Vec<SessionInfo>, ApiError> {
-    let index = state.keys.user_sessions(user.get());
+    let (index, fields) = session_list(state, user).await?;
     let mut conn = state.redis.clone();
-    let fields: HashMap<String, String> = redis::cmd("HGETALL")
-        .arg(&index)
-        .query_async(&mut conn)
-        .await?;
     let mut candidates = Vec::new();
     for (field, value) in &fields {
         let Some(id) = field.strip_prefix("m:") else {
