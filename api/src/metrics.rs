@@ -10,6 +10,7 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+use shop_domain::messages::OrderStatus;
 use std::time::Instant;
 
 pub const HTTP_REQUESTS: &str = "shop_api_http_requests_total";
@@ -27,6 +28,11 @@ pub const CHECKOUTS: &str = "shop_api_checkouts_total";
 /// `code_retry` (queueing failed, tried again), `code_error` (gave up after 30 s),
 /// `send_limited`, `verified`, `wrong_code`, `locked_out`.
 pub const SIGN_INS: &str = "shop_api_sign_in_total";
+/// Orders cancelled, by `from`: the status they had, `PENDING` or `CONFIRMED`.
+pub const CANCELS: &str = "shop_api_orders_cancelled_total";
+/// Restock requests by `status` once answered: `APPLIED`, `REFUSED`, or `PENDING` (the lane took
+/// longer than the request waits).
+pub const RESTOCKS: &str = "shop_api_restocks_total";
 /// Requests refused with 429 by the rate limiter.
 pub const RATE_LIMITED: &str = "shop_api_rate_limited_total";
 
@@ -46,6 +52,14 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
     metrics::histogram!(HTTP_DURATION, &labels).record(started.elapsed().as_secs_f64());
     response
+}
+
+pub fn cancelled(from: OrderStatus) {
+    metrics::counter!(CANCELS, "from" => from.as_str()).increment(1);
+}
+
+pub fn restocked(status: &'static str) {
+    metrics::counter!(RESTOCKS, "status" => status).increment(1);
 }
 
 pub fn cache_lookup(result: &'static str) {

@@ -13,6 +13,7 @@ use super::{order_id, show_order, OrderDetail};
 use crate::{
     error::{ApiError, ErrorBody},
     extract::Path,
+    metrics,
     sessions::CurrentUser,
     startup::AppState,
 };
@@ -58,7 +59,7 @@ pub(crate) async fn cancel(
                 "the order was rejected: nothing was taken, so there is nothing to cancel",
             ))
         }
-        OrderStatus::Pending | OrderStatus::Confirmed => {
+        from @ (OrderStatus::Pending | OrderStatus::Confirmed) => {
             let lines: Vec<(i64, i32)> =
                 sqlx::query_as("SELECT product_id, quantity FROM order_items WHERE order_id = $1")
                     .bind(id)
@@ -76,6 +77,7 @@ pub(crate) async fn cancel(
                 .insert_and_wake(&mut tx)
                 .await?;
             tx.commit().await?;
+            metrics::cancelled(from);
             announce(&state, id).await;
         }
     }

@@ -12,6 +12,7 @@ use crate::{
     checkout::idempotency_key,
     error::{ApiError, ErrorBody},
     extract::{Integer, Json, Path},
+    metrics,
     sessions::CurrentUser,
     startup::AppState,
 };
@@ -51,6 +52,16 @@ pub(crate) enum RestockStatus {
     Applied,
     /// Nothing was added: the stock would pass 1,000,000,000 units.
     Refused,
+}
+
+impl RestockStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Applied => "APPLIED",
+            Self::Refused => "REFUSED",
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -109,6 +120,7 @@ pub(crate) async fn restock(
     tx.commit().await?;
 
     let (status, available_quantity) = wait_for_lane(&state, restock_id, product).await?;
+    metrics::restocked(status.as_str());
     let answer = Restock {
         restock_id,
         product_id: product.get(),
