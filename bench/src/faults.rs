@@ -923,6 +923,9 @@ async fn run_on(
     Ok(outcomes)
 }
 
+/// How long a restock may take to be applied before the suite gives up.
+const RESTOCK_WITHIN: Duration = Duration::from_secs(60);
+
 /// Puts `HOT_STOCK` more units on each hot product (sold out after a phase or two) through its
 /// lane (`POST /products/{id}/restock`), so every phase has buyers competing for scarce stock.
 async fn restock(fixture: &Fixture, initial: &mut HashMap<i64, i64>) -> Result<(), BenchError> {
@@ -935,20 +938,24 @@ async fn restock(fixture: &Fixture, initial: &mut HashMap<i64, i64>) -> Result<(
         .ok_or_else(|| BenchError::Unexpected("the seller could not sign in by code".into()))?;
     let round = Uuid::new_v4();
     for &id in &fixture.hot {
-        let response = fixture
-            .shop
-            .client()
-            .post(fixture.shop.url(&format!("/products/{id}/restock")))
-            .bearer_auth(&seller)
-            .header("idempotency-key", format!("{round}-{id}"))
-            .json(&json!({ "quantity": HOT_STOCK }))
-            .send()
-            .await?;
-        if response.status() != StatusCode::OK {
-            return Err(BenchError::Unexpected(format!(
-                "restock: {}",
-                response.status()
-            )));
+        // 202: the lane has not applied it yet (each request waits 3 s for it); the same key
+        // again asks for its result.
+        let deadline = Instant::now() + RESTOCK_WITHIN;
+        loop {
+            let response = fixture
+                .shop
+                .client()
+                .post(fixture.shop.url(&format!("/products/{id}/restock")))
+                .bearer_auth(&seller)
+                .header("idempotency-key", format!("{round}-{id}"))
+                .json(&json!({ "quantity": HOT_STOCK }))
+                .send()
+                .await?;
+            match response.status() {
+                StatusCode::OK => break,
+                StatusCode::ACCEPTED if Instant::now() < deadline => {}
+                other => return Err(BenchError::Unexpected(format!("restock: {other}"))),
+            }
         }
         *initial.entry(id).or_default() += HOT_STOCK;
     }
