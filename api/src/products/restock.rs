@@ -89,7 +89,7 @@ pub(crate) struct Restock {
     (status = 401, description = "No valid session token", body = ErrorBody),
     (status = 403, description = "`not_seller`", body = ErrorBody),
     (status = 404, description = "No such product", body = ErrorBody),
-    (status = 422, description = "`invalid_quantity`", body = ErrorBody),
+    (status = 422, description = "`invalid_quantity`, or `idempotency_key_reused` (the key restocked another quantity)", body = ErrorBody),
 ))]
 pub(crate) async fn restock(
     State(state): State<AppState>,
@@ -109,17 +109,40 @@ pub(crate) async fn restock(
         return Err(super::not_seller());
     }
     let restock_id = restock_id(user.id, product, key.as_deref());
-    let mut messages = Outbox::default();
-    messages.push(
-        outbox::INVENTORY,
-        product.to_string(),
-        &InventoryCommand::restock(OrderId::from_uuid(restock_id), product, quantity),
-    )?;
-    let mut tx = state.db.begin().await?;
-    messages.insert_and_wake(&mut tx).await?;
-    tx.commit().await?;
-
-    let (status, available_quantity) = wait_for_lane(&state, restock_id, product).await?;
+    // A repeated key whose restock is decided gets its result; nothing is sent again.
+    let decided = match key {
+        Some(_) => decision(&state, restock_id, product).await?,
+        None => None,
+    };
+    let decided = match decided {
+        Some(decided) => Some(decided),
+        None => {
+            let mut messages = Outbox::default();
+            messages.push(
+                outbox::INVENTORY,
+                product.to_string(),
+                &InventoryCommand::restock(OrderId::from_uuid(restock_id), product, quantity),
+            )?;
+            let mut tx = state.db.begin().await?;
+            messages.insert_and_wake(&mut tx).await?;
+            tx.commit().await?;
+            wait_for_lane(&state, restock_id, product).await?
+        }
+    };
+    if let Some(earlier) = decided.filter(|d| d.quantity != i32::from(quantity)) {
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            format!(
+                "this Idempotency-Key already restocked {} units of this product; use a new key",
+                earlier.quantity
+            ),
+        ));
+    }
+    let (status, available_quantity) = match decided {
+        Some(d) if d.applied => (RestockStatus::Applied, Some(d.stock)),
+        Some(d) => (RestockStatus::Refused, Some(d.stock)),
+        None => (RestockStatus::Pending, None),
+    };
     metrics::restocked(status.as_str());
     let answer = Restock {
         restock_id,
@@ -147,29 +170,44 @@ fn restock_id(seller: UserId, product: ProductId, key: Option<&str>) -> Uuid {
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
-/// Polls the ledger until the lane has decided the restock, or [`WAIT`] passes.
+/// What the lane decided about a restock, with the product's stock now.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+struct Decided {
+    applied: bool,
+    quantity: i32,
+    stock: i32,
+}
+
+/// The lane's decision on the restock, if it has made it (its ledger row).
+async fn decision(
+    state: &AppState,
+    restock_id: Uuid,
+    product: ProductId,
+) -> Result<Option<Decided>, ApiError> {
+    Ok(sqlx::query_as(
+        "SELECT l.applied, l.quantity, p.available_quantity AS stock FROM inventory_ledger l
+         JOIN products p ON p.id = l.product_id
+         WHERE l.order_id = $1 AND l.product_id = $2 AND l.kind = 'restock'",
+    )
+    .bind(restock_id)
+    .bind(product.get())
+    .fetch_optional(&state.db)
+    .await?)
+}
+
+/// Polls for the lane's decision until it comes or [`WAIT`] passes (`None`).
 async fn wait_for_lane(
     state: &AppState,
     restock_id: Uuid,
     product: ProductId,
-) -> Result<(RestockStatus, Option<i32>), ApiError> {
+) -> Result<Option<Decided>, ApiError> {
     let deadline = Instant::now() + WAIT;
     loop {
-        let decided: Option<(bool, i32)> = sqlx::query_as(
-            "SELECT l.applied, p.available_quantity FROM inventory_ledger l
-             JOIN products p ON p.id = l.product_id
-             WHERE l.order_id = $1 AND l.product_id = $2 AND l.kind = 'restock'",
-        )
-        .bind(restock_id)
-        .bind(product.get())
-        .fetch_optional(&state.db)
-        .await?;
-        match decided {
-            Some((true, stock)) => return Ok((RestockStatus::Applied, Some(stock))),
-            Some((false, stock)) => return Ok((RestockStatus::Refused, Some(stock))),
-            None if Instant::now() >= deadline => return Ok((RestockStatus::Pending, None)),
-            None => tokio::time::sleep(LOOK).await,
+        let decided = decision(state, restock_id, product).await?;
+        if decided.is_some() || Instant::now() >= deadline {
+            return Ok(decided);
         }
+        tokio::time::sleep(LOOK).await;
     }
 }
 

@@ -255,6 +255,12 @@ async fn restocks_concurrent_with_checkouts_conserve_stock() {
         "{metrics}"
     );
 
+    expect_error(
+        app.restock(&seller.token, hot, 3, Some("restock-0")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
     let stranger = app.new_user().await;
     expect_error(
         app.restock(&stranger.token, hot, 1, None).await,
