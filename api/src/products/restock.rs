@@ -89,7 +89,8 @@ pub(crate) struct Restock {
     (status = 401, description = "No valid session token", body = ErrorBody),
     (status = 403, description = "`not_seller`", body = ErrorBody),
     (status = 404, description = "No such product", body = ErrorBody),
-    (status = 422, description = "`invalid_quantity`, or `idempotency_key_reused` (the key restocked another quantity)", body = ErrorBody),
+    (status = 409, description = "`idempotency_key_reused`: the key restocked another quantity", body = ErrorBody),
+    (status = 422, description = "`invalid_quantity`", body = ErrorBody),
 ))]
 pub(crate) async fn restock(
     State(state): State<AppState>,
@@ -130,7 +131,7 @@ pub(crate) async fn restock(
         }
     };
     if let Some(earlier) = decided.filter(|d| d.quantity != i32::from(quantity)) {
-        return Err(ApiError::unprocessable(
+        return Err(ApiError::conflict(
             "idempotency_key_reused",
             format!(
                 "this Idempotency-Key already restocked {} units of this product; use a new key",

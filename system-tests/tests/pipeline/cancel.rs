@@ -257,7 +257,7 @@ async fn restocks_concurrent_with_checkouts_conserve_stock() {
 
     expect_error(
         app.restock(&seller.token, hot, 3, Some("restock-0")).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::CONFLICT,
         "idempotency_key_reused",
     )
     .await;
