@@ -30,12 +30,16 @@ pub struct Due {
     pub phone_number: String,
 }
 
-/// Takes up to `limit` due rows for `claim`, counting the attempt.
+/// Takes up to `limit` due rows for `claim`, counting the attempt. A row waits while an earlier
+/// row of its order is pending (being sent, or to be retried), so an order's mails go out in the
+/// order of its events; a parked row stops holding the next one back.
 pub async fn claim(pool: &PgPool, limit: i64, claim: Duration) -> sqlx::Result<Vec<Due>> {
     sqlx::query_as(
         "WITH due AS (
-             SELECT id FROM notifications
+             SELECT id FROM notifications n
              WHERE status = 'pending' AND next_attempt_at <= now()
+               AND NOT EXISTS (SELECT 1 FROM notifications e
+                               WHERE e.order_id = n.order_id AND e.status = 'pending' AND e.id < n.id)
              ORDER BY next_attempt_at LIMIT $1
              FOR UPDATE SKIP LOCKED)
          UPDATE notifications n

@@ -400,3 +400,50 @@ async fn a_cancelled_order_is_mailed_once() {
     );
     worker.stop().await;
 }
+
+/// The mails of one order go out in the order of its events, also when the notifier takes them
+/// in one batch: a shopper never reads "cancelled" before "confirmed".
+#[tokio::test]
+async fn an_orders_mails_go_out_in_the_order_of_its_events() {
+    let app = TestApp::spawn().await;
+    let sink = MailSink::start();
+    let user = app.new_user().await;
+    let orders: Vec<OrderId> = (0..10).map(|_| OrderId::generate()).collect();
+    // Queued before any notifier runs, as one ingested batch leaves them: each order's
+    // confirmation, then its cancellation.
+    for order in &orders {
+        for (kind, event) in [
+            ("order_confirmed", "terminal"),
+            ("order_cancelled", "cancelled"),
+        ] {
+            sqlx::query(
+                "INSERT INTO notifications (event_id, kind, channel, user_id, order_id)
+                 VALUES ($1, $2, 'email', $3, $4)",
+            )
+            .bind(format!("order-event/{order}/{event}"))
+            .bind(kind)
+            .bind(user.id)
+            .bind(order.as_uuid())
+            .execute(&app.db)
+            .await
+            .expect("queued");
+        }
+    }
+    let worker = app.spawn_worker_with(mail_to(&sink)).await;
+    let mails = sink.wait_for(&user.email, 20, WITHIN).await;
+    for order in &orders {
+        let position = |word: &str| {
+            mails.iter().position(|m| {
+                m["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.contains(&order.to_string()) && s.contains(word))
+            })
+        };
+        let (confirmed, cancelled) = (position("confirmed"), position("cancelled"));
+        assert!(
+            confirmed.is_some() && cancelled.is_some() && confirmed < cancelled,
+            "order {order}: confirmed at {confirmed:?}, cancelled at {cancelled:?}"
+        );
+    }
+    worker.stop().await;
+}
