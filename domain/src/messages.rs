@@ -49,16 +49,6 @@ impl OrderStatus {
     pub fn is_decided(self) -> bool {
         self != Self::Pending
     }
-
-    /// No status follows: REJECTED or CANCELLED (a CONFIRMED order may still be cancelled).
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Rejected | Self::Cancelled)
-    }
-
-    /// The buyer may cancel it: PENDING or CONFIRMED.
-    pub fn is_cancellable(self) -> bool {
-        matches!(self, Self::Pending | Self::Confirmed)
-    }
 }
 
 /// A status name that is none of [`OrderStatus`]'s.
@@ -300,10 +290,8 @@ mod tests {
             OrderStatus::Cancelled,
         ] {
             assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
-            assert_ne!(status.is_final(), status.is_cancellable());
         }
         assert_eq!(OrderStatus::parse("pending"), None);
-        assert!(OrderStatus::Confirmed.is_cancellable() && OrderStatus::Cancelled.is_final());
         assert!(!OrderStatus::Pending.is_decided() && OrderStatus::Cancelled.is_decided());
         for kind in [
             CommandKind::Reserve,

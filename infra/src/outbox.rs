@@ -108,9 +108,7 @@ impl Outbox {
         .await?;
         Ok(())
     }
-}
 
-impl Outbox {
     /// [`Outbox::insert`], and wakes the relays (`NOTIFY` on [`WRITTEN_CHANNEL`], sent when the
     /// transaction commits) so the messages leave at once rather than at a relay's next look.
     pub async fn insert_and_wake(self, tx: &mut sqlx::PgConnection) -> Result<(), OutboxError> {
