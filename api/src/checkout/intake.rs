@@ -14,7 +14,8 @@
 
 use super::{NewOrder, Written};
 use crate::error::ApiError;
-use shop_infra::outbox::{self, Columns, Outbox};
+use shop_domain::messages::OrderStatus;
+use shop_infra::outbox::{Columns, Outbox};
 use sqlx::PgPool;
 use std::{collections::HashSet, collections::VecDeque, sync::Arc};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -148,103 +149,17 @@ async fn alone(pool: &PgPool, submission: &Submission) -> Result<Written, ApiErr
     let mut conn = pool.acquire().await?;
     submission
         .order
-        .insert(
-            &mut conn,
-            shop_domain::messages::OrderStatus::Pending,
-            &submission.messages,
-        )
+        .insert(&mut conn, OrderStatus::Pending, &submission.messages)
         .await
 }
 
-/// The batch's orders in one statement, each with the rules of [`NewOrder::insert`]. Returns
-/// each order's outcome.
+/// The batch's orders in one statement ([`NewOrder::insert_all`]).
 async fn insert_batch(
     pool: &PgPool,
     batch: &[Submission],
 ) -> Result<Vec<(Uuid, Written)>, sqlx::Error> {
-    let orders: Vec<&NewOrder> = batch.iter().map(|s| &s.order).collect();
-    let lines: Vec<(Uuid, &super::Line)> = orders
-        .iter()
-        .flat_map(|o| o.lines.iter().map(move |l| (o.id.as_uuid(), l)))
-        .collect();
-    // The order each outbox row belongs to.
-    let message_orders: Vec<Uuid> = batch
-        .iter()
-        .flat_map(|s| s.messages.streams.iter().map(|_| s.order.id.as_uuid()))
-        .collect();
-    let message = |f: fn(&Columns) -> &Vec<String>| -> Vec<String> {
-        batch
-            .iter()
-            .flat_map(|s| f(&s.messages).iter().cloned())
-            .collect()
-    };
-    let rows: Vec<(Uuid, bool, i64, i32)> = sqlx::query_as(
-        "WITH ord AS (
-             SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::INT[])
-                 AS o(id, user_id, total, address, idem, n)
-         ), l AS (
-             SELECT * FROM UNNEST($7::UUID[], $8::BIGINT[], $9::INT[], $10::BIGINT[]) AS l(o, p, q, c)
-         ), cart AS (
-             SELECT ord.id AS o, c.user_id, c.product_id
-             FROM ord JOIN l ON l.o = ord.id
-             JOIN cart_items c ON c.user_id = ord.user_id AND c.product_id = l.p AND c.quantity = l.q
-             FOR UPDATE OF c
-         ), matched AS (
-             SELECT ord.*, (SELECT count(*) FROM cart WHERE cart.o = ord.id) AS in_cart FROM ord
-         ), o AS (
-             INSERT INTO orders (id, user_id, total_cents, delivery_address, idempotency_key,
-                                 pending_lines, status)
-             SELECT id, user_id, total, address, idem, n, 'PENDING' FROM matched WHERE in_cart = n
-             ON CONFLICT ON CONSTRAINT orders_user_idempotency_key DO NOTHING
-             RETURNING id
-         ), lines AS (
-             INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase, status)
-             SELECT l.o, l.p, l.q, l.c, 'PENDING' FROM l JOIN o ON o.id = l.o
-         ), messages AS (
-             INSERT INTO outbox (stream, message_key, payload)
-             SELECT m.s, m.k, m.p
-             FROM UNNEST($11::UUID[], $12::TEXT[], $13::TEXT[], $14::TEXT[]) AS m(o, s, k, p)
-             JOIN o ON o.id = m.o
-         ), taken AS (
-             DELETE FROM cart_items c USING cart JOIN o ON o.id = cart.o
-             WHERE c.user_id = cart.user_id AND c.product_id = cart.product_id
-         ), wake AS (
-             SELECT pg_notify($15, '') WHERE EXISTS (SELECT 1 FROM o)
-         )
-         SELECT matched.id, o.id IS NOT NULL, matched.in_cart, matched.n
-         FROM matched LEFT JOIN o ON o.id = matched.id, (SELECT count(*) FROM wake) AS woken",
-    )
-    .bind(orders.iter().map(|o| o.id.as_uuid()).collect::<Vec<_>>())
-    .bind(orders.iter().map(|o| o.user.get()).collect::<Vec<_>>())
-    .bind(orders.iter().map(|o| o.total.minor_units()).collect::<Vec<_>>())
-    .bind(
-        orders
-            .iter()
-            .map(|o| o.delivery_address.as_deref().map(str::trim))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        orders
-            .iter()
-            .map(|o| o.idempotency_key.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(orders.iter().map(|o| o.lines.len() as i32).collect::<Vec<_>>())
-    .bind(lines.iter().map(|(o, _)| *o).collect::<Vec<_>>())
-    .bind(lines.iter().map(|(_, l)| l.product.get()).collect::<Vec<_>>())
-    .bind(lines.iter().map(|(_, l)| i32::from(l.quantity)).collect::<Vec<_>>())
-    .bind(lines.iter().map(|(_, l)| l.price.minor_units()).collect::<Vec<_>>())
-    .bind(&message_orders)
-    .bind(message(|c| &c.streams))
-    .bind(message(|c| &c.keys))
-    .bind(message(|c| &c.payloads))
-    .bind(outbox::WRITTEN_CHANNEL)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, placed, in_cart, lines)| {
-            (id, Written::from_outcome(placed, in_cart, lines.into()))
-        })
-        .collect())
+    let orders: Vec<(&NewOrder, &Columns)> =
+        batch.iter().map(|s| (&s.order, &s.messages)).collect();
+    let mut conn = pool.acquire().await?;
+    NewOrder::insert_all(&mut conn, &orders, OrderStatus::Pending).await
 }

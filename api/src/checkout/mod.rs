@@ -230,72 +230,121 @@ impl Written {
 
 impl NewOrder {
     /// Writes the order with `status`, its lines and `messages` (its outbox rows), and takes its
-    /// lines out of the cart, in one statement: one round trip, atomic on its own or within the
-    /// caller's transaction. The cart's lines are locked first and must still be the snapshot's,
-    /// so two checkouts of one cart make one order; the unique constraint on the idempotency
-    /// key settles concurrent retries. A rejected order's lines go back to the cart
-    /// (`fulfilment::return_to_carts`). A PENDING order wakes the relays (`NOTIFY` at commit);
-    /// the synchronous strategies' events wait for a relay's next look.
+    /// lines out of the cart ([`NewOrder::insert_all`] for one order): atomic on its own or within
+    /// the caller's transaction.
     async fn insert(
         &self,
         conn: &mut PgConnection,
         status: OrderStatus,
         messages: &Columns,
     ) -> Result<Written, ApiError> {
-        let (pending_lines, line_status) = match status {
-            OrderStatus::Pending => (self.lines.len() as i32, "PENDING"),
-            _ => (0, "RESERVED"),
+        let outcomes = Self::insert_all(conn, &[(self, messages)], status).await?;
+        outcomes
+            .first()
+            .map(|&(_, written)| written)
+            .ok_or_else(|| ApiError::Internal("the insert lost its order".into()))
+    }
+
+    /// Writes `orders` with `status`, each with its lines and its outbox rows, and takes their
+    /// lines out of their carts, in one statement: one round trip, one commit for all of them.
+    /// Per order, the cart's lines are locked first and must still be the snapshot's, so two
+    /// checkouts of one cart make one order; the unique constraint on the idempotency key settles
+    /// concurrent retries. A rejected order's lines go back to the cart
+    /// (`fulfilment::return_to_carts`). PENDING orders wake the relays (`NOTIFY` at commit); the
+    /// synchronous strategies' events wait for a relay's next look. Returns each order's outcome.
+    pub(super) async fn insert_all(
+        conn: &mut PgConnection,
+        orders: &[(&NewOrder, &Columns)],
+        status: OrderStatus,
+    ) -> Result<Vec<(Uuid, Written)>, sqlx::Error> {
+        let lines: Vec<(Uuid, &Line)> = orders
+            .iter()
+            .flat_map(|(o, _)| o.lines.iter().map(move |l| (o.id.as_uuid(), l)))
+            .collect();
+        // The order each outbox row belongs to.
+        let message_orders: Vec<Uuid> = orders
+            .iter()
+            .flat_map(|(o, m)| m.streams.iter().map(|_| o.id.as_uuid()))
+            .collect();
+        let message = |f: fn(&Columns) -> &Vec<String>| -> Vec<String> {
+            orders
+                .iter()
+                .flat_map(|(_, m)| f(m).iter().cloned())
+                .collect()
         };
-        let (inserted, in_cart, _): (Option<Uuid>, i64, i64) = sqlx::query_as(
-            "WITH cart AS (
-                 SELECT c.product_id FROM cart_items c
-                 JOIN UNNEST($9::BIGINT[], $10::INT[]) AS l(p, q) ON c.product_id = l.p AND c.quantity = l.q
-                 WHERE c.user_id = $2
+        let rows: Vec<(Uuid, bool, i64, i32)> = sqlx::query_as(
+            "WITH ord AS (
+                 SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::INT[])
+                     AS o(id, user_id, total, address, idem, n)
+             ), l AS (
+                 SELECT * FROM UNNEST($7::UUID[], $8::BIGINT[], $9::INT[], $10::BIGINT[]) AS l(o, p, q, c)
+             ), cart AS (
+                 SELECT ord.id AS o, c.user_id, c.product_id
+                 FROM ord JOIN l ON l.o = ord.id
+                 JOIN cart_items c ON c.user_id = ord.user_id AND c.product_id = l.p AND c.quantity = l.q
                  FOR UPDATE OF c
+             ), matched AS (
+                 SELECT ord.*, (SELECT count(*) FROM cart WHERE cart.o = ord.id) AS in_cart FROM ord
              ), o AS (
                  INSERT INTO orders (id, user_id, total_cents, delivery_address, idempotency_key,
                                      pending_lines, status, completed_at)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 = 'PENDING' THEN NULL ELSE now() END
-                 WHERE (SELECT count(*) FROM cart) = cardinality($9::BIGINT[])
+                 SELECT id, user_id, total, address, idem, CASE WHEN $16 = 'PENDING' THEN n ELSE 0 END,
+                        $16, CASE WHEN $16 = 'PENDING' THEN NULL ELSE now() END
+                 FROM matched WHERE in_cart = n
                  ON CONFLICT ON CONSTRAINT orders_user_idempotency_key DO NOTHING
                  RETURNING id
              ), lines AS (
                  INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase, status)
-                 SELECT o.id, l.p, l.q, l.c, $8
-                 FROM o, UNNEST($9::BIGINT[], $10::INT[], $11::BIGINT[]) AS l(p, q, c)
+                 SELECT l.o, l.p, l.q, l.c, CASE WHEN $16 = 'PENDING' THEN 'PENDING' ELSE 'RESERVED' END
+                 FROM l JOIN o ON o.id = l.o
              ), messages AS (
                  INSERT INTO outbox (stream, message_key, payload)
-                 SELECT m.s, m.k, m.p FROM o, UNNEST($12::TEXT[], $13::TEXT[], $14::TEXT[]) AS m(s, k, p)
+                 SELECT m.s, m.k, m.p
+                 FROM UNNEST($11::UUID[], $12::TEXT[], $13::TEXT[], $14::TEXT[]) AS m(o, s, k, p)
+                 JOIN o ON o.id = m.o
              ), taken AS (
-                 DELETE FROM cart_items c USING o
-                 WHERE c.user_id = $2 AND c.product_id IN (SELECT product_id FROM cart)
+                 DELETE FROM cart_items c USING cart JOIN o ON o.id = cart.o
+                 WHERE c.user_id = cart.user_id AND c.product_id = cart.product_id
              ), wake AS (
-                 SELECT pg_notify($15, '') WHERE $7 = 'PENDING' AND EXISTS (SELECT 1 FROM o)
+                 SELECT pg_notify($15, '') WHERE $16 = 'PENDING' AND EXISTS (SELECT 1 FROM o)
              )
-             SELECT (SELECT id FROM o), (SELECT count(*) FROM cart), (SELECT count(*) FROM wake)",
+             SELECT matched.id, o.id IS NOT NULL, matched.in_cart, matched.n
+             FROM matched LEFT JOIN o ON o.id = matched.id, (SELECT count(*) FROM wake) AS woken",
         )
-        .bind(self.id.as_uuid())
-        .bind(self.user.get())
-        .bind(self.total.minor_units())
-        .bind(self.delivery_address.as_deref().map(str::trim))
-        .bind(&self.idempotency_key)
-        .bind(pending_lines)
-        .bind(status.as_str())
-        .bind(line_status)
-        .bind(self.lines.iter().map(|l| l.product.get()).collect::<Vec<_>>())
-        .bind(self.lines.iter().map(|l| i32::from(l.quantity)).collect::<Vec<_>>())
-        .bind(self.lines.iter().map(|l| l.price.minor_units()).collect::<Vec<_>>())
-        .bind(&messages.streams)
-        .bind(&messages.keys)
-        .bind(&messages.payloads)
+        .bind(orders.iter().map(|(o, _)| o.id.as_uuid()).collect::<Vec<_>>())
+        .bind(orders.iter().map(|(o, _)| o.user.get()).collect::<Vec<_>>())
+        .bind(orders.iter().map(|(o, _)| o.total.minor_units()).collect::<Vec<_>>())
+        .bind(
+            orders
+                .iter()
+                .map(|(o, _)| o.delivery_address.as_deref().map(str::trim))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            orders
+                .iter()
+                .map(|(o, _)| o.idempotency_key.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(orders.iter().map(|(o, _)| o.lines.len() as i32).collect::<Vec<_>>())
+        .bind(lines.iter().map(|(o, _)| *o).collect::<Vec<_>>())
+        .bind(lines.iter().map(|(_, l)| l.product.get()).collect::<Vec<_>>())
+        .bind(lines.iter().map(|(_, l)| i32::from(l.quantity)).collect::<Vec<_>>())
+        .bind(lines.iter().map(|(_, l)| l.price.minor_units()).collect::<Vec<_>>())
+        .bind(&message_orders)
+        .bind(message(|c| &c.streams))
+        .bind(message(|c| &c.keys))
+        .bind(message(|c| &c.payloads))
         .bind(outbox::WRITTEN_CHANNEL)
-        .fetch_one(conn)
+        .bind(status.as_str())
+        .fetch_all(conn)
         .await?;
-        Ok(Written::from_outcome(
-            inserted.is_some(),
-            in_cart,
-            self.lines.len() as i64,
-        ))
+        Ok(rows
+            .into_iter()
+            .map(|(id, placed, in_cart, lines)| {
+                (id, Written::from_outcome(placed, in_cart, lines.into()))
+            })
+            .collect())
     }
 
     fn created_event(&self) -> OrderEvent {
