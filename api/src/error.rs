@@ -229,6 +229,13 @@ impl From<OutboxError> for ApiError {
     }
 }
 
+/// A status PostgreSQL holds that no `OrderStatus` names: a fault of ours, not the client's.
+impl From<shop_domain::messages::UnknownStatus> for ApiError {
+    fn from(err: shop_domain::messages::UnknownStatus) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
 impl From<redis::RedisError> for ApiError {
     fn from(err: redis::RedisError) -> Self {
         shop_infra::metrics::client_error("redis", "request");

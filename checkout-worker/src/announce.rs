@@ -4,7 +4,7 @@
 use crate::batch::BatchResult;
 use redis::aio::ConnectionManager;
 use shop_domain::messages::OrderStatusChanged;
-use shop_infra::{Cache, Keys};
+use shop_infra::{cache::announce_statuses, Cache, Keys};
 use sqlx::PgPool;
 
 #[derive(Clone)]
@@ -23,22 +23,15 @@ impl Announcer {
         if result.finalized.is_empty() {
             return;
         }
-        let channel = self.keys.order_status_channel();
-        let mut pipe = redis::pipe();
-        for order in &result.finalized {
-            let update = OrderStatusChanged {
+        let updates: Vec<OrderStatusChanged> = result
+            .finalized
+            .iter()
+            .map(|order| OrderStatusChanged {
                 order_id: order.order_id,
                 status: order.status,
-            };
-            match serde_json::to_string(&update) {
-                Ok(json) => {
-                    pipe.cmd("PUBLISH").arg(&channel).arg(json).ignore();
-                }
-                Err(error) => tracing::warn!(%error, "cannot encode a status announcement"),
-            }
-        }
-        let mut conn = self.redis.clone();
-        if let Err(error) = pipe.query_async::<()>(&mut conn).await {
+            })
+            .collect();
+        if let Err(error) = announce_statuses(&self.redis, &self.keys, &updates).await {
             shop_infra::metrics::client_error("redis", "announce");
             tracing::warn!(%error, "order status announcement failed; SSE clients will poll");
         }

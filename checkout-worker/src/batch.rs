@@ -78,15 +78,14 @@ pub struct Recorded {
     pub restock: bool,
 }
 
-/// Decides each command in order against `stock`, which it updates. `recorded` holds what the
-/// ledger saw before; a command recorded there or earlier in the batch is a duplicate. A product
-/// missing from `stock` has none.
+/// Decides each command in order against `stock`, which it updates. `lines` starts with what
+/// the ledger saw before, and takes in each command as it is decided; a command recorded there
+/// is a duplicate. A product missing from `stock` has none.
 pub fn decide(
     commands: &[InventoryCommand],
     stock: &mut HashMap<ProductId, i64>,
-    recorded: &HashMap<LineKey, Recorded>,
+    mut lines: HashMap<LineKey, Recorded>,
 ) -> Vec<Decision> {
-    let mut lines = recorded.clone();
     commands
         .iter()
         .map(|&command| {
@@ -191,19 +190,6 @@ enum LineStatus {
 }
 
 impl LineStatus {
-    fn after(outcome: Outcome) -> Option<Self> {
-        match outcome {
-            Outcome::Reserved => Some(Self::Reserved),
-            Outcome::Short { .. } => Some(Self::Short),
-            Outcome::Released => Some(Self::Released),
-            Outcome::Withdrawn => Some(Self::Cancelled),
-            Outcome::NothingHeld
-            | Outcome::Restocked
-            | Outcome::Overfull { .. }
-            | Outcome::Duplicate => None,
-        }
-    }
-
     fn as_str(self) -> &'static str {
         match self {
             Self::Reserved => "RESERVED",
@@ -214,14 +200,42 @@ impl LineStatus {
     }
 }
 
-/// Why a short line was refused, as its order shows it.
-fn short_reason(d: &Decision) -> Option<String> {
-    match d.outcome {
-        Outcome::Short { available } => Some(format!(
-            "insufficient stock: {} requested, {available} available",
-            d.command.quantity.get()
-        )),
-        _ => None,
+/// What a decision writes on its order line: the status, and for a short line the reason its
+/// order shows and the stock the lane saw.
+struct LineUpdate {
+    status: LineStatus,
+    reason: Option<String>,
+    available: Option<i32>,
+}
+
+impl LineUpdate {
+    /// `None` for decisions that leave the line as it is: a release that held nothing, restocks
+    /// and duplicates.
+    fn of(d: &Decision) -> Option<Self> {
+        let plain = |status| {
+            Some(Self {
+                status,
+                reason: None,
+                available: None,
+            })
+        };
+        match d.outcome {
+            Outcome::Reserved => plain(LineStatus::Reserved),
+            Outcome::Released => plain(LineStatus::Released),
+            Outcome::Withdrawn => plain(LineStatus::Cancelled),
+            Outcome::Short { available } => Some(Self {
+                status: LineStatus::Short,
+                reason: Some(format!(
+                    "insufficient stock: {} requested, {available} available",
+                    d.command.quantity.get()
+                )),
+                available: Some(i32::try_from(available).unwrap_or(i32::MAX)),
+            }),
+            Outcome::NothingHeld
+            | Outcome::Restocked
+            | Outcome::Overfull { .. }
+            | Outcome::Duplicate => None,
+        }
     }
 }
 
@@ -330,7 +344,7 @@ async fn apply_commands(
         }
     }
 
-    let decisions = decide(commands, &mut stock, &recorded);
+    let decisions = decide(commands, &mut stock, recorded);
     let fresh: Vec<&Decision> = decisions
         .iter()
         .filter(|d| d.outcome != Outcome::Duplicate)
@@ -373,35 +387,28 @@ async fn apply_commands(
     // Order lines: what reserves and releases did to them (restocks have none; a release that
     // held nothing leaves its line as it is). A line reserved and released in one batch gets its
     // last status: an UPDATE … FROM applies only one of several rows that match a line.
-    let mut last: HashMap<LineKey, (&Decision, LineStatus)> = HashMap::new();
+    let mut last: HashMap<LineKey, LineUpdate> = HashMap::new();
     for d in &fresh {
-        if let Some(status) = LineStatus::after(d.outcome) {
-            last.insert((d.command.order_id, d.command.product_id), (*d, status));
+        if let Some(update) = LineUpdate::of(d) {
+            last.insert((d.command.order_id, d.command.product_id), update);
         }
     }
-    let lines: Vec<(&Decision, LineStatus)> = last.into_values().collect();
+    let (keys, lines): (Vec<LineKey>, Vec<LineUpdate>) = last.into_iter().unzip();
     sqlx::query(
         "UPDATE order_items oi SET status = v.s, reason = v.r, available_at_decision = v.a
          FROM UNNEST($1::UUID[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::INT[]) AS v(o, p, s, r, a)
          WHERE oi.order_id = v.o AND oi.product_id = v.p",
     )
-    .bind(lines.iter().map(|(d, _)| d.command.order_id.as_uuid()).collect::<Vec<_>>())
-    .bind(lines.iter().map(|(d, _)| d.command.product_id.get()).collect::<Vec<_>>())
-    .bind(lines.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>())
-    .bind(lines.iter().map(|(d, _)| short_reason(d)).collect::<Vec<_>>())
-    .bind(
-        lines
-            .iter()
-            .map(|(d, _)| match d.outcome {
-                Outcome::Short { available } => Some(i32::try_from(available).unwrap_or(i32::MAX)),
-                _ => None,
-            })
-            .collect::<Vec<_>>(),
-    )
+    .bind(keys.iter().map(|(order, _)| order.as_uuid()).collect::<Vec<_>>())
+    .bind(keys.iter().map(|(_, product)| product.get()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|l| l.status.as_str()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|l| l.reason.clone()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|l| l.available).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
 
-    // Orders: count decided and short lines.
+    // Orders: count decided and short lines (a withdrawn reserve belongs to a cancelled order,
+    // which the count leaves alone).
     let mut counts: BTreeMap<Uuid, (i32, i32)> = BTreeMap::new();
     for d in fresh
         .iter()
@@ -410,7 +417,6 @@ async fn apply_commands(
         let entry = counts.entry(d.command.order_id.as_uuid()).or_default();
         entry.0 += 1;
         entry.1 += i32::from(matches!(d.outcome, Outcome::Short { .. }));
-        // A withdrawn reserve belongs to a cancelled order, which the count leaves alone.
     }
     let finalized = count_and_finalize(tx, &counts).await?;
     Ok(BatchResult {
@@ -569,7 +575,7 @@ mod tests {
     fn outcomes(
         commands: &[InventoryCommand],
         stock: &mut HashMap<ProductId, i64>,
-        recorded: &HashMap<LineKey, Recorded>,
+        recorded: HashMap<LineKey, Recorded>,
     ) -> Vec<Outcome> {
         decide(commands, stock, recorded)
             .iter()
@@ -593,7 +599,7 @@ mod tests {
             .map(|&o| cmd(CommandKind::Reserve, o, 1, 2))
             .collect();
         let mut stock = HashMap::from([(pid(1), 5)]);
-        let outcomes = outcomes(&commands, &mut stock, &HashMap::new());
+        let outcomes = outcomes(&commands, &mut stock, HashMap::new());
         assert_eq!(
             outcomes,
             [
@@ -637,7 +643,7 @@ mod tests {
             restock(r, 1, 50),
         ];
         let mut stock = HashMap::from([(pid(1), 10)]);
-        let outcomes = outcomes(&commands, &mut stock, &recorded);
+        let outcomes = outcomes(&commands, &mut stock, recorded);
         assert_eq!(
             outcomes,
             [
@@ -677,7 +683,7 @@ mod tests {
             cmd(CommandKind::Reserve, c, 2, 1),
         ];
         let mut stock = HashMap::from([(pid(1), 0)]);
-        let outcomes = outcomes(&commands, &mut stock, &recorded);
+        let outcomes = outcomes(&commands, &mut stock, recorded);
         assert_eq!(
             outcomes,
             [
@@ -701,7 +707,7 @@ mod tests {
             cmd(CommandKind::Release, order, 1, 4),
         ];
         let mut stock = HashMap::from([(pid(1), 4)]);
-        let outcomes = outcomes(&commands, &mut stock, &HashMap::new());
+        let outcomes = outcomes(&commands, &mut stock, HashMap::new());
         assert_eq!(outcomes, [Outcome::Reserved, Outcome::Released]);
         assert_eq!(stock[&pid(1)], 4, "conservation");
     }
@@ -716,7 +722,7 @@ mod tests {
             restock(OrderId::generate(), 2, 1_000_000),
         ];
         let mut stock = HashMap::from([(pid(1), 0), (pid(2), MAX_STOCK - 10)]);
-        let outcomes = outcomes(&commands, &mut stock, &HashMap::new());
+        let outcomes = outcomes(&commands, &mut stock, HashMap::new());
         assert_eq!(
             outcomes,
             [

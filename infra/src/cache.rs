@@ -95,6 +95,27 @@ impl Keys {
     }
 }
 
+/// Announces order status changes on [`Keys::order_status_channel`], in one round trip, so every
+/// API replica can push them to the clients watching those orders. Best effort for the caller:
+/// watchers also re-read PostgreSQL.
+pub async fn announce_statuses(
+    redis: &ConnectionManager,
+    keys: &Keys,
+    updates: &[shop_domain::messages::OrderStatusChanged],
+) -> redis::RedisResult<()> {
+    let channel = keys.order_status_channel();
+    let mut pipe = redis::pipe();
+    for update in updates {
+        match serde_json::to_string(update) {
+            Ok(json) => {
+                pipe.cmd("PUBLISH").arg(&channel).arg(json).ignore();
+            }
+            Err(error) => tracing::warn!(%error, "cannot encode a status announcement"),
+        }
+    }
+    pipe.query_async(&mut redis.clone()).await
+}
+
 /// A cached value with the version it was written at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Versioned {

@@ -179,6 +179,15 @@ impl TestApp {
         .await
     }
 
+    /// The API's `/metrics` page, as Prometheus reads it.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics", None)
+            .await
+            .text()
+            .await
+            .expect("metrics")
+    }
+
     /// `POST /orders/{id}/cancel`.
     pub async fn cancel(&self, token: &str, id: &str) -> Response {
         self.post(&format!("/orders/{id}/cancel"), Some(token), &Value::Null)

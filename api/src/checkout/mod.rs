@@ -427,7 +427,7 @@ async fn existing_order(
     row.map(|(order_id, status)| {
         Ok(Placed {
             order_id,
-            status: OrderStatus::try_from(status).map_err(|e| ApiError::Internal(e.into()))?,
+            status: OrderStatus::try_from(status)?,
             replayed: true,
         })
     })

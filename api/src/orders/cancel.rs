@@ -22,7 +22,10 @@ use shop_domain::{
     messages::{CommandKind, InventoryCommand, OrderEvent, OrderStatus, OrderStatusChanged},
     OrderId, ProductId, Quantity,
 };
-use shop_infra::outbox::{self, Outbox};
+use shop_infra::{
+    cache::announce_statuses,
+    outbox::{self, Outbox},
+};
 use uuid::Uuid;
 
 /// `POST /orders/{id}/cancel`: cancels the order; its units go back to stock shortly after.
@@ -51,7 +54,7 @@ pub(crate) async fn cancel(
     .fetch_optional(&mut *tx)
     .await?;
     let status = status.ok_or_else(|| ApiError::not_found("order"))?;
-    match OrderStatus::try_from(status).map_err(|e| ApiError::Internal(e.into()))? {
+    match OrderStatus::try_from(status)? {
         OrderStatus::Cancelled => {}
         OrderStatus::Rejected => {
             return Err(ApiError::conflict(
@@ -110,16 +113,7 @@ async fn announce(state: &AppState, id: Uuid) {
         order_id: OrderId::from_uuid(id),
         status: OrderStatus::Cancelled,
     };
-    let Ok(json) = serde_json::to_string(&update) else {
-        return;
-    };
-    let mut conn = state.redis.clone();
-    let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-        .arg(state.keys.order_status_channel())
-        .arg(json)
-        .query_async(&mut conn)
-        .await;
-    if let Err(error) = published {
+    if let Err(error) = announce_statuses(&state.redis, &state.keys, &[update]).await {
         shop_infra::metrics::client_error("redis", "announce");
         tracing::warn!(%error, "cancel announcement failed; SSE clients will poll");
     }

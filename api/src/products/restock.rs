@@ -111,22 +111,14 @@ pub(crate) async fn restock(
     }
     let restock_id = restock_id(user.id, product, key.as_deref());
     // A repeated key whose restock is decided gets its result; nothing is sent again.
-    let decided = match key {
+    let earlier = match key {
         Some(_) => decision(&state, restock_id, product).await?,
         None => None,
     };
-    let decided = match decided {
+    let decided = match earlier {
         Some(decided) => Some(decided),
         None => {
-            let mut messages = Outbox::default();
-            messages.push(
-                outbox::INVENTORY,
-                product.to_string(),
-                &InventoryCommand::restock(OrderId::from_uuid(restock_id), product, quantity),
-            )?;
-            let mut tx = state.db.begin().await?;
-            messages.insert_and_wake(&mut tx).await?;
-            tx.commit().await?;
+            send(&state, restock_id, product, quantity).await?;
             wait_for_lane(&state, restock_id, product).await?
         }
     };
@@ -169,6 +161,25 @@ fn restock_id(seller: UserId, product: ProductId, key: Option<&str>) -> Uuid {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Puts the restock command in the outbox, for the product's lane, and wakes the relays.
+async fn send(
+    state: &AppState,
+    restock_id: Uuid,
+    product: ProductId,
+    quantity: Units,
+) -> Result<(), ApiError> {
+    let mut messages = Outbox::default();
+    messages.push(
+        outbox::INVENTORY,
+        product.to_string(),
+        &InventoryCommand::restock(OrderId::from_uuid(restock_id), product, quantity),
+    )?;
+    let mut tx = state.db.begin().await?;
+    messages.insert_and_wake(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// What the lane decided about a restock, with the product's stock now.

@@ -29,7 +29,7 @@ async fn startup_refuses_to_run_without_redis() {
 async fn metrics_are_exported_by_matched_route() {
     let app = TestApp::spawn().await;
     app.get("/products/12345", None).await;
-    let text = app.get("/metrics", None).await.text().await.expect("text");
+    let text = app.metrics().await;
     assert!(text.contains("shop_api_http_requests_total"), "{text}");
     assert!(text.contains(r#"route="/products/{id}""#), "{text}");
     assert!(

@@ -78,12 +78,7 @@ async fn a_cancel_gives_the_units_back_once() {
         assert_eq!(line["status"], "RELEASED", "{lines}");
     }
     app.assert_invariants(&initial).await;
-    let metrics = app
-        .get("/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("metrics");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"shop_api_orders_cancelled_total{from="CONFIRMED"}"#),
         "{metrics}"
@@ -244,12 +239,7 @@ async fn restocks_concurrent_with_checkouts_conserve_stock() {
     .await
     .expect("restocked");
     assert_eq!(restocked, 10, "a repeated key added its units once");
-    let metrics = app
-        .get("/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("metrics");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"shop_api_restocks_total{status="APPLIED"}"#),
         "{metrics}"
