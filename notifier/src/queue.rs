@@ -30,18 +30,28 @@ pub struct Due {
     pub phone_number: String,
 }
 
-/// Takes up to `limit` due rows for `claim`, counting the attempt. A row waits while an earlier
-/// row of its order is pending (being sent, or to be retried), so an order's mails go out in the
-/// order of its events; a parked row stops holding the next one back.
+/// Takes up to `limit` due rows for `claim`, counting the attempt. Sign-in codes come first: a
+/// shopper is waiting for one, and would otherwise wait behind a busy hour's order mails. An
+/// order mail waits while an earlier row of its order is pending (being sent, or to be retried),
+/// so an order's mails go out in the order of its events; a parked row stops holding the next
+/// one back.
 pub async fn claim(pool: &PgPool, limit: i64, claim: Duration) -> sqlx::Result<Vec<Due>> {
     sqlx::query_as(
-        "WITH due AS (
+        "WITH codes AS (
+             SELECT id FROM notifications
+             WHERE status = 'pending' AND kind = 'sign_in_code' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         ), others AS (
              SELECT id FROM notifications n
-             WHERE status = 'pending' AND next_attempt_at <= now()
+             WHERE status = 'pending' AND kind <> 'sign_in_code' AND next_attempt_at <= now()
                AND NOT EXISTS (SELECT 1 FROM notifications e
                                WHERE e.order_id = n.order_id AND e.status = 'pending' AND e.id < n.id)
-             ORDER BY next_attempt_at LIMIT $1
-             FOR UPDATE SKIP LOCKED)
+             ORDER BY next_attempt_at LIMIT $1 - (SELECT count(*) FROM codes)
+             FOR UPDATE SKIP LOCKED
+         ), due AS (
+             SELECT id FROM codes UNION ALL SELECT id FROM others
+         )
          UPDATE notifications n
          SET attempts = n.attempts + 1,
              next_attempt_at = now() + make_interval(secs => $2)

@@ -447,3 +447,60 @@ async fn an_orders_mails_go_out_in_the_order_of_its_events() {
     }
     worker.stop().await;
 }
+
+/// A sign-in code does not wait behind order mails: with hundreds of them queued first (a busy
+/// hour's confirmations), the code goes out in the sender's first batch.
+#[tokio::test]
+async fn a_sign_in_code_goes_out_before_a_backlog_of_order_mails() {
+    let app = TestApp::spawn().await;
+    let sink = MailSink::start();
+    let user = app.new_user().await;
+    sqlx::query(
+        "INSERT INTO notifications (event_id, kind, channel, user_id, order_id)
+         SELECT 'order-event/backlog-' || g || '/terminal', 'order_confirmed', 'email', $1,
+                gen_random_uuid()
+         FROM generate_series(1, 400) g",
+    )
+    .bind(user.id)
+    .execute(&app.db)
+    .await
+    .expect("backlog");
+    expect_json(
+        app.request_code(&json!({ "email": user.email })).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    // The API queues the code after answering.
+    let deadline = Instant::now() + WITHIN;
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM notifications WHERE kind = 'sign_in_code'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("count")
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the code was never queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let worker = app.spawn_worker_with(mail_to(&sink)).await;
+    let deadline = Instant::now() + WITHIN;
+    let position = loop {
+        let mails = sink.messages(&user.email).await;
+        if let Some(at) = mails.iter().position(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("sign-in code"))
+        }) {
+            break at;
+        }
+        assert!(Instant::now() < deadline, "no code within {WITHIN:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let batch = usize::try_from(app.worker_settings().notifier.batch).expect("batch");
+    assert!(
+        position < batch,
+        "the code was mail {position}, behind the order mails queued before it"
+    );
+    worker.stop().await;
+}
