@@ -196,7 +196,15 @@ redis_delete() {
 # never touched.
 clean_test_leftovers() {
   psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'shop\_test\_%' OR datname LIKE 'shop\_readme\_%' OR datname LIKE 'shop\_storefront\_%' OR datname LIKE 'shop\_observe\_%' OR datname LIKE 'shop\_fuzz\_%' OR datname LIKE 'bench\_%'" |
-    while read -r db; do psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
+    while read -r db; do
+      # WITH (FORCE) cannot end a backend it may not signal (an autovacuum worker busy on a big
+      # benchmark database): try again, and leave what still stays to the next run's clean-up
+      # rather than fail this run at its very end.
+      for _ in 1 2 3; do
+        psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" 2>/dev/null && break
+        sleep 1
+      done
+    done
   if [ -x ./target/debug/checkout-worker ]; then
     for prefix in test- bench_ shop_readme_ shop_storefront_ shop_observe_ shop_fuzz_; do
       ./target/debug/checkout-worker delete-topics "$prefix" >/dev/null
