@@ -38,8 +38,14 @@ pub struct Settings {
     pub shutdown_drain: Duration,
     /// `SHUTDOWN_TIMEOUT_SECS`: then, how long requests in flight may take to finish.
     pub shutdown_timeout: Duration,
-    /// `HEADER_READ_TIMEOUT_SECS`: a connection must deliver a request's headers within this.
+    /// `HEADER_READ_TIMEOUT_SECS`: a connection must deliver its first request's headers within
+    /// this of its opening, whatever protocol it claims, or it is closed; on HTTP/1 every later
+    /// request's headers too, counted from when the connection fell idle.
     pub header_read_timeout: Duration,
+    /// `MAX_CONNECTIONS_PER_IP`: open connections from one client address (an IPv6 client's
+    /// /64); a connection over it is closed as soon as it is accepted (0: no cap). Behind a
+    /// proxy every connection comes from the proxy: raise it or set 0 there.
+    pub max_connections_per_ip: u32,
     /// `MAX_HEADER_BYTES`: requests whose headers add up to more get 431.
     pub max_header_bytes: usize,
     /// `RATE_LIMIT_PER_IP`: requests per second from one client address (0: no limit).
@@ -59,18 +65,36 @@ pub struct Settings {
     pub sign_in_code_key: CodeKey,
     /// `SIGN_IN_CODE_TTL_SECS`: how long a sign-in code works (the notifier stores it so).
     pub sign_in_code_ttl: Duration,
-    /// `SIGN_IN_MAX_ATTEMPTS`: wrong codes for one account before its code is dead and further
-    /// tries get 429, until `SIGN_IN_LOCKOUT_SECS` after the first wrong one.
+    /// `SIGN_IN_MAX_ATTEMPTS`: tries of one code; a wrong one that uses the last kills the code
+    /// (the shopper asks for a new one). Also the wrong codes an account takes without waiting:
+    /// the last of them, and each after it, make its next try wait (`SIGN_IN_DELAY_BASE_MS`).
     pub sign_in_max_attempts: u32,
-    /// `SIGN_IN_LOCKOUT_SECS`: the window in which wrong codes are counted.
-    pub sign_in_lockout: Duration,
+    /// `SIGN_IN_GUESS_WINDOW_SECS`: how long an account's wrong codes are remembered after its
+    /// last try (a right code forgets them).
+    pub sign_in_guess_window: Duration,
+    /// `SIGN_IN_DELAY_BASE_MS`: the wait after the `SIGN_IN_MAX_ATTEMPTS`th wrong code for an
+    /// account; it doubles with each further one, up to `SIGN_IN_DELAY_MAX_MS`. A client address
+    /// that typed wrong codes for the account waits a tenth of it more for each (at most ten).
+    /// 0: no waits.
+    pub sign_in_delay_base: Duration,
+    /// `SIGN_IN_DELAY_MAX_MS`: the longest such wait.
+    pub sign_in_delay_max: Duration,
+    /// `SIGN_IN_VERIFIES_PER_IP`: codes one client address may try, for any accounts, per
+    /// `SIGN_IN_VERIFY_WINDOW_SECS` (0: no limit).
+    pub sign_in_verifies_per_ip: u32,
+    /// `SIGN_IN_VERIFY_WINDOW_SECS`: the window of that limit.
+    pub sign_in_verify_window: Duration,
     /// `SIGN_IN_SENDS_PER_ACCOUNT`: codes sent to one email address or phone number per
-    /// `SIGN_IN_SEND_WINDOW_SECS` (0: no limit; both send limits).
+    /// `SIGN_IN_SEND_WINDOW_SECS` (0: no limit, as for the other send limit).
     pub sign_in_sends_per_account: u32,
-    /// `SIGN_IN_SENDS_PER_IP`: code requests from one client address per window.
-    pub sign_in_sends_per_ip: u32,
-    /// `SIGN_IN_SEND_WINDOW_SECS`: the window of both send limits.
+    /// `SIGN_IN_SEND_WINDOW_SECS`: the window of the limit per address; short, since a stranger
+    /// can spend it.
     pub sign_in_send_window: Duration,
+    /// `SIGN_IN_SENDS_PER_IP`: code requests from one client address per
+    /// `SIGN_IN_SEND_IP_WINDOW_SECS`.
+    pub sign_in_sends_per_ip: u32,
+    /// `SIGN_IN_SEND_IP_WINDOW_SECS`: the window of the limit per client address.
+    pub sign_in_send_ip_window: Duration,
     /// `DEV_MAILBOX_URL`: where a development mail sink shows mail; the storefront links to it.
     /// Empty (the default) in production: no link.
     pub dev_mailbox_url: String,
@@ -93,6 +117,7 @@ impl Settings {
             shutdown_drain: Duration::from_millis(var("SHUTDOWN_DRAIN_MS", "2000")?),
             shutdown_timeout: Duration::from_secs(var("SHUTDOWN_TIMEOUT_SECS", "20")?),
             header_read_timeout: Duration::from_secs(var("HEADER_READ_TIMEOUT_SECS", "10")?),
+            max_connections_per_ip: var("MAX_CONNECTIONS_PER_IP", "256")?,
             max_header_bytes: var("MAX_HEADER_BYTES", "16384")?,
             rate_limit_per_ip: var("RATE_LIMIT_PER_IP", "200")?,
             rate_limit_per_session: var("RATE_LIMIT_PER_SESSION", "50")?,
@@ -103,10 +128,15 @@ impl Settings {
             sign_in_code_key: var("SIGN_IN_CODE_KEY", sign_in::DEVELOPMENT_KEY)?,
             sign_in_code_ttl: Duration::from_secs(var("SIGN_IN_CODE_TTL_SECS", "600")?),
             sign_in_max_attempts: var("SIGN_IN_MAX_ATTEMPTS", "5")?,
-            sign_in_lockout: Duration::from_secs(var("SIGN_IN_LOCKOUT_SECS", "900")?),
+            sign_in_guess_window: Duration::from_secs(var("SIGN_IN_GUESS_WINDOW_SECS", "3600")?),
+            sign_in_delay_base: Duration::from_millis(var("SIGN_IN_DELAY_BASE_MS", "15000")?),
+            sign_in_delay_max: Duration::from_millis(var("SIGN_IN_DELAY_MAX_MS", "120000")?),
+            sign_in_verifies_per_ip: var("SIGN_IN_VERIFIES_PER_IP", "20")?,
+            sign_in_verify_window: Duration::from_secs(var("SIGN_IN_VERIFY_WINDOW_SECS", "60")?),
             sign_in_sends_per_account: var("SIGN_IN_SENDS_PER_ACCOUNT", "5")?,
-            sign_in_sends_per_ip: var("SIGN_IN_SENDS_PER_IP", "30")?,
-            sign_in_send_window: Duration::from_secs(var("SIGN_IN_SEND_WINDOW_SECS", "900")?),
+            sign_in_send_window: Duration::from_secs(var("SIGN_IN_SEND_WINDOW_SECS", "60")?),
+            sign_in_sends_per_ip: var("SIGN_IN_SENDS_PER_IP", "5")?,
+            sign_in_send_ip_window: Duration::from_secs(var("SIGN_IN_SEND_IP_WINDOW_SECS", "900")?),
             dev_mailbox_url: var("DEV_MAILBOX_URL", "")?,
         })
     }

@@ -20,8 +20,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use std::{
-    net::{IpAddr, SocketAddr},
-    time::{SystemTime, UNIX_EPOCH},
+    net::{IpAddr, Ipv6Addr, SocketAddr},
+    sync::LazyLock,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 const UNLIMITED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
@@ -108,6 +109,69 @@ pub(crate) async fn count(
         .any(|(seen, (_, limit))| *seen > u64::from(*limit)))
 }
 
+/// A budget of `limit` requests per fixed window of the clock, `window` long, counted in Redis
+/// under `scope` and `id` (0: no limit).
+pub(crate) struct Budget<'a> {
+    pub scope: &'static str,
+    pub id: &'a [u8],
+    pub limit: u32,
+    pub window: Duration,
+}
+
+/// Takes one request from every budget if each has one left, else none: a refused request
+/// spends nothing, so a client refused by its own limit cannot use up another's (a stranger's
+/// code requests refused for his address do not count against the address he names).
+static TAKE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local spent = {}
+for i = 1, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i * 2 - 1]) then
+    spent[#spent + 1] = i
+  end
+end
+if #spent > 0 then return spent end
+for i = 1, #KEYS do
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[i * 2]) end
+end
+return spent
+",
+    )
+});
+
+/// [`TAKE`]s one request from each of `budgets`, in one round trip: `None` when taken, else the
+/// seconds until the last spent budget's window ends (at least one).
+pub(crate) async fn take(
+    state: &AppState,
+    budgets: &[Budget<'_>],
+) -> redis::RedisResult<Option<u64>> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let budgets: Vec<&Budget> = budgets.iter().filter(|b| b.limit > 0).collect();
+    if budgets.is_empty() {
+        return Ok(None);
+    }
+    let mut invocation = TAKE.prepare_invoke();
+    for budget in &budgets {
+        let window = budget.window.as_secs().max(1);
+        invocation
+            .key(state.keys.rate(budget.scope, now / window, budget.id))
+            .arg(budget.limit)
+            .arg(window);
+    }
+    let spent: Vec<usize> = invocation.invoke_async(&mut state.redis.clone()).await?;
+    Ok(spent
+        .iter()
+        .filter_map(|i| budgets.get(i.checked_sub(1)?))
+        .map(|budget| {
+            let window = budget.window.as_secs().max(1);
+            window - now % window
+        })
+        .max())
+}
+
 fn rate_limited() -> Response {
     // Retry-After is in whole seconds, and the current one-second window ends within one.
     ApiError::TooMany {
@@ -130,6 +194,21 @@ fn header_bytes(headers: &HeaderMap) -> usize {
 pub struct Client {
     pub address: Option<IpAddr>,
     pub user_agent: Option<String>,
+}
+
+impl Client {
+    /// What the sign-in limits count this client as: its IPv4 address, or the /64 network of its
+    /// IPv6 address (one subscriber's: the addresses inside it cost nothing to change).
+    pub fn counted_as(&self) -> String {
+        match self.address.map(|address| address.to_canonical()) {
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            Some(IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            None => "unknown".to_owned(),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Client {
@@ -198,6 +277,26 @@ mod tests {
         assert_eq!(client_ip(&proxied, peer, true), "198.51.100.4".parse().ok());
         let garbage = forwarded(&["not an address"]);
         assert_eq!(client_ip(&garbage, peer, true), "10.0.0.7".parse().ok());
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_64_network() {
+        let counted = |address: &str| {
+            Client {
+                address: address.parse().ok(),
+                user_agent: None,
+            }
+            .counted_as()
+        };
+        assert_eq!(counted("203.0.113.9"), "203.0.113.9");
+        assert_eq!(counted("::ffff:203.0.113.9"), "203.0.113.9");
+        assert_eq!(counted("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            counted("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            counted("2001:db8:1:2::7")
+        );
+        assert_ne!(counted("2001:db8:1:3::1"), counted("2001:db8:1:2::1"));
+        assert_eq!(counted("not an address"), "unknown");
     }
 
     #[test]

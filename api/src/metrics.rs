@@ -1,5 +1,7 @@
 //! Every metric the API exports, declared here, and the middleware that records HTTP traffic.
-//! Routes are labelled by their matched pattern (`/products/{id}`), never the raw path.
+//! Every label takes one of a known set of values, so no client can add series: routes are
+//! labelled by their matched pattern (`/products/{id}`, or `unmatched`), never the raw path, and
+//! methods outside the standard nine by `other`.
 
 use crate::{
     checkout::{Placed, Strategy},
@@ -7,6 +9,7 @@ use crate::{
 };
 use axum::{
     extract::{MatchedPath, Request},
+    http::Method,
     middleware::Next,
     response::Response,
 };
@@ -35,13 +38,39 @@ pub const CANCELS: &str = "shop_api_orders_cancelled_total";
 pub const RESTOCKS: &str = "shop_api_restocks_total";
 /// Requests refused with 429 by the rate limiter.
 pub const RATE_LIMITED: &str = "shop_api_rate_limited_total";
+/// Client connections open now.
+pub const CONNECTIONS_OPEN: &str = "shop_api_connections_open";
+/// Connections closed as soon as they were accepted, by `reason`: `per_ip_cap` (that client
+/// address had `MAX_CONNECTIONS_PER_IP` open already).
+pub const CONNECTIONS_REFUSED: &str = "shop_api_connections_refused_total";
+/// Connections closed because their first request's headers had not arrived within
+/// `HEADER_READ_TIMEOUT_SECS` (later requests' timeouts, HTTP/1's, are hyper's and not counted).
+pub const CONNECTIONS_TIMED_OUT: &str = "shop_api_connections_timed_out_total";
+
+/// The `method` label: the method when it is one of the nine of RFC 9110 and RFC 5789, else
+/// `other`, so that invented methods do not each add a series.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
 
 pub async fn track_http(request: Request, next: Next) -> Response {
+    // Requests no route matched (404s of the fallback) share one label.
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     let in_flight = metrics::gauge!(HTTP_IN_FLIGHT);
     in_flight.increment(1.0);
     let started = Instant::now();
@@ -88,4 +117,36 @@ pub fn checkout(strategy: Strategy, result: &Result<Placed, ApiError>) {
 
 pub fn sign_in(outcome: &'static str) {
     metrics::counter!(SIGN_INS, "outcome" => outcome).increment(1);
+}
+
+pub fn connection_opened() {
+    metrics::gauge!(CONNECTIONS_OPEN).increment(1.0);
+}
+
+pub fn connection_closed() {
+    metrics::gauge!(CONNECTIONS_OPEN).decrement(1.0);
+}
+
+pub fn connection_refused(reason: &'static str) {
+    metrics::counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
+}
+
+pub fn connection_timed_out() {
+    metrics::counter!(CONNECTIONS_TIMED_OUT).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_methods_keep_their_name_and_others_are_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(method_label(&Method::TRACE), "TRACE");
+        for invented in ["FOOBAR", "get", "PROPFIND"] {
+            let method = Method::from_bytes(invented.as_bytes()).expect("a valid token");
+            assert_eq!(method_label(&method), "other", "{invented}");
+        }
+    }
 }

@@ -137,18 +137,53 @@ pub async fn revoke(state: &AppState, user: UserId, id: &str) -> Result<bool, Ap
     Ok(end(state, user, &[id.to_owned()]).await? > 0)
 }
 
-/// Ends every session of `user`: one read of the user's list, then its sessions' keys and the
-/// list itself are deleted.
+/// Reads a user's session list (KEYS[1]) and deletes every session it names (each `m:` entry's
+/// base64url `digest`, after the session key prefix ARGV[1]) and the list, in one step: a session
+/// issued at the same time (written with its entry, atomically) is either in the list read, and
+/// ended, or written after, into a new list. Returns how many sessions were live.
+const REVOKE_ALL: &str = r"
+local alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+local function decode(text)
+  local bytes, bits, held = {}, 0, 0
+  for i = 1, #text do
+    local at = string.find(alphabet, string.sub(text, i, i), 1, true)
+    if not at then return nil end
+    bits = bits * 64 + at - 1
+    held = held + 6
+    if held >= 8 then
+      held = held - 8
+      local byte = math.floor(bits / 2 ^ held)
+      bytes[#bytes + 1] = string.char(byte)
+      bits = bits - byte * 2 ^ held
+    end
+  end
+  return table.concat(bytes)
+end
+local fields = redis.call('HGETALL', KEYS[1])
+local ended = 0
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], 1, 2) == 'm:' then
+    local ok, stored = pcall(cjson.decode, fields[i + 1])
+    if ok and type(stored) == 'table' and type(stored.digest) == 'string' then
+      local digest = decode(stored.digest)
+      if digest then ended = ended + redis.call('DEL', ARGV[1] .. digest) end
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+return ended
+";
+
+/// Ends every session of `user` ([`REVOKE_ALL`]): no sign-in can slip a session in between
+/// reading the list and deleting it, where no later sign-out would find it.
 pub async fn revoke_all(state: &AppState, user: UserId) -> Result<(), ApiError> {
-    let (index, fields) = session_list(state, user).await?;
-    let mut pipe = redis::pipe();
-    for (_, stored) in fields.iter().filter(|(field, _)| field.starts_with("m:")) {
-        if let Some(digest) = stored_digest(stored) {
-            pipe.cmd("DEL").arg(state.keys.session(&digest)).ignore();
-        }
-    }
-    pipe.cmd("DEL").arg(&index).ignore();
-    let () = pipe.query_async(&mut state.redis.clone()).await?;
+    static SCRIPT: std::sync::LazyLock<redis::Script> =
+        std::sync::LazyLock::new(|| redis::Script::new(REVOKE_ALL));
+    let _ended: i64 = SCRIPT
+        .key(state.keys.user_sessions(user.get()))
+        .arg(state.keys.session(&[]))
+        .invoke_async(&mut state.redis.clone())
+        .await?;
     Ok(())
 }
 

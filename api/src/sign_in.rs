@@ -4,16 +4,26 @@
 //! an account has that address or not: the send limits are counted by address (so they say
 //! nothing either), and the account is looked up and the code queued after the answer, in a task
 //! of its own. The notifier makes the code, stores its keyed hash and sends it
-//! (`shop_infra::sign_in`). `POST /sessions/verify` checks it: every try counts against the
-//! account (or, for an address no account has, against the address) before the code is compared,
-//! so concurrent guesses cannot pass `SIGN_IN_MAX_ATTEMPTS`; the last allowed wrong try kills the
-//! code, and later tries get 429 until the window ends. A right code is consumed atomically:
-//! used twice, it works once.
+//! (`shop_infra::sign_in`). `POST /sessions/verify` checks it, within three limits, none of
+//! which a stranger can use to keep the owner out for more than `SIGN_IN_DELAY_MAX_MS`:
+//! - per client address: `SIGN_IN_VERIFIES_PER_IP` tries per window, for any accounts;
+//! - per code: `SIGN_IN_MAX_ATTEMPTS` tries; a wrong one that uses the last kills the code, and
+//!   the owner asks for a new one;
+//! - per account (or, for an address no account has, per address, answered alike): from the
+//!   `SIGN_IN_MAX_ATTEMPTS`th wrong code in the window on, each makes every next try wait, from
+//!   `SIGN_IN_DELAY_BASE_MS` doubling up to `SIGN_IN_DELAY_MAX_MS`, whoever sends it. When
+//!   the wait ends, a client address that typed fewer wrong codes goes first: each of its own
+//!   adds a tenth of the base delay to its wait (at most the base delay), so a stranger
+//!   hammering the account cannot take the turn of an owner who arrives when told to.
+//!
+//! Every try is counted before the code is compared, atomically, so concurrent guesses cannot
+//! pass a limit; a right code is consumed in one step (used twice, it works once) and clears the
+//! account's count.
 
 use crate::{
     error::{ApiError, ErrorBody},
     extract::{Json, Path},
-    limits::{self, Client},
+    limits::{self, Budget, Client},
     metrics,
     sessions::{self, CurrentUser, SessionInfo},
     startup::AppState,
@@ -129,39 +139,31 @@ impl Address {
     }
 }
 
-/// Counts a code request against the address's and the client's limits; 429 past either.
+/// Takes a code request from the address's and the client's budgets; 429 past either (a
+/// refused request spends neither).
 async fn limit_sends(state: &AppState, address: &Address, client: &Client) -> Result<(), ApiError> {
     let settings = &state.settings;
-    let window = settings.sign_in_send_window.as_secs().max(1);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let (index, left) = (now / window, window - now % window);
-    let ip = client
-        .address
-        .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-    let counted: Vec<_> = [
-        (
-            state
-                .keys
-                .rate("sign-in-address", index, address.digest().as_bytes()),
-            settings.sign_in_sends_per_account,
-        ),
-        (
-            state.keys.rate("sign-in-ip", index, ip.as_bytes()),
-            settings.sign_in_sends_per_ip,
-        ),
-    ]
-    .into_iter()
-    .filter(|(_, limit)| *limit > 0)
-    .collect();
-    if !counted.is_empty() && limits::count(state, &counted, window).await? {
+    let (digest, ip) = (address.digest(), client.counted_as());
+    let budgets = [
+        Budget {
+            scope: "sign-in-address",
+            id: digest.as_bytes(),
+            limit: settings.sign_in_sends_per_account,
+            window: settings.sign_in_send_window,
+        },
+        Budget {
+            scope: "sign-in-ip",
+            id: ip.as_bytes(),
+            limit: settings.sign_in_sends_per_ip,
+            window: settings.sign_in_send_ip_window,
+        },
+    ];
+    if let Some(retry_after_secs) = limits::take(state, &budgets).await? {
         metrics::sign_in("send_limited");
         return Err(ApiError::TooMany {
             code: "too_many_code_requests",
             message: "too many codes asked for; retry after the number of seconds in Retry-After",
-            retry_after_secs: left,
+            retry_after_secs,
         });
     }
     Ok(())
@@ -172,7 +174,7 @@ async fn limit_sends(state: &AppState, address: &Address, client: &Client) -> Re
 #[utoipa::path(post, path = "/sessions", tag = "users", request_body = CodeRequest, responses(
     (status = 202, description = "If an active account has this address, a code is on its way", body = CodeSent),
     (status = 422, description = "`invalid_email`, `invalid_phone_number` or `one_address_required`", body = ErrorBody),
-    (status = 429, description = "`too_many_code_requests`, with `Retry-After`", body = ErrorBody),
+    (status = 429, description = "`too_many_code_requests`: this address was sent as many codes as it may be in a short window (a minute by default), or this client asked for as many as it may (5 in 15 minutes); retry after `Retry-After`", body = ErrorBody),
 ))]
 pub(crate) async fn request_code(
     State(state): State<AppState>,
@@ -229,31 +231,61 @@ async fn queue_code(state: &AppState, address: &Address) -> Result<bool, ApiErro
     Ok(true)
 }
 
-/// Counts a try and reads the stored code's hash: `{tries so far, seconds left in the window,
-/// hash or ""}`; tries past the limit kill the code.
+/// Takes a try if the account's wait is over for this client address, counting it as wrong
+/// until it proves right: against the account (`w`; past `SIGN_IN_MAX_ATTEMPTS`, a doubling wait
+/// in `until`), the client address (`s:<address>`) and the code (whose last try kills it).
+/// Returns `{1, tries of the code, stored hash or ""}`, or `{0, milliseconds to wait, ""}`.
+///
+/// KEYS: code, account's guesses, code's tries. ARGV: now (ms), client address, tries per code,
+/// base delay (ms), longest delay (ms), guess window (s), code TTL (s).
 static ATTEMPT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
-local n = redis.call('INCR', KEYS[2])
-if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
-local ttl = redis.call('TTL', KEYS[2])
-if n > tonumber(ARGV[1]) then
-  redis.call('DEL', KEYS[1])
-  return {n, ttl, ''}
+local now, base = tonumber(ARGV[1]), tonumber(ARGV[4])
+local source = 's:' .. ARGV[2]
+local state = redis.call('HMGET', KEYS[2], 'w', 'until', source)
+local wrong, mine = tonumber(state[1]) or 0, tonumber(state[3]) or 0
+local ready = tonumber(state[2]) or 0
+if ready > 0 then ready = ready + math.min(mine, 10) * base / 10 end
+if now < ready then return {0, math.ceil(ready - now), ''} end
+wrong = wrong + 1
+redis.call('HSET', KEYS[2], 'w', wrong, source, mine + 1)
+local free = tonumber(ARGV[3])
+if wrong >= free and base > 0 then
+  local delay = math.min(base * 2 ^ math.min(wrong - free, 30), tonumber(ARGV[5]))
+  redis.call('HSET', KEYS[2], 'until', string.format('%.0f', now + delay))
 end
-return {n, ttl, redis.call('GET', KEYS[1]) or ''}
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+local tries = redis.call('INCR', KEYS[3])
+if tries == 1 then redis.call('EXPIRE', KEYS[3], ARGV[7]) end
+if tries > free then
+  redis.call('DEL', KEYS[1])
+  return {1, tries, ''}
+end
+return {1, tries, redis.call('GET', KEYS[1]) or ''}
 ",
     )
 });
 
-/// Consumes the code if it is still the one compared: 1 for the one caller that did.
+/// Consumes the code if it is still the one compared, and forgets the account's wrong codes
+/// and the code's tries: 1 for the one caller that did.
 static CONSUME: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
   return 1
 end
+return 0
+",
+    )
+});
+
+/// Kills the code compared, unless a new one replaced it meanwhile.
+static KILL: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 ",
     )
@@ -267,12 +299,32 @@ fn wrong_code() -> ApiError {
     )
 }
 
+/// Takes a try from the client's budget of `SIGN_IN_VERIFIES_PER_IP`; 429 past it.
+async fn limit_tries(state: &AppState, client: &Client) -> Result<(), ApiError> {
+    let ip = client.counted_as();
+    let budget = Budget {
+        scope: "verify-ip",
+        id: ip.as_bytes(),
+        limit: state.settings.sign_in_verifies_per_ip,
+        window: state.settings.sign_in_verify_window,
+    };
+    if let Some(retry_after_secs) = limits::take(state, &[budget]).await? {
+        metrics::sign_in("verify_limited");
+        return Err(ApiError::TooMany {
+            code: "too_many_attempts",
+            message: "too many codes tried from this address; retry after the number of seconds in Retry-After",
+            retry_after_secs,
+        });
+    }
+    Ok(())
+}
+
 /// `POST /sessions/verify`: a session for whoever has the code sent to this address.
 #[utoipa::path(post, path = "/sessions/verify", tag = "users", request_body = CodeAnswer, responses(
     (status = 201, description = "Signed in", body = SessionResponse),
-    (status = 401, description = "`invalid_code`: wrong, used, expired, or no such account", body = ErrorBody),
+    (status = 401, description = "`invalid_code`: wrong, used, expired, killed by too many wrong tries (ask for a new one), or no such account", body = ErrorBody),
     (status = 422, description = "`invalid_code_format`, `invalid_email`, `invalid_phone_number` or `one_address_required`", body = ErrorBody),
-    (status = 429, description = "`too_many_attempts`: the code is dead; retry after `Retry-After`", body = ErrorBody),
+    (status = 429, description = "`too_many_attempts`: after wrong codes the account takes no try until `Retry-After` (at most `SIGN_IN_DELAY_MAX_MS`, two minutes by default, plus up to `SIGN_IN_DELAY_BASE_MS` for a client that typed wrong codes itself), or this client tried too many codes in a short window; the code sent stays valid", body = ErrorBody),
 ))]
 pub(crate) async fn verify_code(
     State(state): State<AppState>,
@@ -286,35 +338,41 @@ pub(crate) async fn verify_code(
             format!("a code is {} digits", sign_in::CODE_DIGITS),
         ));
     }
+    limit_tries(&state, &client).await?;
     let user = address.active_user(&state).await?;
-    let (code_key, failures_key) = match &user {
-        Some(user) => (
-            state.keys.sign_in_code(user.id),
-            state.keys.sign_in_failures(&format!("u{}", user.id)),
-        ),
-        // No account: count the tries all the same, against a code that never exists.
-        None => (
-            state.keys.sign_in_code(0),
-            state
-                .keys
-                .sign_in_failures(&format!("a{}", address.digest())),
-        ),
+    // No account: count the tries all the same, against a code that never exists.
+    let (account, guesses) = match &user {
+        Some(user) => (user.id, format!("u{}", user.id)),
+        None => (0, format!("a{}", address.digest())),
     };
+    let keys = [
+        state.keys.sign_in_code(account),
+        state.keys.sign_in_guesses(&guesses),
+        state.keys.sign_in_tries(account),
+    ];
     let settings = &state.settings;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
     let mut conn = state.redis.clone();
-    let (tries, left, stored): (u64, i64, Vec<u8>) = ATTEMPT
-        .key(&code_key)
-        .key(&failures_key)
+    let (admitted, tries_or_wait, stored): (i64, i64, Vec<u8>) = ATTEMPT
+        .key(&keys)
+        .arg(u64::try_from(now_ms).unwrap_or(u64::MAX))
+        .arg(client.counted_as())
         .arg(settings.sign_in_max_attempts)
-        .arg(settings.sign_in_lockout.as_secs().max(1))
+        .arg(millis(settings.sign_in_delay_base))
+        .arg(millis(settings.sign_in_delay_max))
+        .arg(settings.sign_in_guess_window.as_secs().max(1))
+        .arg(settings.sign_in_code_ttl.as_secs().max(1))
         .invoke_async(&mut conn)
         .await?;
-    if tries > u64::from(settings.sign_in_max_attempts) {
-        metrics::sign_in("locked_out");
+    if admitted == 0 {
+        metrics::sign_in("delayed");
         return Err(ApiError::TooMany {
             code: "too_many_attempts",
-            message: "too many wrong codes: this code no longer works; ask for a new one after the number of seconds in Retry-After",
-            retry_after_secs: u64::try_from(left).unwrap_or(1),
+            message: "too many wrong codes for this account just now; retry after the number of seconds in Retry-After",
+            retry_after_secs: u64::try_from(tries_or_wait).unwrap_or(1).div_ceil(1000),
         });
     }
     let user = match user {
@@ -326,10 +384,11 @@ pub(crate) async fn verify_code(
             user
         }
         _ => {
-            if tries == u64::from(settings.sign_in_max_attempts) {
-                let _: i64 = redis::cmd("DEL")
-                    .arg(&code_key)
-                    .query_async(&mut conn)
+            if tries_or_wait == i64::from(settings.sign_in_max_attempts) {
+                let _: i64 = KILL
+                    .key(&keys[0])
+                    .arg(&stored)
+                    .invoke_async(&mut conn)
                     .await?;
             }
             metrics::sign_in("wrong_code");
@@ -337,8 +396,7 @@ pub(crate) async fn verify_code(
         }
     };
     let consumed: i64 = CONSUME
-        .key(&code_key)
-        .key(&failures_key)
+        .key(&keys)
         .arg(stored)
         .invoke_async(&mut conn)
         .await?;
@@ -359,6 +417,10 @@ pub(crate) async fn verify_code(
     ))
 }
 
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// `GET /sessions`: the shopper's live sessions, newest first.
 #[utoipa::path(get, path = "/sessions", tag = "users", security(("session" = [])), responses(
     (status = 200, description = "The live sessions", body = [SessionInfo]),
@@ -372,9 +434,10 @@ pub(crate) async fn list_sessions(
 }
 
 /// `DELETE /sessions`: ends every session of the shopper, this one included ("sign out
-/// everywhere").
+/// everywhere"), in one step: a session signed in at the same moment is either ended or made
+/// after it (and listed, so a later sign-out ends it).
 #[utoipa::path(delete, path = "/sessions", tag = "users", security(("session" = [])), responses(
-    (status = 204, description = "Every session ended"),
+    (status = 204, description = "Every session ended, at once: a sign-in at the same moment is ended too or comes after"),
     (status = 401, description = "No valid session token", body = ErrorBody),
 ))]
 pub(crate) async fn end_all_sessions(

@@ -179,7 +179,8 @@ impl Application {
             tokio::time::sleep(drain).await;
             tracing::info!("shutting down: no longer accepting connections");
         };
-        let serve = crate::serve::serve(listener, router, settings.header_read_timeout, close);
+        let limits = crate::serve::ConnectionLimits::from(&*settings);
+        let serve = crate::serve::serve(listener, router, limits, close);
         let deadline = async move {
             shutting_down.cancelled().await;
             tokio::time::sleep(drain + timeout).await;

@@ -168,10 +168,12 @@ impl System {
             // One load generator is one client address and a few sessions: rate limits would
             // measure themselves.
             ("RATE_LIMIT_PER_IP", "0".to_owned()),
+            ("MAX_CONNECTIONS_PER_IP", "0".to_owned()),
             ("RATE_LIMIT_PER_SESSION", "0".to_owned()),
             // Shoppers that lost their sessions all sign in again at once, from one address.
             ("SIGN_IN_SENDS_PER_IP", "0".to_owned()),
             ("SIGN_IN_SENDS_PER_ACCOUNT", "0".to_owned()),
+            ("SIGN_IN_VERIFIES_PER_IP", "0".to_owned()),
             // Mail goes to the development sink (SMTP_URL, from scripts/lib.sh). Throughput runs
             // leave the notifier off unless `--notifier`: the sink (a Python process) takes every
             // order's mail on the same two cores.

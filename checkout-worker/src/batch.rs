@@ -14,7 +14,7 @@
 //! back and retries.
 
 use crate::{
-    dead_letter::{self, DeadLetter},
+    dead_letter::{self, DeadLetter, Received},
     membership::{Fenced, Position},
 };
 use chrono::{DateTime, Utc};
@@ -154,8 +154,8 @@ pub struct BatchResult {
     /// `(product id, available quantity, version)` after the batch.
     pub stock: Vec<(i64, i32, i64)>,
     pub finalized: Vec<Finalized>,
-    /// Messages newly parked as dead letters.
-    pub parked: u64,
+    /// Records newly parked as dead letters.
+    pub parked: usize,
 }
 
 #[derive(sqlx::FromRow)]
@@ -262,37 +262,78 @@ pub enum BatchError {
     Database(#[from] sqlx::Error),
 }
 
-/// Applies `commands` (in partition order) in one transaction, and with them moves the
-/// partition's `position` past them, if the lane's claim still holds. Safe to call again with the
-/// same commands: they come back as duplicates.
+/// Applies the records of `batch` (in partition order) in one transaction, and with them moves
+/// the partition's `position` past them, if the lane's claim still holds. A record that is no
+/// command this worker may apply is parked (see [`crate::dead_letter`]). Safe to call again with
+/// the same records: their commands come back as duplicates, their letters are parked once.
 pub async fn apply_batch(
     pool: &PgPool,
-    commands: &[InventoryCommand],
-    parked: &[DeadLetter],
+    batch: &[Received],
     position: Option<&Position<'_>>,
 ) -> Result<BatchResult, BatchError> {
+    let mut commands = Vec::with_capacity(batch.len());
+    let mut read_from = Vec::with_capacity(batch.len());
+    let mut letters = Vec::new();
+    for received in batch {
+        match &received.read {
+            Ok(command) => {
+                commands.push(*command);
+                read_from.push(&received.record);
+            }
+            Err(reason) => letters.push(DeadLetter::unreadable(received.record.clone(), reason)),
+        }
+    }
     let mut tx = pool.begin().await?;
     if let Some(position) = position {
         position.save(&mut tx).await??;
     }
-    let mut result = apply_commands(&mut tx, commands).await?;
-    let dead = dead_letter::park(&mut tx, parked).await?;
+    let (mut result, refused) = apply_commands(&mut tx, &commands).await?;
+    letters.extend(
+        refused
+            .into_iter()
+            .map(|(i, reason)| DeadLetter::refused(read_from[i].clone(), &commands[i], &reason)),
+    );
+    let dead = dead_letter::park(&mut tx, &letters).await?;
     result.parked = dead.parked;
     result.finalized.extend(dead.finalized);
     tx.commit().await?;
     Ok(result)
 }
 
-/// The commands' part of a batch, inside its transaction.
+/// Why a command that reads well may still not be applied: `None` when it may.
+fn refusal(command: &InventoryCommand, product_known: bool, line: Option<i32>) -> Option<String> {
+    if !product_known {
+        return Some(format!("unknown product {}", command.product_id));
+    }
+    if command.kind == CommandKind::Restock {
+        return None;
+    }
+    let quantity = i32::from(command.quantity);
+    match line {
+        Some(held) if held == quantity => None,
+        Some(held) => Some(format!(
+            "order {} has {held} units of product {}, not {quantity}",
+            command.order_id, command.product_id
+        )),
+        None => Some(format!(
+            "order {} has no line for product {}",
+            command.order_id, command.product_id
+        )),
+    }
+}
+
+/// The commands' part of a batch, inside its transaction. Returns, beside what it did, the
+/// commands it refused (by their place in `commands`, with the reason): those of unknown
+/// products, and reserves or releases of order lines that do not exist as they say.
 async fn apply_commands(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    commands: &[InventoryCommand],
-) -> Result<BatchResult, sqlx::Error> {
-    if commands.is_empty() {
-        return Ok(BatchResult::default());
+    all: &[InventoryCommand],
+) -> Result<(BatchResult, Vec<(usize, String)>), sqlx::Error> {
+    if all.is_empty() {
+        return Ok((BatchResult::default(), Vec::new()));
     }
 
-    let mut product_ids: Vec<i64> = commands.iter().map(|c| c.product_id.get()).collect();
+    let mut product_ids: Vec<i64> = all.iter().map(|c| c.product_id.get()).collect();
     product_ids.sort_unstable();
     product_ids.dedup();
     let rows: Vec<(i64, i32)> = sqlx::query_as(
@@ -309,6 +350,21 @@ async fn apply_commands(
         );
     }
     let before = stock.clone();
+
+    let lines = order_lines(tx, all).await?;
+    let mut refused = Vec::new();
+    let mut commands = Vec::with_capacity(all.len());
+    for (i, command) in all.iter().enumerate() {
+        let line = lines.get(&(command.order_id, command.product_id)).copied();
+        match refusal(command, stock.contains_key(&command.product_id), line) {
+            Some(reason) => refused.push((i, reason)),
+            None => commands.push(*command),
+        }
+    }
+    if commands.is_empty() {
+        return Ok((BatchResult::default(), refused));
+    }
+    let commands = commands.as_slice();
 
     let rows: Vec<(Uuid, i64, String, bool)> = sqlx::query_as(
         "SELECT order_id, product_id, kind, applied FROM inventory_ledger
@@ -350,10 +406,13 @@ async fn apply_commands(
         .filter(|d| d.outcome != Outcome::Duplicate)
         .collect();
     if fresh.is_empty() {
-        return Ok(BatchResult {
-            decisions,
-            ..BatchResult::default()
-        });
+        return Ok((
+            BatchResult {
+                decisions,
+                ..BatchResult::default()
+            },
+            refused,
+        ));
     }
 
     // The ledger first: a concurrent worker applying the same command fails here and retries.
@@ -419,12 +478,53 @@ async fn apply_commands(
         entry.1 += i32::from(matches!(d.outcome, Outcome::Short { .. }));
     }
     let finalized = count_and_finalize(tx, &counts).await?;
-    Ok(BatchResult {
-        decisions,
-        stock: new_stock,
-        finalized,
-        parked: 0,
-    })
+    Ok((
+        BatchResult {
+            decisions,
+            stock: new_stock,
+            finalized,
+            parked: 0,
+        },
+        refused,
+    ))
+}
+
+/// The units each order line named by the reserves and releases of `commands` holds.
+async fn order_lines(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    commands: &[InventoryCommand],
+) -> Result<HashMap<LineKey, i32>, sqlx::Error> {
+    let named: Vec<&InventoryCommand> = commands
+        .iter()
+        .filter(|c| c.kind != CommandKind::Restock)
+        .collect();
+    if named.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, i64, i32)> = sqlx::query_as(
+        "SELECT order_id, product_id, quantity FROM order_items
+         WHERE (order_id, product_id) IN (SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[]))",
+    )
+    .bind(
+        named
+            .iter()
+            .map(|c| c.order_id.as_uuid())
+            .collect::<Vec<_>>(),
+    )
+    .bind(named.iter().map(|c| c.product_id.get()).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter()
+        .map(|(order, product, quantity)| {
+            Ok((
+                (
+                    OrderId::from_uuid(order),
+                    ProductId::new(product).map_err(decode_err)?,
+                ),
+                quantity,
+            ))
+        })
+        .collect()
 }
 
 /// Counts decided and short lines on their orders (`counts`: order → (decided, short)), and in
@@ -736,5 +836,23 @@ mod tests {
         );
         assert_eq!(stock[&pid(1)], 5);
         assert_eq!(stock[&pid(2)], MAX_STOCK - 11);
+    }
+
+    #[test]
+    fn commands_naming_nothing_they_may_change_are_refused() {
+        let order = OrderId::generate();
+        let reserve = cmd(CommandKind::Reserve, order, 1, 2);
+        assert_eq!(refusal(&reserve, true, Some(2)), None);
+        let unknown = refusal(&reserve, false, Some(2)).expect("refused");
+        assert!(unknown.contains("unknown product"), "{unknown}");
+        let no_line = refusal(&reserve, true, None).expect("refused");
+        assert!(no_line.contains("no line"), "{no_line}");
+        let other = refusal(&reserve, true, Some(3)).expect("refused");
+        assert!(other.contains("3 units"), "{other}");
+        let release = cmd(CommandKind::Release, order, 1, 2);
+        assert!(refusal(&release, true, None).is_some());
+        // A restock names no order line: only its product must exist.
+        assert_eq!(refusal(&restock(order, 1, 5), true, None), None);
+        assert!(refusal(&restock(order, 1, 5), false, None).is_some());
     }
 }

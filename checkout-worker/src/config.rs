@@ -31,6 +31,11 @@ pub struct WorkerSettings {
     pub statement_timeout: Duration,
     /// `WORKER_MAX_BATCH`: most commands applied in one transaction.
     pub max_batch: usize,
+    /// `WORKER_BATCH_ATTEMPTS`: how often a batch that fails for a reason retrying cannot cure
+    /// (not an outage, a lock wait or a deadlock) is tried before its lane applies its records
+    /// one at a time; a record that fails that often alone stops its partition, loudly, until
+    /// it applies or an operator parks it (`checkout-worker park-record`).
+    pub batch_attempts: u32,
     /// `CONSUMER_FETCH_WAIT_MS`: longest a fetch from the broker waits for data. Short keeps
     /// orders fast on brokers that hold a fetch for its whole wait; longer costs the broker less
     /// while idle.
@@ -74,6 +79,7 @@ impl WorkerSettings {
             idle_tx_timeout: Duration::from_millis(var("WORKER_IDLE_TX_TIMEOUT_MS", "2000")?),
             statement_timeout: Duration::from_millis(var("WORKER_STATEMENT_TIMEOUT_MS", "5000")?),
             max_batch: var("WORKER_MAX_BATCH", "500")?,
+            batch_attempts: var("WORKER_BATCH_ATTEMPTS", "8")?,
             relay_batch: var("RELAY_BATCH", "1000")?,
             relay_claim: Duration::from_millis(var("RELAY_CLAIM_MS", "3000")?),
             relay_idle_poll: Duration::from_millis(var("RELAY_IDLE_POLL_MS", "10")?),

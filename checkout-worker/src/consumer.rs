@@ -13,7 +13,7 @@
 use crate::{
     announce::Announcer,
     batch::{self, BatchError},
-    dead_letter::{DeadLetter, Source},
+    dead_letter::Received,
     health::Health,
     idle::Idle,
     membership::{Claim, Membership, Position},
@@ -25,8 +25,10 @@ use rdkafka::{
     message::{BorrowedMessage, Message},
     ClientContext, Offset, Statistics, TopicPartitionList,
 };
-use shop_domain::messages::InventoryCommand;
-use shop_infra::outbox;
+use shop_infra::{
+    dead_letters::{Record, Source},
+    outbox,
+};
 use sqlx::postgres::PgListener;
 use std::{
     collections::{BTreeMap, HashMap},
@@ -77,6 +79,8 @@ pub struct Lanes {
     pub max_batch: usize,
     /// Longest a batch's transaction may take before it is abandoned and retried.
     pub batch_timeout: Duration,
+    /// `WORKER_BATCH_ATTEMPTS` (at least 1).
+    pub batch_attempts: u32,
     pub stop: CancellationToken,
     /// Set when a lane ended or a take-over failed: the next heartbeat claims everything again.
     pub reclaim: AtomicBool,
@@ -93,8 +97,8 @@ type Announced = Option<Vec<i32>>;
 
 struct Envelope {
     offset: i64,
-    /// A command to apply, or a message to park (its offset counts either way).
-    payload: Result<InventoryCommand, Box<DeadLetter>>,
+    /// A command to apply, or a record to park (its offset counts either way).
+    received: Received,
 }
 
 /// The partitions the receive loop should have lanes for; a new generation means "claim them
@@ -152,12 +156,12 @@ impl Lanes {
         Ok(running)
     }
 
-    /// Fetches exactly the owned partitions that are not paused, each from the offset after the
-    /// last command received (so nothing is skipped or received twice).
-    fn fetch_active(&self, next: &HashMap<i32, i64>, idle: &Idle) {
+    /// Fetches exactly the owned partitions that are neither paused nor held, each from the
+    /// offset after the last command received (so nothing is skipped or received twice).
+    fn fetch_active(&self, next: &HashMap<i32, i64>, idle: &Idle, held: &HashMap<i32, i64>) {
         let mut list = TopicPartitionList::new();
         for (&partition, &offset) in next {
-            if idle.is_paused(partition) {
+            if idle.is_paused(partition) || held.contains_key(&partition) {
                 continue;
             }
             if let Err(error) =
@@ -184,24 +188,26 @@ impl Lanes {
 
     fn envelope(&self, message: &BorrowedMessage<'_>) -> Envelope {
         let (partition, offset) = (message.partition(), message.offset());
-        let payload = DeadLetter::check(
+        let received = Received::read(Record::on_topic(
             Source::InventoryTopic,
-            format!("{partition}/{offset}"),
-            message.key().map(String::from_utf8_lossy).as_deref(),
-            message.payload().unwrap_or_default(),
-        );
-        match &payload {
+            &self.membership.topic,
+            partition,
+            offset,
+            message.key(),
+            message.payload(),
+        ));
+        match &received.read {
             Ok(command) => {
                 if partition_for(command.product_id, self.membership.partitions) != partition {
                     metrics::misrouted();
                     tracing::warn!(partition, product_id = %command.product_id, "command on the wrong partition; applying it anyway");
                 }
             }
-            Err(letter) => {
-                tracing::error!(partition, offset, reason = %letter.reason, "parking a message this worker cannot apply");
+            Err(reason) => {
+                tracing::error!(partition, offset, reason = %shop_infra::dead_letters::printable(reason), "parking a record this worker cannot read");
             }
         }
-        Envelope { offset, payload }
+        Envelope { offset, received }
     }
 }
 
@@ -329,6 +335,12 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
     // Per running partition, the offset after the last command received: where fetching
     // resumes when an idle partition is fetched again.
     let mut next_offsets: HashMap<i32, i64> = HashMap::new();
+    // Partitions whose lane took no record for [`HOLD_AFTER`] (stopped on a record it cannot
+    // apply, or far behind): not fetched, so they hold up no other partition, until their lane
+    // has room again; then fetched from the offset kept here.
+    let mut held: HashMap<i32, i64> = HashMap::new();
+    let mut held_tick = tokio::time::interval(Duration::from_millis(100));
+    held_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tasks: JoinSet<(u64, LaneEnd)> = JoinSet::new();
     let mut generation = 0u64;
     loop {
@@ -351,13 +363,27 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
                     tokio::spawn(look(lanes.clone(), due, announce.clone()));
                 }
                 if !paused.is_empty() {
-                    lanes.fetch_active(&next_offsets, &idle);
+                    lanes.fetch_active(&next_offsets, &idle, &held);
+                }
+                continue;
+            }
+            _ = held_tick.tick(), if !held.is_empty() => {
+                let before = held.len();
+                held.retain(|partition, from| {
+                    let room = senders.get(partition).is_some_and(|s| s.capacity() >= s.max_capacity() / 2);
+                    if room {
+                        next_offsets.insert(*partition, *from);
+                    }
+                    !room
+                });
+                if held.len() < before {
+                    lanes.fetch_active(&next_offsets, &idle, &held);
                 }
                 continue;
             }
             Some(partitions) = announced.recv() => {
                 if !idle.to_resume(partitions.as_deref(), Instant::now()).is_empty() {
-                    lanes.fetch_active(&next_offsets, &idle);
+                    lanes.fetch_active(&next_offsets, &idle, &held);
                 }
                 continue;
             }
@@ -370,6 +396,7 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
                 senders.clear();
                 generation = wanted.generation;
                 next_offsets.clear();
+                held.clear();
                 let taken = lanes.take_over(&wanted.partitions).await;
                 let running: Vec<i32> = taken
                     .as_ref()
@@ -422,13 +449,18 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
         let Some(sender) = senders.get(&partition) else {
             continue; // fetched before a reassignment; the new owner reads it.
         };
+        if held.contains_key(&partition) {
+            continue; // fetched before the hold; fetched again when it ends.
+        }
         idle.saw(partition, Instant::now());
         if let Some(next) = next_offsets.get_mut(&partition) {
             *next = (*next).max(message.offset() + 1);
         }
         let envelope = lanes.envelope(&message);
-        // A full lane holds up this loop, never the heartbeat; a new generation or a stop ends
-        // the wait (the envelope is read again from the claimed position).
+        let offset = envelope.offset;
+        // A full lane holds up this loop for a moment, never the heartbeat; a new generation or
+        // a stop ends the wait (the envelope is read again from the claimed position), and past
+        // [`HOLD_AFTER`] the partition is held so that the others go on.
         let mut peek = ownership.clone();
         tokio::select! {
             sent = sender.send(envelope) => if sent.is_err() {
@@ -437,6 +469,11 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
             },
             _ = peek.changed() => {}
             () = lanes.stop.cancelled() => break,
+            () = tokio::time::sleep(HOLD_AFTER) => {
+                tracing::warn!(partition, offset, "the partition's lane takes nothing; holding the partition");
+                held.insert(partition, offset);
+                lanes.fetch_active(&next_offsets, &idle, &held);
+            }
         }
     }
     drop(senders);
@@ -509,7 +546,15 @@ async fn lane(
             epoch: claim.epoch,
             next_offset: last_offset + 1,
         };
-        if let Some(end) = apply(&batch, &position, &lanes).instrument(span).await {
+        let applied = match apply(&batch, &position, &lanes).instrument(span).await {
+            Applied::Committed => Ok(()),
+            Applied::End(end) => Err(end),
+            Applied::Exhausted(error) => {
+                tracing::error!(partition, first_offset, last_offset, %error, "a batch keeps failing; applying its records one at a time");
+                one_at_a_time(&batch, &position, &lanes).await
+            }
+        };
+        if let Err(end) = applied {
             return (generation, end);
         }
         next = last_offset + 1;
@@ -518,23 +563,101 @@ async fn lane(
     (generation, LaneEnd::Closed)
 }
 
-/// Applies a batch, retrying until it commits. Returns why the lane must end instead, if it must.
-async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> Option<LaneEnd> {
-    let commands: Vec<InventoryCommand> = batch
-        .iter()
-        .filter_map(|e| e.payload.as_ref().ok().copied())
-        .collect();
-    let parked: Vec<DeadLetter> = batch
-        .iter()
-        .filter_map(|e| e.payload.as_ref().err().map(|letter| (**letter).clone()))
-        .collect();
+/// How applying a batch ended.
+enum Applied {
+    Committed,
+    /// The lane must end.
+    End(LaneEnd),
+    /// It failed `WORKER_BATCH_ATTEMPTS` times for a reason retrying cannot cure.
+    Exhausted(String),
+}
+
+/// Applies `batch` record by record, after the batch as a whole kept failing: the records before
+/// the culprit commit, and a record that keeps failing alone stops the partition (loudly, in
+/// `/healthz` and `checkout_worker_partition_stopped`) and is tried again every
+/// [`STOPPED_RETRY`] until it applies or an operator parks it, which fences this lane.
+async fn one_at_a_time(
+    batch: &[Envelope],
+    position: &Position<'_>,
+    lanes: &Lanes,
+) -> Result<(), LaneEnd> {
+    for envelope in batch {
+        let position = Position {
+            next_offset: envelope.offset + 1,
+            ..position.clone()
+        };
+        let single = std::slice::from_ref(envelope);
+        loop {
+            match apply(single, &position, lanes).await {
+                Applied::Committed => break,
+                Applied::End(end) => {
+                    lanes.health.resume(position.partition);
+                    return Err(end);
+                }
+                Applied::Exhausted(error) => {
+                    let why = format!(
+                        "the record at offset {} cannot be applied ({error}); it is tried again every {} s, or park it with `checkout-worker park-record {} {}`",
+                        envelope.offset,
+                        STOPPED_RETRY.as_secs(),
+                        position.partition,
+                        envelope.offset
+                    );
+                    tracing::error!(partition = position.partition, offset = envelope.offset, %why, "partition stopped");
+                    lanes.health.stop(position.partition, why);
+                    metrics::partition_stopped(position.partition, true);
+                    tokio::select! {
+                        () = lanes.stop.cancelled() => return Err(LaneEnd::Stopped),
+                        () = tokio::time::sleep(STOPPED_RETRY) => {}
+                    }
+                }
+            }
+        }
+        if lanes.health.resume(position.partition) {
+            metrics::partition_stopped(position.partition, false);
+        }
+    }
+    Ok(())
+}
+
+/// How often a stopped partition's record is tried again.
+const STOPPED_RETRY: Duration = Duration::from_secs(5);
+
+/// How long the receive loop waits on a full lane before it holds the lane's partition.
+const HOLD_AFTER: Duration = Duration::from_secs(2);
+
+/// Whether a failed batch may succeed if simply tried again: the database was unreachable or
+/// restarting, a lock wait or the batch timed out, a deadlock or serialization failure, or a
+/// concurrent worker applied the same command. Anything else (a constraint, a bad value, an
+/// unexpected row) fails the same way every time.
+fn transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            ["08", "40", "53", "57", "58"]
+                .iter()
+                .any(|class| code.starts_with(class))
+                || ["23505", "55P03", "25P03", "57014"].contains(&code.as_ref())
+        }),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
+/// Applies a batch, retrying while it fails; gives up after `WORKER_BATCH_ATTEMPTS` failures that
+/// retrying cannot cure.
+async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> Applied {
+    let received: Vec<Received> = batch.iter().map(|e| e.received.clone()).collect();
     let _busy = lanes.health.start_batch(position.partition);
-    let mut attempt = 0u32;
+    let (mut attempt, mut incurable) = (0u32, 0u32);
     loop {
         let started = Instant::now();
         let applied = tokio::time::timeout(
             lanes.batch_timeout,
-            batch::apply_batch(&lanes.membership.pool, &commands, &parked, Some(position)),
+            batch::apply_batch(&lanes.membership.pool, &received, Some(position)),
         )
         .await;
         let (reason, error) = match applied {
@@ -544,20 +667,24 @@ async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> Op
                 }
                 metrics::record_batch(&result, started.elapsed());
                 lanes.announcer.after_commit(&result).await;
-                return None;
+                return Applied::Committed;
             }
             Ok(Err(BatchError::Fenced(fenced))) => {
                 metrics::fenced();
                 tracing::warn!(%fenced, "batch refused: the partition has a newer owner");
-                return Some(LaneEnd::Fenced);
+                return Applied::End(LaneEnd::Fenced);
             }
             Ok(Err(BatchError::Database(error))) => {
                 let reason = match error.as_database_error().and_then(|e| e.code()).as_deref() {
                     Some("23505") => "concurrent_duplicate",
                     Some("40P01") => "deadlock",
                     Some("55P03") => "lock_timeout",
-                    _ => "database",
+                    _ if transient(&error) => "database",
+                    _ => "incurable",
                 };
+                if !transient(&error) {
+                    incurable += 1;
+                }
                 (reason, error.to_string())
             }
             Err(_) => ("timeout", "no answer within the batch timeout".to_owned()),
@@ -565,9 +692,12 @@ async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> Op
         attempt = attempt.saturating_add(1);
         metrics::batch_failed(reason);
         tracing::warn!(%error, reason, attempt, "batch failed; retrying");
+        if incurable >= lanes.batch_attempts {
+            return Applied::Exhausted(error);
+        }
         let pause = Duration::from_millis(20u64.saturating_mul(1 << attempt.min(7)));
         tokio::select! {
-            () = lanes.stop.cancelled() => return Some(LaneEnd::Stopped),
+            () = lanes.stop.cancelled() => return Applied::End(LaneEnd::Stopped),
             () = tokio::time::sleep(pause) => {}
         }
     }
@@ -575,7 +705,15 @@ async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> Op
 
 #[cfg(test)]
 mod tests {
-    use super::position_in_log;
+    use super::{position_in_log, transient};
+
+    #[test]
+    fn outages_and_contention_are_retried_and_other_failures_are_counted() {
+        assert!(transient(&sqlx::Error::PoolTimedOut));
+        assert!(transient(&sqlx::Error::Io(std::io::Error::other("reset"))));
+        assert!(!transient(&sqlx::Error::RowNotFound));
+        assert!(!transient(&sqlx::Error::ColumnNotFound("x".into())));
+    }
 
     #[test]
     fn a_position_outside_the_log_stops_the_partition() {

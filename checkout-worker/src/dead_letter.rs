@@ -10,74 +10,73 @@ use shop_domain::{
     messages::{InventoryCommand, SCHEMA_VERSION},
     OrderId, ProductId,
 };
-use shop_infra::outbox::{self, Outbox};
+use shop_infra::dead_letters::{self, Letter, Record, Source};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-/// Where a parked message came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The inventory commands topic, read by a lane.
-    InventoryTopic,
-    /// An outbox row the relay could not route.
-    Outbox,
+/// A record a lane read: the command in it, or why it cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub record: Record,
+    pub read: Result<InventoryCommand, String>,
 }
 
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InventoryTopic => "inventory-topic",
-            Self::Outbox => "outbox",
+impl Received {
+    /// Reads `record`: it must decode as a command, and its version must not be newer than this
+    /// worker's.
+    pub fn read(record: Record) -> Self {
+        let read = match serde_json::from_slice::<InventoryCommand>(&record.payload) {
+            Ok(command) if command.v <= SCHEMA_VERSION => Ok(command),
+            Ok(command) => Err(format!(
+                "message version {} is newer than this worker's ({SCHEMA_VERSION})",
+                command.v
+            )),
+            Err(error) => Err(format!("not an inventory command: {error}")),
+        };
+        Self { record, read }
+    }
+
+    /// A command handed to a batch directly rather than read from the topic (tests drive the
+    /// step this way): its record is its JSON at position `local/<n>`.
+    pub fn local(n: usize, command: InventoryCommand) -> Self {
+        Self {
+            record: Record {
+                source: Source::InventoryTopic,
+                position: format!("local/{n}"),
+                topic: None,
+                partition: None,
+                offset: None,
+                key: Some(command.product_id.to_string().into_bytes()),
+                payload: serde_json::to_vec(&command).unwrap_or_default(),
+            },
+            read: Ok(command),
         }
+    }
+
+    /// [`Received::local`] for each of `commands`.
+    pub fn all_local(commands: &[InventoryCommand]) -> Vec<Self> {
+        commands
+            .iter()
+            .enumerate()
+            .map(|(n, &c)| Self::local(n, c))
+            .collect()
     }
 }
 
-/// A message parked instead of applied.
+/// A record parked instead of applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
-    pub source: Source,
-    /// `<partition>/<offset>` on the topic, or the outbox row's id.
-    pub position: String,
-    pub key: Option<String>,
-    pub payload: String,
-    pub reason: String,
-    /// The order the message names, if that much could be read.
-    pub order: Option<OrderId>,
-    /// The product whose reservation for `order` it asked for: that line is decided SHORT.
+    pub letter: Letter,
+    /// The product whose reservation for the letter's order it asked for: that line is decided
+    /// SHORT, so its order does not wait for ever.
     pub reserve_of: Option<ProductId>,
 }
 
 impl DeadLetter {
-    /// The command in `payload`, or the dead letter it becomes when it is not one this worker may
-    /// apply: it must decode, and its version must not be newer than this worker's.
-    pub fn check(
-        source: Source,
-        position: String,
-        key: Option<&str>,
-        payload: &[u8],
-    ) -> Result<InventoryCommand, Box<Self>> {
-        let reason = match serde_json::from_slice::<InventoryCommand>(payload) {
-            Ok(command) if command.v <= SCHEMA_VERSION => return Ok(command),
-            Ok(command) => format!(
-                "message version {} is newer than this worker's ({SCHEMA_VERSION})",
-                command.v
-            ),
-            Err(error) => format!("not an inventory command: {error}"),
-        };
-        Err(Box::new(Self::named(
-            source, position, key, payload, reason,
-        )))
-    }
-
-    /// A parked message, naming whatever order line its JSON still shows.
-    pub fn named(
-        source: Source,
-        position: String,
-        key: Option<&str>,
-        payload: &[u8],
-        reason: String,
-    ) -> Self {
-        let json: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
+    /// A record that could not be read or routed, naming whatever order line its JSON still
+    /// shows.
+    pub fn unreadable(record: Record, reason: &str) -> Self {
+        let json: serde_json::Value = serde_json::from_slice(&record.payload).unwrap_or_default();
         let order = json["order_id"]
             .as_str()
             .and_then(|o| o.parse::<Uuid>().ok())
@@ -87,13 +86,17 @@ impl DeadLetter {
             .and_then(|p| ProductId::new(p).ok())
             .filter(|_| json["kind"] == "reserve" && order.is_some());
         Self {
-            source,
-            position,
-            key: key.map(str::to_owned),
-            payload: String::from_utf8_lossy(payload).into_owned(),
-            reason,
-            order,
+            letter: Letter::new(record, reason, order.as_ref().map(OrderId::as_uuid)),
             reserve_of,
+        }
+    }
+
+    /// A command that reads well but names nothing it may change (an unknown product, an order
+    /// line that does not exist or holds another quantity): parked, and no line is decided by it.
+    pub fn refused(record: Record, command: &InventoryCommand, reason: &str) -> Self {
+        Self {
+            letter: Letter::new(record, reason, Some(command.order_id.as_uuid())),
+            reserve_of: None,
         }
     }
 }
@@ -102,7 +105,7 @@ impl DeadLetter {
 #[derive(Debug, Default)]
 pub struct Parked {
     /// Letters not parked before (a redelivered one is parked once).
-    pub parked: u64,
+    pub parked: usize,
     /// Orders whose last line this decided.
     pub finalized: Vec<Finalized>,
 }
@@ -115,49 +118,16 @@ pub async fn park(
     if letters.is_empty() {
         return Ok(Parked::default());
     }
-    let new: Vec<String> = sqlx::query_scalar(
-        "INSERT INTO dead_letters (source, position, message_key, payload, reason, order_id)
-         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::UUID[])
-         ON CONFLICT ON CONSTRAINT dead_letters_source_position_key DO NOTHING
-         RETURNING position",
-    )
-    .bind(letters.iter().map(|l| l.source.as_str()).collect::<Vec<_>>())
-    .bind(letters.iter().map(|l| l.position.clone()).collect::<Vec<_>>())
-    .bind(letters.iter().map(|l| l.key.clone()).collect::<Vec<_>>())
-    .bind(letters.iter().map(|l| l.payload.clone()).collect::<Vec<_>>())
-    .bind(letters.iter().map(|l| l.reason.clone()).collect::<Vec<_>>())
-    .bind(
-        letters
-            .iter()
-            .map(|l| l.order.as_ref().map(OrderId::as_uuid))
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let fresh: Vec<&DeadLetter> = letters
-        .iter()
-        .filter(|l| new.contains(&l.position))
+    let plain: Vec<Letter> = letters.iter().map(|l| l.letter.clone()).collect();
+    let fresh: Vec<&DeadLetter> = dead_letters::park(tx, &plain)
+        .await
+        .map_err(outbox_err)?
+        .into_iter()
+        .filter_map(|new| letters.iter().find(|l| l.letter == *new))
         .collect();
-    let mut announcements = Outbox::default();
-    for letter in &fresh {
-        let key = letter
-            .order
-            .map_or_else(|| "unknown".to_owned(), |o| o.to_string());
-        let body = serde_json::json!({
-            "source": letter.source.as_str(),
-            "position": letter.position,
-            "key": letter.key,
-            "payload": letter.payload,
-            "reason": letter.reason,
-        });
-        announcements
-            .push(outbox::DEAD_LETTERS, key, &body)
-            .map_err(outbox_err)?;
-    }
-    announcements.insert(tx).await.map_err(outbox_err)?;
     let finalized = decide_named_lines(tx, &fresh).await?;
     Ok(Parked {
-        parked: fresh.len() as u64,
+        parked: fresh.len(),
         finalized,
     })
 }
@@ -172,11 +142,8 @@ async fn decide_named_lines(
     let lines: Vec<(Uuid, i64, String)> = letters
         .iter()
         .filter_map(|l| {
-            let reason = format!(
-                "the reservation could not be read and was parked: {}",
-                l.reason
-            );
-            Some((l.order?.as_uuid(), l.reserve_of?.get(), reason))
+            let reason = format!("the reservation was parked: {}", l.letter.reason);
+            Some((l.letter.order?, l.reserve_of?.get(), reason))
         })
         .collect();
     if lines.is_empty() {
@@ -216,8 +183,21 @@ mod tests {
     use super::*;
     use shop_domain::{messages::CommandKind, Quantity};
 
-    fn check(payload: &[u8]) -> Result<InventoryCommand, Box<DeadLetter>> {
-        DeadLetter::check(Source::InventoryTopic, "0/1".into(), Some("7"), payload)
+    fn read(payload: &[u8]) -> Received {
+        Received::read(Record::on_topic(
+            Source::InventoryTopic,
+            "t",
+            0,
+            1,
+            Some(b"7"),
+            Some(payload),
+        ))
+    }
+
+    fn parked(payload: &[u8]) -> DeadLetter {
+        let received = read(payload);
+        let reason = received.read.expect_err("parked");
+        DeadLetter::unreadable(received.record, &reason)
     }
 
     #[test]
@@ -231,27 +211,54 @@ mod tests {
             Quantity::new(2).expect("quantity"),
         );
         let json = serde_json::to_vec(&command).expect("json");
-        assert_eq!(check(&json), Ok(command));
+        assert_eq!(read(&json).read, Ok(command));
 
         let mut newer = serde_json::to_value(command).expect("json");
         newer["v"] = (SCHEMA_VERSION + 1).into();
-        let parked = check(newer.to_string().as_bytes()).expect_err("newer version");
-        assert!(parked.reason.contains("newer"), "{}", parked.reason);
+        let letter = parked(newer.to_string().as_bytes());
+        assert!(
+            letter.letter.reason.contains("newer"),
+            "{}",
+            letter.letter.reason
+        );
         assert_eq!(
-            (parked.order, parked.reserve_of),
-            (Some(order), Some(product))
+            (letter.letter.order, letter.reserve_of),
+            (Some(order.as_uuid()), Some(product))
         );
 
         let mut broken = serde_json::to_value(command).expect("json");
         broken["quantity"] = "lots".into();
-        let parked = check(broken.to_string().as_bytes()).expect_err("unreadable");
+        let letter = parked(broken.to_string().as_bytes());
         assert_eq!(
-            (parked.order, parked.reserve_of),
-            (Some(order), Some(product))
+            (letter.letter.order, letter.reserve_of),
+            (Some(order.as_uuid()), Some(product))
         );
 
-        let parked = check(b"\xff garbage").expect_err("not JSON");
-        assert_eq!((parked.order, parked.reserve_of), (None, None));
-        assert_eq!(parked.key.as_deref(), Some("7"));
+        let letter = parked(b"\xff garbage");
+        assert_eq!((letter.letter.order, letter.reserve_of), (None, None));
+        assert_eq!(letter.letter.record.key.as_deref(), Some(&b"7"[..]));
+        assert_eq!(letter.letter.record.payload, b"\xff garbage");
+    }
+
+    #[test]
+    fn anything_at_all_is_parked_with_its_bytes_and_a_printable_reason() {
+        let samples: [&[u8]; 7] = [
+            b"",
+            b"\x00not json{",
+            b"{\"v\":1,\"kind\":\"\\u0000\"}",
+            b"{\"v\":1,\"kind\":\"reserve\"",
+            b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+            b"\xc3\x28\xa0\xa1",
+            b"\"just a string\"",
+        ];
+        for payload in samples {
+            let letter = parked(payload);
+            assert_eq!(letter.letter.record.payload, payload);
+            assert!(
+                !letter.letter.reason.chars().any(char::is_control),
+                "{:?}",
+                letter.letter.reason
+            );
+        }
     }
 }

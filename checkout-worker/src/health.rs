@@ -49,6 +49,23 @@ impl Health {
         *self.stopped.lock().unwrap_or_else(PoisonError::into_inner) = stopped;
     }
 
+    /// `partition` is stopped, and why (its lane cannot apply a record).
+    pub fn stop(&self, partition: i32, why: String) {
+        self.stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(partition, why);
+    }
+
+    /// `partition` goes on; whether it was stopped.
+    pub fn resume(&self, partition: i32) -> bool {
+        self.stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&partition)
+            .is_some()
+    }
+
     /// A heartbeat renewed the lease.
     pub fn beat(&self) {
         *self

@@ -12,6 +12,7 @@ pub mod health;
 pub mod idle;
 pub mod membership;
 pub mod metrics;
+pub mod park_record;
 pub mod relay;
 
 use announce::Announcer;
@@ -181,6 +182,7 @@ impl Worker {
             health,
             max_batch: settings.max_batch.max(1),
             batch_timeout: settings.statement_timeout * 2,
+            batch_attempts: settings.batch_attempts.max(1),
             stop,
             reclaim: AtomicBool::new(false),
             idle_pause: settings.idle_pause,

@@ -5,8 +5,7 @@ use rdkafka::{
     message::Message,
 };
 
-const USAGE: &str =
-    "usage: checkout-worker [run | create-topics | tail-events | delete-topics PREFIX]";
+const USAGE: &str = "usage: checkout-worker [run | create-topics | tail-events | delete-topics PREFIX | park-record PARTITION OFFSET]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -24,6 +23,17 @@ async fn main() -> anyhow::Result<()> {
             for topic in settings.kafka.delete_topics_with_prefix(&prefix).await? {
                 println!("deleted {topic}");
             }
+        }
+        // A partition stopped on a record its lane cannot apply: park it and go on.
+        Some("park-record") => {
+            let arg = |n: usize| std::env::args().nth(n).and_then(|a| a.parse::<i64>().ok());
+            let (Some(partition), Some(offset)) =
+                (arg(2).and_then(|p| i32::try_from(p).ok()), arg(3))
+            else {
+                bail!("park-record needs a PARTITION and an OFFSET\n{USAGE}");
+            };
+            checkout_worker::park_record::park_record(&settings, partition, offset).await?;
+            println!("parked {partition}/{offset}; the partition goes on after it");
         }
         Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
     }

@@ -20,9 +20,9 @@ pub const ORDERS: &str = "checkout_worker_orders_total";
 pub const REJECTED_LINES: &str = "checkout_worker_rejected_lines_total";
 /// Commands found on a partition that `partition_for` does not give them (still applied).
 pub const MISROUTED: &str = "checkout_worker_misrouted_commands_total";
-/// Messages parked in `dead_letters` because they could not be read or routed. Label `source`
-/// (`inventory-topic`, `outbox`).
-pub const DEAD_LETTERS: &str = "checkout_worker_dead_letters_total";
+/// Records parked in `dead_letters` because they could not be read, applied or routed. Label
+/// `source` (`inventory-topic`, `order-events-topic`, `outbox`).
+pub const DEAD_LETTERS: &str = shop_infra::dead_letters::METRIC;
 /// 1 for an owned partition whose saved position lies outside its log (not processed). Label
 /// `partition`.
 pub const PARTITION_STOPPED: &str = "checkout_worker_partition_stopped";
@@ -58,7 +58,10 @@ pub fn record_batch(result: &BatchResult, took: Duration) {
         };
         metrics::counter!(COMMANDS, "kind" => kind, "outcome" => outcome).increment(1);
     }
-    parked("inventory-topic", result.parked);
+    shop_infra::dead_letters::count(
+        shop_infra::dead_letters::Source::InventoryTopic,
+        result.parked,
+    );
     let now = Utc::now();
     for order in &result.finalized {
         metrics::counter!(ORDERS, "status" => order.status.as_str()).increment(1);
@@ -101,8 +104,4 @@ pub fn partition_stopped(partition: i32, stopped: bool) {
 
 pub fn misrouted() {
     metrics::counter!(MISROUTED).increment(1);
-}
-
-pub fn parked(source: &'static str, count: u64) {
-    metrics::counter!(DEAD_LETTERS, "source" => source).increment(count);
 }

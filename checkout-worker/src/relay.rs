@@ -11,7 +11,7 @@
 
 use crate::{
     config::WorkerSettings,
-    dead_letter::{self, DeadLetter, Source},
+    dead_letter::{self, DeadLetter},
     metrics,
 };
 use futures_util::future::join_all;
@@ -21,7 +21,10 @@ use rdkafka::{
     util::Timeout,
 };
 use shop_domain::ProductId;
-use shop_infra::outbox::{self, Message};
+use shop_infra::{
+    dead_letters::{self, Record, Source},
+    outbox::{self, Message},
+};
 use sqlx::PgPool;
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use tokio::sync::Notify;
@@ -96,12 +99,9 @@ pub async fn relay_once(
     for row in &rows {
         match outbox::unbundle(&row.stream, &row.message_key, &row.payload) {
             Ok(held) => messages.extend(held.into_iter().enumerate().map(|(i, m)| (row.id, i, m))),
-            Err(error) => unroutable.push(DeadLetter::named(
-                Source::Outbox,
-                row.id.to_string(),
-                Some(&row.message_key),
-                row.payload.as_bytes(),
-                format!("outbox row {} is not a bundle of messages: {error}", row.id),
+            Err(error) => unroutable.push(DeadLetter::unreadable(
+                Record::in_outbox(row.id.to_string(), &row.message_key, &row.payload),
+                &format!("outbox row {} is not a bundle of messages: {error}", row.id),
             )),
         }
     }
@@ -115,17 +115,18 @@ pub async fn relay_once(
                 }
                 records.push(record.key(&message.key).payload(&message.payload));
             }
-            Err(reason) => unroutable.push(DeadLetter::named(
-                Source::Outbox,
-                // A bundle's messages are told apart by their place in it.
-                if *index == 0 {
-                    id.to_string()
-                } else {
-                    format!("{id}/{index}")
-                },
-                Some(&message.key),
-                message.payload.as_bytes(),
-                reason.to_string(),
+            Err(reason) => unroutable.push(DeadLetter::unreadable(
+                Record::in_outbox(
+                    // A bundle's messages are told apart by their place in it.
+                    if *index == 0 {
+                        id.to_string()
+                    } else {
+                        format!("{id}/{index}")
+                    },
+                    &message.key,
+                    &message.payload,
+                ),
+                &reason.to_string(),
             )),
         }
     }
@@ -212,9 +213,9 @@ async fn park(pool: &PgPool, letters: &[DeadLetter]) -> Result<(), RelayError> {
     let parked = dead_letter::park(&mut tx, letters).await?;
     tx.commit().await?;
     for letter in letters {
-        tracing::error!(position = %letter.position, reason = %letter.reason, "parked an outbox row that cannot be routed");
+        tracing::error!(position = %letter.letter.record.position, reason = %letter.letter.reason, "parked an outbox row that cannot be routed");
     }
-    metrics::parked(Source::Outbox.as_str(), parked.parked);
+    dead_letters::count(Source::Outbox, parked.parked);
     Ok(())
 }
 

@@ -59,10 +59,18 @@ impl Keys {
         format!("{}code:{user}", self.prefix)
     }
 
-    /// `<prefix>code-fail:<id>`: wrong sign-in codes counted for one account (or, for an
-    /// address no account has, for that address's digest).
-    pub fn sign_in_failures(&self, id: &str) -> String {
-        format!("{}code-fail:{id}", self.prefix)
+    /// `<prefix>code-tries:<user id>`: tries of the user's current sign-in code; storing a new
+    /// code deletes it.
+    pub fn sign_in_tries(&self, user: i64) -> String {
+        format!("{}code-tries:{user}", self.prefix)
+    }
+
+    /// `<prefix>guesses:<id>`: a hash of the wrong sign-in codes of one account (`u<user id>`;
+    /// for an address no account has, `a<digest of the address>`): `w` how many in the window,
+    /// `until` the unix millisecond before which no try is taken, `s:<client address>` how many
+    /// came from that address. It expires a window after the last try; a right code deletes it.
+    pub fn sign_in_guesses(&self, id: &str) -> String {
+        format!("{}guesses:{id}", self.prefix)
     }
 
     /// `<prefix>rl:<scope>:<window>:<id>`: requests counted in one rate-limit window for one

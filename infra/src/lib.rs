@@ -3,6 +3,7 @@
 //! export and graceful shutdown.
 
 pub mod cache;
+pub mod dead_letters;
 pub mod env;
 pub mod fulfilment;
 pub mod metrics;

@@ -3,8 +3,9 @@
 //!
 //! A code is [`CODE_DIGITS`] decimal digits from the operating system's CSPRNG. Redis keeps only
 //! its keyed hash, HMAC-SHA256 over `"<user id>:<code>"` with `SIGN_IN_CODE_KEY`, under
-//! [`Keys::sign_in_code`] with the code's TTL; storing a new code for a user replaces the old one.
-//! Whoever reads Redis therefore learns nothing that signs anybody in.
+//! [`Keys::sign_in_code`] with the code's TTL; storing a new code for a user replaces the old one
+//! and, in the same transaction, forgets the old one's tries ([`Keys::sign_in_tries`]). Whoever
+//! reads Redis therefore learns nothing that signs anybody in.
 
 use crate::Keys;
 use hmac::{Hmac, Mac};
@@ -77,8 +78,8 @@ pub fn well_formed(code: &str) -> bool {
     code.len() == CODE_DIGITS && code.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Makes a new code for `user`, stores its hash for `ttl` (replacing any earlier code) and
-/// returns it, to be sent.
+/// Makes a new code for `user`, stores its hash for `ttl` (replacing any earlier code, whose
+/// count of tries goes with it) and returns it, to be sent.
 pub async fn issue(
     redis: &ConnectionManager,
     keys: &Keys,
@@ -88,11 +89,17 @@ pub async fn issue(
 ) -> redis::RedisResult<String> {
     let code = new_code();
     let mut conn = redis.clone();
-    let () = redis::cmd("SET")
+    let () = redis::pipe()
+        .atomic()
+        .cmd("SET")
         .arg(keys.sign_in_code(user))
         .arg(key.digest(user, &code))
         .arg("EX")
         .arg(ttl.as_secs().max(1))
+        .ignore()
+        .cmd("DEL")
+        .arg(keys.sign_in_tries(user))
+        .ignore()
         .query_async(&mut conn)
         .await?;
     Ok(code)

@@ -6,7 +6,9 @@
 //! one transaction ([`queue::ingest`]). A crash before the commit reads the batch again; an event
 //! that Kafka delivers twice (the relay sends again after a crash) has the same `event_id`, which
 //! the queue's unique key turns into one row. Several notifiers may read the same log: they
-//! queue the same rows, once.
+//! queue the same rows, once. A record that is no order event of this version, or names an
+//! order that is not its shopper's, is parked in `dead_letters` with its bytes, in the same
+//! transaction.
 
 use crate::{
     metrics,
@@ -17,8 +19,11 @@ use rdkafka::{
     message::Message,
     Offset, TopicPartitionList,
 };
-use shop_domain::messages::OrderEvent;
-use shop_infra::outbox;
+use shop_domain::messages::{OrderEvent, SCHEMA_VERSION};
+use shop_infra::{
+    dead_letters::{self, Letter, Record, Source},
+    outbox,
+};
 use sqlx::PgPool;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use tokio::sync::Notify;
@@ -61,6 +66,25 @@ pub fn notification_for(event: &OrderEvent) -> Option<NewNotification> {
         user_id: user_id.get(),
         order_id: Some(order_id.as_uuid()),
     })
+}
+
+/// The event in `payload`, or why it is none this notifier may use: it must decode, and its
+/// version must not be newer than this notifier's.
+pub fn read_event(payload: &[u8]) -> Result<OrderEvent, String> {
+    let event = serde_json::from_slice::<OrderEvent>(payload)
+        .map_err(|error| format!("not an order event: {error}"))?;
+    let v = match &event {
+        OrderEvent::OrderCreated { v, .. }
+        | OrderEvent::OrderConfirmed { v, .. }
+        | OrderEvent::OrderRejected { v, .. }
+        | OrderEvent::OrderCancelled { v, .. } => *v,
+    };
+    if v > SCHEMA_VERSION {
+        return Err(format!(
+            "message version {v} is newer than this notifier's ({SCHEMA_VERSION})"
+        ));
+    }
+    Ok(event)
 }
 
 /// How the reader paces itself.
@@ -199,8 +223,9 @@ async fn read_until_idle(
             }
         }
         let mut rows = Vec::with_capacity(batch.len());
+        let mut letters = Vec::new();
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-        let (mut ignored, mut unreadable) = (0, 0);
+        let mut ignored = 0;
         for message in batch {
             let message = match message {
                 Ok(message) => message,
@@ -210,14 +235,23 @@ async fn read_until_idle(
                 }
             };
             next.insert(message.partition(), message.offset() + 1);
-            match serde_json::from_slice::<OrderEvent>(message.payload().unwrap_or_default()) {
+            let record = Record::on_topic(
+                Source::OrderEventsTopic,
+                topic,
+                message.partition(),
+                message.offset(),
+                message.key(),
+                message.payload(),
+            );
+            match read_event(&record.payload) {
                 Ok(event) => match notification_for(&event) {
-                    Some(row) => rows.push(row),
+                    Some(row) => rows.push((record, row)),
                     None => ignored += 1,
                 },
-                Err(error) => {
-                    unreadable += 1;
-                    tracing::warn!(%error, partition = message.partition(), offset = message.offset(), "unreadable order event skipped");
+                Err(reason) => {
+                    let letter = Letter::new(record, &reason, None);
+                    tracing::error!(partition = message.partition(), offset = message.offset(), reason = %letter.reason, "parking an order event the notifier cannot read");
+                    letters.push(letter);
                 }
             }
         }
@@ -225,9 +259,9 @@ async fn read_until_idle(
             continue;
         }
         let next: Vec<(i32, i64)> = next.into_iter().collect();
-        let queued = loop {
-            match queue::ingest(pool, topic, &rows, &next).await {
-                Ok(new) => break new,
+        let ingested = loop {
+            match queue::ingest(pool, topic, &rows, letters.clone(), &next).await {
+                Ok(ingested) => break ingested,
                 Err(error) => {
                     tracing::warn!(%error, "cannot queue notifications; retrying the batch");
                     tokio::select! {
@@ -237,10 +271,9 @@ async fn read_until_idle(
                 }
             }
         };
-        metrics::events("queued", queued);
-        metrics::events("duplicate", rows.len() as u64 - queued);
+        metrics::events("queued", ingested.queued);
         metrics::events("ignored", ignored);
-        metrics::events("unreadable", unreadable);
+        dead_letters::count(Source::OrderEventsTopic, ingested.parked);
     }
 }
 

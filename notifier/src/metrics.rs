@@ -12,7 +12,8 @@ pub const PENDING: &str = "shop_notifications_pending";
 pub const PARKED: &str = "shop_notifications_parked";
 /// Age of the oldest message waiting to be sent.
 pub const OLDEST_PENDING: &str = "shop_notifications_oldest_pending_seconds";
-/// Order events read, by what became of them (`queued`, `duplicate`, `ignored`, `unreadable`).
+/// Order events read, by what became of them: `queued` (new rows), `ignored` (events that send
+/// nothing). Records the notifier cannot use count in `checkout_worker_dead_letters_total`.
 pub const EVENTS: &str = "shop_notifier_events_total";
 
 pub fn sent(kind: Kind, channel: Channel) {

@@ -7,8 +7,12 @@
 //! attempt and holds the row for `NOTIFY_CLAIM_MS` by moving its `next_attempt_at`; then [`sent`]
 //! or [`failed`]. A sender that dies mid-send leaves the row due again when its claim lapses.
 
+use shop_infra::{
+    dead_letters::{self, Letter, Record},
+    outbox::OutboxError,
+};
 use sqlx::PgPool;
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 use uuid::Uuid;
 
 pub use shop_infra::notifications::{
@@ -135,16 +139,54 @@ pub async fn positions(pool: &PgPool, topic: &str) -> sqlx::Result<Vec<(i32, i64
         .await
 }
 
-/// Queues `rows` and moves `topic`'s positions to `next` (partition, next offset) in one
-/// transaction; positions only move forward, so notifiers reading the same log agree.
+/// What one batch of order events became.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Ingested {
+    /// Rows queued (an event seen before is one row).
+    pub queued: u64,
+    /// Records parked as dead letters (one seen before is parked once).
+    pub parked: usize,
+}
+
+/// Queues `rows` (each with the record it was read from), parks `letters` and the rows whose
+/// order does not exist or is not their shopper's (an event nobody here wrote), and moves
+/// `topic`'s positions to `next` (partition, next offset), in one transaction; positions only
+/// move forward, so notifiers reading the same log agree.
 pub async fn ingest(
     pool: &PgPool,
     topic: &str,
-    rows: &[NewNotification],
+    rows: &[(Record, NewNotification)],
+    mut letters: Vec<Letter>,
     next: &[(i32, i64)],
-) -> sqlx::Result<u64> {
+) -> sqlx::Result<Ingested> {
     let mut tx = pool.begin().await?;
-    let new = enqueue(&mut tx, rows).await?;
+    let orders: Vec<Uuid> = rows.iter().filter_map(|(_, row)| row.order_id).collect();
+    let owners: HashMap<Uuid, i64> =
+        sqlx::query_as::<_, (Uuid, i64)>("SELECT id, user_id FROM orders WHERE id = ANY($1)")
+            .bind(&orders)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    let mut queue = Vec::with_capacity(rows.len());
+    for (record, row) in rows {
+        match row.order_id {
+            Some(order) if owners.get(&order) != Some(&row.user_id) => letters.push(Letter::new(
+                record.clone(),
+                &format!("order {order} of user {} does not exist", row.user_id),
+                Some(order),
+            )),
+            _ => queue.push(row.clone()),
+        }
+    }
+    let queued = enqueue(&mut tx, &queue).await?;
+    let parked = dead_letters::park(&mut tx, &letters)
+        .await
+        .map_err(|error| match error {
+            OutboxError::Database(error) => error,
+            OutboxError::Encode(error) => sqlx::Error::Decode(Box::new(error)),
+        })?
+        .len();
     sqlx::query(
         "INSERT INTO notifier_positions (topic, partition, next_offset)
          SELECT $1, * FROM UNNEST($2::INT[], $3::BIGINT[])
@@ -157,7 +199,7 @@ pub async fn ingest(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(new)
+    Ok(Ingested { queued, parked })
 }
 
 /// An order's lines for its mail: product name, quantity, unit price in cents.

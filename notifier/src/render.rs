@@ -1,4 +1,9 @@
 //! The words of each message, as plain text. Pure: the sender fetches what they need.
+//!
+//! Subjects hold no secret and no text a user wrote: a subject is shown on lock screens and
+//! kept in mail logs, so a sign-in code is in the body only. What users wrote (product names)
+//! goes into bodies through [`one_line`], so it cannot add lines (a fake total, a fake link) or
+//! reorder text with direction controls.
 
 use std::time::Duration;
 
@@ -15,13 +20,36 @@ pub type Line = (String, i32, i64);
 pub fn sign_in_code(code: &str, ttl: Duration) -> Rendered {
     let minutes = ttl.as_secs().div_ceil(60);
     Rendered {
-        subject: format!("Your sign-in code: {code}"),
+        subject: "Your sign-in code".to_owned(),
         body: format!(
             "Your shop sign-in code is {code}\n\n\
              It works once, for {minutes} minutes. If you did not ask for it, ignore this \
              message: nobody can sign in without the code.\n"
         ),
     }
+}
+
+/// Text a user wrote, made one line: each run of control characters (line breaks, tabs,
+/// escapes), line or paragraph separators and direction controls becomes one space.
+pub fn one_line(text: &str) -> String {
+    let breaks = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    let mut line = String::with_capacity(text.len());
+    let mut in_break = false;
+    for c in text.chars() {
+        if breaks(c) {
+            if !in_break {
+                line.push(' ');
+            }
+            in_break = true;
+        } else {
+            line.push(c);
+            in_break = false;
+        }
+    }
+    line.trim().to_owned()
 }
 
 fn money(cents: i64) -> String {
@@ -33,7 +61,9 @@ fn money(cents: i64) -> String {
 fn lines_table(lines: &[Line]) -> String {
     lines
         .iter()
-        .map(|(name, quantity, price)| format!("  {quantity} x {name} at {}\n", money(*price)))
+        .map(|(name, quantity, price)| {
+            format!("  {quantity} x {} at {}\n", one_line(name), money(*price))
+        })
         .collect()
 }
 
@@ -80,10 +110,78 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_and_their_lifetime_are_in_the_message() {
+    fn codes_and_their_lifetime_are_in_the_body_and_never_in_the_subject() {
         let message = sign_in_code("042117", Duration::from_secs(600));
-        assert!(message.subject.contains("042117"));
+        assert_eq!(message.subject, "Your sign-in code");
+        assert!(!message.subject.chars().any(|c| c.is_ascii_digit()));
         assert!(message.body.contains("042117") && message.body.contains("10 minutes"));
+    }
+
+    /// Every character that could break a line or reorder text: the C0 and C1 controls (CR, LF,
+    /// NEL, tab, ESC…), the Unicode line and paragraph separators and the direction controls.
+    fn breakers() -> Vec<char> {
+        (0..=0x9f_u32)
+            .chain([0x2028, 0x2029])
+            .chain(0x202a..=0x202e)
+            .chain(0x2066..=0x2069)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_control() || u32::from(*c) > 0x9f)
+            .collect()
+    }
+
+    #[test]
+    fn user_written_text_becomes_one_line() {
+        assert_eq!(one_line("Mug"), "Mug");
+        assert_eq!(one_line("  Tea\r\n\r\nPot\t"), "Tea Pot");
+        assert_eq!(
+            one_line("a\u{2028}b\u{202E}c\u{85}d\u{1b}[31me"),
+            "a b c d [31me"
+        );
+        for c in breakers() {
+            let line = one_line(&format!("x{c}{c}y"));
+            assert_eq!(line, "x y", "U+{:04X}", u32::from(c));
+        }
+        // Other text is kept as written.
+        assert_eq!(one_line("Crème brûlée – 2 × 🍮"), "Crème brûlée – 2 × 🍮");
+    }
+
+    #[test]
+    fn a_product_name_cannot_add_lines_or_headers_to_an_order_mail() {
+        let honest = vec![("Mug".to_owned(), 1, 1250)];
+        let expected_lines = order_confirmed("o-1", &honest).body.lines().count();
+        let forged = [
+            "Mug\r\n\r\nTotal: 0.00\r\nBcc: eve@example.com",
+            "Mug\nSubject: you won",
+            "Mug\u{2028}Total: 0.00",
+            "Mug\u{85}Total: 0.00",
+            "Mug\r.\r\nMAIL FROM:<eve@example.com>",
+        ];
+        for name in forged {
+            let lines = vec![(name.to_owned(), 1, 1250)];
+            for message in [
+                order_confirmed("o-1", &lines),
+                order_rejected("o-1", &lines),
+                order_cancelled("o-1", &lines),
+            ] {
+                assert!(!message.subject.contains("Mug"), "{:?}", message.subject);
+                let body: Vec<&str> = message
+                    .body
+                    .split(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+                    .collect();
+                assert!(
+                    body.iter().all(|line| !line.starts_with("Total: 0.00")
+                        && !line.starts_with("Bcc:")
+                        && !line.starts_with("Subject:")
+                        && !line.starts_with("MAIL FROM")
+                        && *line != "."),
+                    "{name:?} forged a line: {:?}",
+                    message.body
+                );
+            }
+            let confirmed = order_confirmed("o-1", &lines).body;
+            assert_eq!(confirmed.lines().count(), expected_lines, "{confirmed:?}");
+            assert!(confirmed.contains("  1 x Mug "), "{confirmed:?}");
+        }
     }
 
     #[test]

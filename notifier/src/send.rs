@@ -58,16 +58,29 @@ impl Mailer {
         body: &str,
         message_id: &str,
     ) -> Result<(), SendError> {
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to.parse()?)
-            .subject(subject)
-            .message_id(Some(message_id.to_owned()))
-            .header(ContentType::TEXT_PLAIN)
-            .body(body.to_owned())?;
+        let message = plain_text(&self.from, to, subject, body, message_id)?;
         self.transport.send(message).await?;
         Ok(())
     }
+}
+
+/// A plain-text mail. lettre writes a header value with a line break in it as an RFC 2047
+/// encoded word, so a subject cannot add a header; `render` keeps user text out of subjects all
+/// the same.
+fn plain_text(
+    from: &Mailbox,
+    to: &str,
+    subject: &str,
+    body: &str,
+    message_id: &str,
+) -> Result<Message, SendError> {
+    Ok(Message::builder()
+        .from(from.clone())
+        .to(to.parse()?)
+        .subject(subject)
+        .message_id(Some(message_id.to_owned()))
+        .header(ContentType::TEXT_PLAIN)
+        .body(body.to_owned())?)
 }
 
 /// Where text messages go.
@@ -108,5 +121,40 @@ impl TextSender {
                     .await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_break_in_a_subject_adds_no_header() {
+        let from: Mailbox = "Shop <shop@example.com>".parse().expect("mailbox");
+        let forged = "Order confirmed\r\nBcc: eve@example.com\r\n\r\nforged body";
+        let message = plain_text(
+            &from,
+            "ada@example.com",
+            forged,
+            "Your order is confirmed.\n",
+            "<o-1@notifications.shop>",
+        )
+        .expect("a mail");
+        let text = String::from_utf8(message.formatted()).expect("UTF-8");
+        let (headers, body) = text.split_once("\r\n\r\n").expect("headers, then the body");
+        assert!(
+            !headers
+                .lines()
+                .any(|line| line.to_ascii_lowercase().starts_with("bcc:")),
+            "{headers}"
+        );
+        assert!(!body.contains("forged body"), "{body}");
+        assert_eq!(
+            headers
+                .lines()
+                .filter(|line| line.starts_with("Subject:"))
+                .count(),
+            1
+        );
     }
 }

@@ -82,6 +82,7 @@ impl TestApp {
         // Tests send bursts from one address; the limiter still counts every request.
         settings.rate_limit_per_ip = 100_000;
         settings.rate_limit_per_session = 100_000;
+        settings.sign_in_verifies_per_ip = 100_000;
         settings.shutdown_drain = Duration::from_millis(500);
         let id = Uuid::new_v4().simple().to_string();
         let database = format!("shop_test_{id}");

@@ -34,7 +34,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use shop_domain::{
     messages::{EventLine, OrderEvent, OrderStatus, ShortLine},
-    Money, OrderId, ProductId, Quantity, UserId,
+    IdempotencyKey, Money, OrderId, ProductId, Quantity, UserId,
 };
 use shop_infra::outbox::{self, Columns};
 use sqlx::PgConnection;
@@ -93,7 +93,6 @@ impl FromStr for Strategy {
     }
 }
 
-const MAX_KEY_LEN: usize = 255;
 const MAX_ADDRESS_LEN: usize = 1000;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -107,19 +106,15 @@ pub(crate) struct CheckoutRequest {
     delivery_address: Option<String>,
 }
 
-/// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+/// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters
+/// ([`IdempotencyKey`]), else 400 `invalid_idempotency_key`.
 pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let key = value.to_str().unwrap_or_default();
-    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::bad_request(
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-        ));
-    }
-    Ok(Some(key.to_owned()))
+    let key = IdempotencyKey::parse(value.as_bytes())
+        .map_err(|error| ApiError::bad_request("invalid_idempotency_key", error.to_string()))?;
+    Ok(Some(key.into_string()))
 }
 
 /// The body is optional: no body means no delivery address.

@@ -97,7 +97,8 @@ pub fn page_limit(requested: Option<i64>) -> Result<i64, ApiError> {
 pub(crate) struct ListQuery {
     /// Full-text search over name and description: every word matches as a prefix
     /// (`kett` finds kettles), a word typed with a typo still finds the name, results ranked
-    /// best first. 1 to 100 characters.
+    /// best first; the pages end after the first 2,000 matches. 1 to 100 characters; one
+    /// without a letter or digit matches nothing.
     #[param(min_length = 1, max_length = 100)]
     q: Option<String>,
     /// Only products of this category slug.

@@ -7,14 +7,22 @@
 //! Measured on 100,000 products (BENCHMARKS.md): one statement with `OR` of both made the
 //! planner scan the table (140 ms a query); the trigram step alone, left to the planner, also
 //! scans (260 ms) where its index takes 34 ms, so that step runs with sequential scans off.
+//!
+//! Whatever `q` and the cursor hold, the work is bounded: each step ranks at most
+//! [`RANKED_CANDIDATES`] matches, so results end after that many, and a cursor past them (only a
+//! forged one) gets an empty page without a statement. A query without a letter or digit gets
+//! one too: neither step can match it (pg_trgm, like the prefix query, keeps only letters and
+//! digits), and a trigram index asked for a query with no trigram reads all of itself and then
+//! every row (`GIN_SEARCH_MODE_ALL`). The typo step also checks for trigrams itself, as the
+//! database's locale may count fewer characters as letters than Rust does.
 
 use super::{Product, COLUMNS};
 use crate::error::ApiError;
 use sqlx::PgPool;
 
-/// Full-text matches that are ranked: the first this many the index yields. A query that
+/// Matches that are ranked, in either step: the first this many the index yields. A query that
 /// matches more is vague; ranking them all cost 12.5 ms a query on 100,000 products, ranking
-/// these 4.9 ms, and its pages end after them.
+/// these 4.9 ms (full text), and its pages end after them.
 const RANKED_CANDIDATES: i64 = 2000;
 /// Most words of a query that count.
 const MAX_WORDS: usize = 8;
@@ -48,13 +56,15 @@ pub async fn run(
         ));
     }
     let q = q.trim();
-    if q.is_empty() {
+    // Blanks and punctuation alone match nothing, in either step: no statement runs.
+    let Some(words) = prefix_query(q) else {
+        return Ok(Vec::new());
+    };
+    // Pages end after the ranked matches; only a forged cursor points past them.
+    if skip >= RANKED_CANDIDATES {
         return Ok(Vec::new());
     }
-    // Without a word (only punctuation) the prefix query matches nothing; the name may still.
-    let words = prefix_query(q).unwrap_or_default();
-    let wanted = skip.saturating_add(limit);
-    let take = wanted.min(RANKED_CANDIDATES);
+    let take = skip.saturating_add(limit).min(RANKED_CANDIDATES);
     let mut found: Vec<Product> = sqlx::query_as(&format!(
         "WITH candidates AS MATERIALIZED (
              SELECT {COLUMNS}, search FROM products
@@ -77,15 +87,23 @@ pub async fn run(
         sqlx::query("SET LOCAL enable_seqscan = off")
             .execute(&mut *tx)
             .await?;
+        // Ranked like the full-text step: at most RANKED_CANDIDATES, cut to the pages asked.
+        // The trigram test refers to no column, so it is checked once, before the scan: a query
+        // without trigrams scans nothing.
         let typos: Vec<Product> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM products
-             WHERE $1 <% name AND ($2::TEXT IS NULL OR category = $2)
+            "WITH candidates AS MATERIALIZED (
+                 SELECT {COLUMNS} FROM products
+                 WHERE cardinality(show_trgm($1)) > 0
+                   AND $1 <% name AND ($2::TEXT IS NULL OR category = $2)
+                 LIMIT $3)
+             SELECT {COLUMNS} FROM candidates
              ORDER BY word_similarity($1, name) DESC, id
-             LIMIT $3"
+             LIMIT $4"
         ))
         .bind(q)
         .bind(category)
-        .bind(wanted)
+        .bind(RANKED_CANDIDATES)
+        .bind(take)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;

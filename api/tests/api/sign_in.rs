@@ -4,8 +4,15 @@
 
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
-use shop_testkit::{expect_error, expect_json, unique_contact, TestApp};
-use std::time::{Duration, Instant};
+use shop_testkit::{expect_error, expect_json, unique_contact, TestApp, TestUser};
+use std::{
+    net::IpAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Mutex,
+    },
+    time::{Duration, Instant},
+};
 
 async fn last_login(app: &TestApp, user: i64) -> chrono::DateTime<chrono::Utc> {
     sqlx::query_scalar("SELECT last_login_at FROM users WHERE id = $1")
@@ -77,9 +84,69 @@ async fn a_code_used_twice_at_once_signs_in_once() {
     assert_eq!(statuses, [StatusCode::CREATED, StatusCode::UNAUTHORIZED]);
 }
 
+/// A client that connects from `ip` (any of 127/8 is this machine), to play a second client.
+fn client_at(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::from(ip))
+        .build()
+        .expect("client")
+}
+
+/// `POST /sessions/verify` from `client`.
+async fn verify_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    address: &Value,
+    code: &str,
+) -> reqwest::Response {
+    let mut body = address.clone();
+    body["code"] = json!(code);
+    client
+        .post(app.url("/sessions/verify"))
+        .json(&body)
+        .send()
+        .await
+        .expect("sent")
+}
+
+/// `POST /sessions` from `client`.
+async fn request_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    address: &Value,
+) -> reqwest::Response {
+    client
+        .post(app.url("/sessions"))
+        .json(address)
+        .send()
+        .await
+        .expect("sent")
+}
+
+/// The seconds of a 429's `Retry-After`, after checking its error code.
+async fn retry_after(response: reqwest::Response, code: &str) -> u64 {
+    let seconds = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    expect_error(response, StatusCode::TOO_MANY_REQUESTS, code).await;
+    seconds
+}
+
+fn whole_seconds(duration: Duration) -> u64 {
+    duration
+        .as_millis()
+        .div_ceil(1000)
+        .try_into()
+        .expect("seconds")
+}
+
 #[tokio::test]
-async fn guessing_is_cut_off_after_five_wrong_codes() {
-    let app = TestApp::spawn().await;
+async fn a_code_dies_after_five_wrong_tries_and_a_new_one_works() {
+    // No waits for the account: the code's own limit alone.
+    let app = TestApp::spawn_configured(|s| s.sign_in_delay_base = Duration::ZERO).await;
     let user = app.new_user().await;
     let code = app.issue_code(user.id).await;
     let address = json!({ "email": user.email });
@@ -91,21 +158,196 @@ async fn guessing_is_cut_off_after_five_wrong_codes() {
         )
         .await;
     }
-    // The code is dead: even the right one is refused now, with a time to come back.
-    let response = app.verify_code(&address, &code).await;
-    let retry_after: u64 = response.headers()[header::RETRY_AFTER]
-        .to_str()
-        .expect("ascii")
-        .parse()
-        .expect("seconds");
-    assert!(retry_after >= 1 && retry_after <= app.settings.sign_in_lockout.as_secs());
-    expect_error(response, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
-    // A new code does not reopen the guessing window.
-    let fresh = app.issue_code(user.id).await;
+    // The code is dead, right or not; the shopper asks for a new one, and it works at once.
     expect_error(
-        app.verify_code(&address, &fresh).await,
-        StatusCode::TOO_MANY_REQUESTS,
+        app.verify_code(&address, &code).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_code",
+    )
+    .await;
+    let fresh = app.issue_code(user.id).await;
+    expect_json(app.verify_code(&address, &fresh).await, StatusCode::CREATED).await;
+}
+
+/// Wrong codes make the account wait, longer after each, up to the cap: never a lockout. Past
+/// the wait, an address that typed no wrong code goes first, and signs in.
+#[tokio::test]
+async fn wrong_codes_make_the_account_wait_a_growing_delay_up_to_a_cap() {
+    let (base, cap) = (Duration::from_secs(1), Duration::from_secs(2));
+    let app = TestApp::spawn_configured(|s| {
+        s.sign_in_delay_base = base;
+        s.sign_in_delay_max = cap;
+    })
+    .await;
+    let user = app.new_user().await;
+    let address = json!({ "email": user.email });
+    let code = app.issue_code(user.id).await;
+    for _ in 0..5 {
+        expect_error(
+            app.verify_code(&address, &other_than(&code)).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_code",
+        )
+        .await;
+    }
+    // The fifth wrong code killed the code and started the wait: even a new, right code waits,
+    // the base delay and a tenth of it for each of this address's five wrong codes.
+    let code = app.issue_code(user.id).await;
+    let mut wait = retry_after(app.verify_code(&address, &code).await, "too_many_attempts").await;
+    assert!((1..=whole_seconds(base * 3 / 2)).contains(&wait), "{wait}");
+    // Each further wrong code doubles the wait, up to the cap (and this address's tenths): the
+    // second of these would be four seconds uncapped.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        expect_error(
+            app.verify_code(&address, &other_than(&code)).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_code",
+        )
+        .await;
+        wait = retry_after(app.verify_code(&address, &code).await, "too_many_attempts").await;
+        assert!((1..=whole_seconds(cap + base)).contains(&wait), "{wait}");
+    }
+    // The owner, from an address that typed no wrong code, waits the cap at most, then signs in.
+    let owner = client_at([127, 0, 0, 2]);
+    let response = verify_from(&app, &owner, &address, &code).await;
+    let response = if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        let wait = retry_after(response, "too_many_attempts").await;
+        assert!((1..=whole_seconds(cap)).contains(&wait), "{wait}");
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        verify_from(&app, &owner, &address, &code).await
+    } else {
+        response
+    };
+    expect_json(response, StatusCode::CREATED).await;
+    // Signing in forgot the wrong codes: the first address is judged at once again.
+    expect_error(
+        app.verify_code(&address, "123456").await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_code",
+    )
+    .await;
+}
+
+/// The lockout of issue 21: a stranger at another address sends wrong codes and code requests
+/// for the owner's address, without pause. The owner still asks for a code and signs in within
+/// the bound the settings give: a send window (the stranger's own budget, as by default, is no
+/// more than the address's), then the longest wait and a second of rounding (she retries when
+/// `Retry-After` says; the stranger, with five wrong codes of his own, only two seconds after
+/// the wait), with a window and seconds to spare for a busy machine.
+#[tokio::test]
+async fn a_stranger_at_another_address_cannot_keep_the_owner_out() {
+    let (base, cap, send_window) = (
+        Duration::from_secs(4),
+        Duration::from_secs(4),
+        Duration::from_secs(1),
+    );
+    let app = TestApp::spawn_configured(|s| {
+        s.sign_in_delay_base = base;
+        s.sign_in_delay_max = cap;
+        s.sign_in_sends_per_account = 2;
+        s.sign_in_send_window = send_window;
+        s.sign_in_sends_per_ip = 2;
+        s.sign_in_send_ip_window = Duration::from_secs(3600);
+    })
+    .await;
+    let owner = app.new_user().await;
+    let address = json!({ "email": owner.email });
+    let stop = AtomicBool::new(false);
+    let stranger = client_at([127, 0, 0, 2]);
+    let attack = async {
+        while !stop.load(Ordering::Relaxed) {
+            request_from(&app, &stranger, &address).await;
+            verify_from(&app, &stranger, &address, "000000").await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let bound = send_window * 2 + cap + Duration::from_secs(1 + 4);
+    let sign_in = async {
+        // The stranger has a head start.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        signed_in_despite(&app, &owner, &address, started + bound).await;
+        stop.store(true, Ordering::Relaxed);
+        started.elapsed()
+    };
+    let ((), took) = tokio::join!(attack, sign_in);
+    assert!(took < bound, "the owner took {took:?}");
+}
+
+/// The owner's side of the attack above: she asks for a code, types it, and asks again if the
+/// stranger's tries killed it, waiting whenever an answer says so; fails as soon as a wait would
+/// end past `deadline`.
+async fn signed_in_despite(app: &TestApp, owner: &TestUser, address: &Value, deadline: Instant) {
+    let wait_until_told = |wait: u64| {
+        let wait = Duration::from_secs(wait);
+        assert!(
+            Instant::now() + wait < deadline,
+            "told to wait {wait:?}, past the bound"
+        );
+        tokio::time::sleep(wait)
+    };
+    loop {
+        loop {
+            let response = app.request_code(address).await;
+            if response.status() == StatusCode::ACCEPTED {
+                break;
+            }
+            wait_until_told(retry_after(response, "too_many_code_requests").await).await;
+        }
+        // The mail arrives.
+        let code = app.issue_code(owner.id).await;
+        loop {
+            let response = app.verify_code(address, &code).await;
+            match response.status() {
+                StatusCode::CREATED => return,
+                StatusCode::TOO_MANY_REQUESTS => {
+                    wait_until_told(retry_after(response, "too_many_attempts").await).await;
+                }
+                // The stranger's tries killed this code: she asks for another.
+                _ => {
+                    expect_error(response, StatusCode::UNAUTHORIZED, "invalid_code").await;
+                    break;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "not signed in in time");
+    }
+}
+
+#[tokio::test]
+async fn codes_tried_are_limited_per_client_address_across_accounts() {
+    let app = TestApp::spawn_configured(|s| {
+        s.sign_in_verifies_per_ip = 3;
+        s.sign_in_verify_window = Duration::from_secs(3600);
+    })
+    .await;
+    let mut users = Vec::new();
+    for _ in 0..4 {
+        users.push(app.new_user().await);
+    }
+    for user in &users[..3] {
+        expect_error(
+            app.verify_code(&json!({ "email": user.email }), "123456")
+                .await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_code",
+        )
+        .await;
+    }
+    let fourth = json!({ "email": users[3].email });
+    let wait = retry_after(
+        app.verify_code(&fourth, "123456").await,
         "too_many_attempts",
+    )
+    .await;
+    assert!((1..=3600).contains(&wait), "{wait}");
+    // Another client address has its own budget, and the fourth account was not charged.
+    let other = client_at([127, 0, 0, 2]);
+    let code = app.issue_code(users[3].id).await;
+    expect_json(
+        verify_from(&app, &other, &fourth, &code).await,
+        StatusCode::CREATED,
     )
     .await;
 }
@@ -251,7 +493,9 @@ async fn an_accepted_code_request_is_queued_through_database_failures() {
 async fn code_requests_are_limited_per_address_and_per_client() {
     let app = TestApp::spawn_configured(|s| {
         s.sign_in_sends_per_account = 2;
+        s.sign_in_send_window = Duration::from_secs(3600);
         s.sign_in_sends_per_ip = 3;
+        s.sign_in_send_ip_window = Duration::from_secs(3600);
     })
     .await;
     let (email, _) = unique_contact();
@@ -263,11 +507,37 @@ async fn code_requests_are_limited_per_address_and_per_client() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"]["code"], "too_many_code_requests");
     assert!(retry.is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1)));
-    // Another address from the same client: its third request of the window was the refused
-    // one above, so this is its fourth.
+    // Another address from the same client: the refused request above spent nothing, so this
+    // is the client's third, and its fourth is refused.
     let (other, _) = unique_contact();
-    let (status, body, _) = answer(app.request_code(&json!({ "email": other })).await).await;
+    let other = json!({ "email": other });
+    expect_json(app.request_code(&other).await, StatusCode::ACCEPTED).await;
+    let (status, body, _) = answer(app.request_code(&other).await).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+}
+
+/// A stranger asking for codes for the owner's address spends the address's budget only as far
+/// as his own lets him: his refused requests count for nothing.
+#[tokio::test]
+async fn code_requests_refused_to_a_stranger_do_not_spend_the_owners() {
+    let app = TestApp::spawn_configured(|s| {
+        s.sign_in_sends_per_account = 3;
+        s.sign_in_send_window = Duration::from_secs(3600);
+        s.sign_in_sends_per_ip = 2;
+        s.sign_in_send_ip_window = Duration::from_secs(3600);
+    })
+    .await;
+    let owner = app.new_user().await;
+    let address = json!({ "email": owner.email });
+    let stranger = client_at([127, 0, 0, 2]);
+    let mut accepted = 0;
+    for _ in 0..10 {
+        if request_from(&app, &stranger, &address).await.status() == StatusCode::ACCEPTED {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 2);
+    expect_json(app.request_code(&address).await, StatusCode::ACCEPTED).await;
 }
 
 #[tokio::test]
@@ -367,4 +637,105 @@ async fn sessions_are_listed_and_ended_one_by_one_or_all_at_once() {
         StatusCode::OK,
     )
     .await;
+}
+
+/// Lists `n` sessions of `list` that expired (a list keeps them until it is read): a long list
+/// makes signing out everywhere read and decode more.
+async fn list_expired_sessions(app: &TestApp, list: &str, n: usize) {
+    let mut hset = redis::cmd("HSET");
+    hset.arg(list);
+    for i in 0..n {
+        let stored = json!({
+            "created_at": "2026-01-01T00:00:00Z",
+            "digest": format!("{i:0>43}"),
+            "address": null,
+            "user_agent": null,
+        });
+        hset.arg(format!("m:expired{i}")).arg(stored.to_string());
+    }
+    let () = redis::pipe()
+        .add_command(hset)
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(list)
+        .arg(600)
+        .ignore()
+        .query_async(&mut app.redis.clone())
+        .await
+        .expect("listed");
+}
+
+/// Sign-ins racing "sign out everywhere". The sign-out read the session list, then deleted what
+/// it had read: a session written between the two lost its entry in the list but lived on,
+/// renewed by every use, and no later sign-out could find it. So: one shopper signs in again
+/// and again while she signs out everywhere, round after round (with a long list, which made
+/// that gap wider); then, with the sign-ins over, one more sign-out everywhere must end every
+/// session she ever had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_everywhere_leaves_no_session_behind_during_sign_ins() {
+    const ROUNDS: usize = 40;
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    let list = shop_infra::Keys::new(&app.settings.redis_key_prefix).user_sessions(user.id);
+    let tokens = Mutex::new(vec![user.token.clone()]);
+    let stop = AtomicBool::new(false);
+    let signing_in = async {
+        while !stop.load(Ordering::Relaxed) {
+            let token = app.sign_in_by_code(&user).await;
+            tokens.lock().expect("tokens").push(token);
+        }
+    };
+    let signing_out = async {
+        let mut used = 0;
+        for _ in 0..ROUNDS {
+            list_expired_sessions(&app, &list, 2000).await;
+            loop {
+                let newest = {
+                    let tokens = tokens.lock().expect("tokens");
+                    tokens
+                        .last()
+                        .filter(|_| tokens.len() > used)
+                        .map(|token| (tokens.len(), token.clone()))
+                };
+                let Some((count, token)) = newest else {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                };
+                used = count;
+                match delete(&app, "/sessions", &token).await.status() {
+                    StatusCode::NO_CONTENT => break,
+                    // A sign-out before ended it: take a newer one.
+                    StatusCode::UNAUTHORIZED => {}
+                    other => panic!("signing out everywhere answered {other}"),
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    };
+    tokio::join!(signing_in, signing_out);
+
+    let tokens = tokens.into_inner().expect("tokens");
+    let mut live = None;
+    for token in &tokens {
+        if app.get("/sessions", Some(token)).await.status() == StatusCode::OK {
+            live = Some(token);
+            break;
+        }
+    }
+    if let Some(token) = live {
+        let everywhere = delete(&app, "/sessions", token).await;
+        assert_eq!(everywhere.status(), StatusCode::NO_CONTENT);
+    }
+    let mut survivors = 0;
+    for token in &tokens {
+        if app.get("/cart", Some(token)).await.status() != StatusCode::UNAUTHORIZED {
+            survivors += 1;
+        }
+    }
+    assert_eq!(
+        survivors,
+        0,
+        "sessions that outlived signing out everywhere, of {}",
+        tokens.len()
+    );
 }

@@ -230,3 +230,158 @@ async fn a_saved_position_outside_the_log_stops_its_partition_loudly() {
     stop.cancel();
     running.await.expect("task").expect("worker stops cleanly");
 }
+
+/// A product listed until one lands on (`same`) or off (`!same`) `partition`.
+async fn product_on(
+    app: &TestApp,
+    seller: &shop_testkit::TestUser,
+    partition: i32,
+    same: bool,
+) -> i64 {
+    let partitions = app.worker_settings().kafka.inventory_partitions;
+    loop {
+        let id = product(app, seller, 5).await;
+        let p = inventory_partitioner::partition_for(
+            shop_domain::ProductId::new(id).expect("id"),
+            partitions,
+        );
+        if (p == partition) == same {
+            return id;
+        }
+    }
+}
+
+/// The worker's `/healthz` answer: `None` when healthy, else its reason.
+async fn unhealthy(app: &TestApp, health: &str) -> Option<String> {
+    let answer = app.client.get(health).send().await.expect("healthz");
+    if answer.status() == reqwest::StatusCode::OK {
+        return None;
+    }
+    let body: serde_json::Value = answer.json().await.expect("json");
+    Some(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_record_its_lane_cannot_apply_stops_only_its_partition_until_an_operator_parks_it() {
+    let app = TestApp::spawn().await;
+    let mut settings = app.worker_settings();
+    settings.batch_attempts = 2;
+    // One record per batch: the lane's channel fills at once behind the stuck record.
+    settings.max_batch = 1;
+    settings.kafka.ensure_topics().await.expect("topics");
+    let seller = app.new_user().await;
+    let cursed = product(&app, &seller, 5).await;
+    let partition = inventory_partitioner::partition_for(
+        shop_domain::ProductId::new(cursed).expect("id"),
+        settings.kafka.inventory_partitions,
+    );
+    let neighbour = product_on(&app, &seller, partition, true).await;
+    let elsewhere = product_on(&app, &seller, partition, false).await;
+    // Taking the cursed product's units fails, every time, as a bug would (recording a reserve
+    // that took nothing, as parking one does, works).
+    sqlx::query(&format!(
+        "CREATE FUNCTION refuse_cursed() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.product_id = {cursed} AND NEW.applied THEN RAISE EXCEPTION 'refused for the test'; END IF;
+         RETURN NEW; END $$"
+    ))
+    .execute(&app.db)
+    .await
+    .expect("function");
+    sqlx::query(
+        "CREATE TRIGGER refuse_cursed BEFORE INSERT ON inventory_ledger
+         FOR EACH ROW EXECUTE FUNCTION refuse_cursed()",
+    )
+    .execute(&app.db)
+    .await
+    .expect("trigger");
+
+    let worker = checkout_worker::Worker::build(settings.clone())
+        .await
+        .expect("worker");
+    let health = format!("http://{}/healthz", worker.metrics_addr().expect("addr"));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(worker.run(stop.clone()));
+
+    let stuck = buyer(&app, &[(cursed, 1)]).await;
+    let stuck_order = app.checkout_accepted(&stuck.token).await;
+    let mut behind = Vec::new();
+    for _ in 0..5 {
+        let shopper = buyer(&app, &[(neighbour, 1)]).await;
+        let order = app.checkout_accepted(&shopper.token).await;
+        behind.push((shopper, order));
+    }
+    // Other partitions go on while this one is stuck.
+    let other = buyer(&app, &[(elsewhere, 1)]).await;
+    let other_order = app.checkout_accepted(&other.token).await;
+    let decided = app
+        .wait_for_terminal(&other.token, &other_order, SETTLE)
+        .await;
+    assert_eq!(decided["status"], "CONFIRMED", "{decided}");
+    // The stop is loud, and says what to do.
+    let deadline = Instant::now() + SETTLE;
+    let reason = loop {
+        if let Some(reason) = unhealthy(&app, &health).await {
+            if reason.contains("park-record") {
+                break reason;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never said the partition stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        reason.contains(&format!("partition {partition}")),
+        "{reason}"
+    );
+    let order: serde_json::Value = app.order(&stuck.token, &stuck_order).await;
+    assert_eq!(order["status"], "PENDING", "nothing skipped: {order}");
+
+    // The operator parks the record the lane is stuck on; the partition goes on after it.
+    let offset: i64 = sqlx::query_scalar(
+        "SELECT next_offset FROM consumer_positions WHERE consumer_group = $1 AND partition = $2",
+    )
+    .bind(&settings.consumer_group)
+    .bind(partition)
+    .fetch_one(&app.db)
+    .await
+    .expect("position");
+    let wrong = checkout_worker::park_record::park_record(&settings, partition, offset + 1).await;
+    assert!(wrong.is_err(), "only the record the lane is stuck on");
+    checkout_worker::park_record::park_record(&settings, partition, offset)
+        .await
+        .expect("parked");
+    let rejected = app
+        .wait_for_terminal(&stuck.token, &stuck_order, SETTLE)
+        .await;
+    assert_eq!(rejected["status"], "REJECTED", "{rejected}");
+    for (shopper, order) in &behind {
+        let decided = app.wait_for_terminal(&shopper.token, order, SETTLE).await;
+        assert_eq!(decided["status"], "CONFIRMED", "{decided}");
+    }
+    let deadline = Instant::now() + SETTLE;
+    while let Some(reason) = unhealthy(&app, &health).await {
+        assert!(Instant::now() < deadline, "still unhealthy: {reason}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let parked: (String, Vec<u8>) = sqlx::query_as(
+        r#"SELECT reason, payload FROM dead_letters WHERE "partition" = $1 AND "offset" = $2"#,
+    )
+    .bind(partition)
+    .bind(offset)
+    .fetch_one(&app.db)
+    .await
+    .expect("parked");
+    assert!(parked.0.contains("operator"), "{}", parked.0);
+    let command: serde_json::Value =
+        serde_json::from_slice(&parked.1).expect("the command's bytes");
+    assert_eq!(command["product_id"], cursed);
+    stop.cancel();
+    running.await.expect("task").expect("worker stops cleanly");
+}

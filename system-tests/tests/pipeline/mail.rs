@@ -20,7 +20,7 @@ use std::{
 const WITHIN: Duration = Duration::from_secs(60);
 
 /// Notifier settings for tests: this sink, and retries in milliseconds, not minutes.
-fn mail_to(sink: &MailSink) -> impl FnOnce(&mut WorkerSettings) + '_ {
+pub fn mail_to(sink: &MailSink) -> impl FnOnce(&mut WorkerSettings) + '_ {
     move |settings| {
         settings.notifier_enabled = true;
         settings.notifier.smtp_url = sink.smtp_url();
@@ -50,6 +50,12 @@ async fn a_shopper_signs_in_with_the_code_from_the_mail_or_the_text() {
     expect_json(app.request_code(&by_mail).await, StatusCode::ACCEPTED).await;
     let mails = sink.wait_for(&user.email, 1, WITHIN).await;
     let code = code_in(&mails[0]);
+    // The code is in the body only: subjects show on lock screens and in mail logs.
+    let subject = mails[0]["subject"].as_str().expect("subject");
+    assert!(
+        subject.contains("sign-in code") && !subject.contains(&code),
+        "{subject}"
+    );
     let token = signed_in_by(&app, &by_mail, &code).await;
     expect_json(app.get("/cart", Some(&token)).await, StatusCode::OK).await;
     expect_error(

@@ -6,6 +6,7 @@ mod dead_letters;
 mod e2e;
 mod faults;
 mod mail;
+mod poison;
 mod step;
 mod strategies;
 

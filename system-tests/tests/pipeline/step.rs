@@ -3,6 +3,7 @@
 use crate::{buyer, product};
 use checkout_worker::{
     batch::{apply_batch, BatchError, Outcome},
+    dead_letter::Received,
     membership::{Claim, Membership, Position},
 };
 use shop_domain::messages::{InventoryCommand, OrderStatus};
@@ -59,7 +60,7 @@ async fn a_batch_decides_orders_and_redelivery_changes_nothing() {
     let commands = take_commands(&app).await;
     assert_eq!(commands.len(), 4);
 
-    let result = apply_batch(&app.db, &commands, &[], None)
+    let result = apply_batch(&app.db, &Received::all_local(&commands), None)
         .await
         .expect("batch applies");
     let statuses: HashMap<String, OrderStatus> = result
@@ -96,7 +97,7 @@ async fn a_batch_decides_orders_and_redelivery_changes_nothing() {
     );
 
     // The same commands again, as after a crash before the offset commit: no effect.
-    let again = apply_batch(&app.db, &commands, &[], None)
+    let again = apply_batch(&app.db, &Received::all_local(&commands), None)
         .await
         .expect("redelivery applies");
     assert!(again
@@ -109,10 +110,10 @@ async fn a_batch_decides_orders_and_redelivery_changes_nothing() {
     // The rejection queued a release of the reserved line; applying it twice returns stock once.
     let releases = take_commands(&app).await;
     assert_eq!(releases.len(), 1);
-    apply_batch(&app.db, &releases, &[], None)
+    apply_batch(&app.db, &Received::all_local(&releases), None)
         .await
         .expect("release");
-    apply_batch(&app.db, &releases, &[], None)
+    apply_batch(&app.db, &Received::all_local(&releases), None)
         .await
         .expect("release again");
     assert_eq!(app.stock().await[&plenty], 3);
@@ -190,12 +191,21 @@ async fn a_stale_owner_neither_blocks_its_successor_nor_commits_after_it() {
     let shopper = buyer(&app, &[(kettle, 2)]).await;
     app.checkout_accepted(&shopper.token).await;
     let commands = take_commands(&app).await;
-    let refused = apply_batch(&pool, &commands, &[], Some(&position(&old, old_claim, 1))).await;
+    let refused = apply_batch(
+        &pool,
+        &Received::all_local(&commands),
+        Some(&position(&old, old_claim, 1)),
+    )
+    .await;
     assert!(matches!(refused, Err(BatchError::Fenced(_))), "{refused:?}");
     assert_eq!(app.stock().await[&kettle], 5, "nothing applied");
-    apply_batch(&pool, &commands, &[], Some(&position(&new, new_claim, 1)))
-        .await
-        .expect("the new owner applies");
+    apply_batch(
+        &pool,
+        &Received::all_local(&commands),
+        Some(&position(&new, new_claim, 1)),
+    )
+    .await
+    .expect("the new owner applies");
     assert_eq!(app.stock().await[&kettle], 3);
     let saved: (i64, i64) = sqlx::query_as(
         "SELECT next_offset, epoch FROM consumer_positions WHERE consumer_group = $1 AND partition = 2",
@@ -223,7 +233,7 @@ async fn confirmation_keeps_the_lines_added_after_checkout() {
     // The shopper puts the same line in the cart again before the order is decided.
     app.cart_add(&shopper.token, kettle, 2).await;
     let commands = take_commands(&app).await;
-    let result = apply_batch(&app.db, &commands, &[], None)
+    let result = apply_batch(&app.db, &Received::all_local(&commands), None)
         .await
         .expect("batch applies");
     assert_eq!(result.finalized[0].status, OrderStatus::Confirmed);
@@ -254,7 +264,7 @@ async fn rejected_orders_of_one_shopper_and_product_return_their_lines_once_each
         app.checkout_accepted(&shopper.token).await;
     }
     let commands = take_commands(&app).await;
-    let result = apply_batch(&app.db, &commands, &[], None)
+    let result = apply_batch(&app.db, &Received::all_local(&commands), None)
         .await
         .expect("one batch rejects both");
     assert_eq!(result.finalized.len(), 2);
