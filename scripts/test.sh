@@ -20,6 +20,8 @@ log "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 log "cargo test"
 cargo test --locked --workspace -- --test-threads "${TEST_THREADS:-4}"
+log "cargo fuzz: every decoder of outside input, ${FUZZ_SECONDS:-15} s each from its seed corpus"
+scripts/check-fuzz.sh
 # The scripts below and the cleanup use the worker binary.
 cargo build --locked --bin checkout-worker
 log "README examples"
