@@ -41,8 +41,7 @@ wait_for "curl -sf $PROM/-/ready" 30 || { cat "$work/prometheus.log"; die "Prome
 log "driving checkouts"
 J='content-type: application/json'
 for i in 1 2 3 4 5; do
-  token=$(curl -sf -X POST "$API/users/register" -H "$J" \
-    -d "{\"email\":\"observer$i@example.com\",\"phone_number\":\"+1415555020$i\"}" | jq -r .session_token)
+  token=$(register_shopper "observer$i@example.com" "+1415555020$i")
   curl -sf "$API/products/$i" >/dev/null
   curl -sf "$API/products/$i" >/dev/null
   curl -sf -X POST "$API/cart/add" -H "authorization: Bearer $token" -H "$J" -d "{\"product_id\":$i,\"quantity\":1}" >/dev/null

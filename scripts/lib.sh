@@ -245,6 +245,19 @@ start_isolated_system() {
   API="http://$(sed -n 's/.*shop API listening address=\([0-9.:]*\).*/\1/p' "$SYSTEM_WORK/api.log" | head -1)"
 }
 
+# Registers a shopper on $API as the storefront does: POST /users/register with email $1 and
+# phone number $2, the code the registration mails (read from the development mail sink), then
+# POST /sessions/verify. Prints the session token; fails if a step does.
+register_shopper() {
+  local seen code
+  seen=$(python3 scripts/mailsink.py last-id) || return 1
+  curl -sf -X POST "$API/users/register" -H 'content-type: application/json' \
+    -d "{\"email\":\"$1\",\"phone_number\":\"$2\"}" >/dev/null || return 1
+  code=$(python3 scripts/mailsink.py code "$1" --after "$seen" --subject registration) || return 1
+  curl -sf -X POST "$API/sessions/verify" -H 'content-type: application/json' \
+    -d "{\"email\":\"$1\",\"code\":\"$code\"}" | jq -er .session_token
+}
+
 stop_isolated_system() {
   [ ${#SYSTEM_PIDS[@]} -eq 0 ] || kill "${SYSTEM_PIDS[@]}" 2>/dev/null || true
   wait 2>/dev/null || true

@@ -10,8 +10,9 @@ shows them over HTTP. For loopback only: it accepts mail for anyone and sends no
       waiting up to --wait seconds for it), headers and text.
   mailsink.py last-id [--http 127.0.0.1:8025]
       Prints the id of the newest mail (0 when there is none).
-  mailsink.py code ADDRESS [--after ID] [--wait SECONDS] [--http 127.0.0.1:8025]
-      Waits for a mail to ADDRESS newer than ID and prints the six-digit code in it.
+  mailsink.py code ADDRESS [--after ID] [--subject TEXT] [--wait SECONDS] [--http 127.0.0.1:8025]
+      Waits for a mail to ADDRESS newer than ID (whose subject has TEXT) and prints the
+      six-digit code in it.
   The reading commands need only the standard library.
 
 HTTP: GET / (the mailbox, newest first), GET /messages[?to=ADDRESS] (JSON, oldest first),
@@ -176,7 +177,7 @@ def last_id(args):
 def code(args):
     deadline = time.monotonic() + args.wait
     while True:
-        newer = [m for m in read(args.http, args.address) if m["id"] > args.after]
+        newer = [m for m in read(args.http, args.address) if m["id"] > args.after and args.subject in m["subject"]]
         if newer:
             found = re.search(r"\b[0-9]{6}\b", newer[-1]["text"])
             if found:
@@ -224,6 +225,7 @@ def main():
     c = commands.add_parser("code")
     c.add_argument("address")
     c.add_argument("--after", type=int, default=0)
+    c.add_argument("--subject", default="")
     c.add_argument("--wait", type=float, default=30)
     c.add_argument("--http", default=os.environ.get("MAILSINK_HTTP", "127.0.0.1:8025"))
     c.set_defaults(run=code)

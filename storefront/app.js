@@ -1,7 +1,9 @@
 // The storefront: plain JavaScript against the shop's JSON API, served by the API itself.
 "use strict";
 
-const state = { token: localStorage.getItem("token"), email: localStorage.getItem("email"), category: null, query: "", cursor: null, detailTimer: null, address: null };
+// `pending`: the code the shopper was sent and is to enter, a sign-in's ({ address }) or a
+// registration's ({ address: the email, phone }).
+const state = { token: localStorage.getItem("token"), email: localStorage.getItem("email"), category: null, query: "", cursor: null, detailTimer: null, pending: null };
 const $ = (id) => document.getElementById(id);
 const money = (cents) => `$${(cents / 100).toFixed(2)}`;
 
@@ -83,36 +85,48 @@ function signedIn(data) {
   renderSession();
 }
 
-async function register(event) {
-  event.preventDefault();
-  signedIn(await api("/users/register", { method: "POST", body: { email: $("email").value, phone_number: $("phone").value } }));
-}
-
 // "ana@example.com" is an email address, anything else a phone number.
 function addressBody(address) {
   return address.includes("@") ? { email: address } : { phone_number: address };
 }
 
-async function sendCode(event) {
-  if (event) event.preventDefault();
-  const address = state.address || $("address").value.trim();
-  const sent = await api("/sessions", { method: "POST", body: addressBody(address) });
-  state.address = address;
+// Asks for a code (a registration's when `pending` has a phone number, else a sign-in's), then
+// shows the step where it is entered: enter, resend, or go back.
+async function requestCode(pending) {
+  const registering = Boolean(pending.phone);
+  const sent = registering
+    ? await api("/users/register", { method: "POST", body: { email: pending.address, phone_number: pending.phone } })
+    : await api("/sessions", { method: "POST", body: addressBody(pending.address) });
+  state.pending = pending;
+  const minutes = Math.round(sent.expires_in_secs / 60);
   $("code-form").hidden = true;
+  $("register").hidden = true;
   $("verify-form").hidden = false;
-  $("code-sent").textContent = `If an account has ${address}, a code is on its way. It works for ${Math.round(sent.expires_in_secs / 60)} minutes.`;
+  $("verify").textContent = registering ? "Register" : "Sign in";
+  $("code-sent").textContent = registering
+    ? `A code is on its way to ${pending.address}: enter it to finish registering. It works for ${minutes} minutes.`
+    : `If an account has ${pending.address}, a code is on its way. It works for ${minutes} minutes.`;
   $("code").value = "";
   $("code").focus();
   notice("");
 }
 
+// Registration mails a code to the email address; the account exists once it is entered.
+async function register(event) {
+  event.preventDefault();
+  await requestCode({ address: $("email").value.trim(), phone: $("phone").value.trim() });
+}
+
+async function sendCode(event) {
+  event.preventDefault();
+  await requestCode({ address: $("address").value.trim() });
+}
+
 async function verifyCode(event) {
   event.preventDefault();
   try {
-    signedIn(await api("/sessions/verify", { method: "POST", body: { ...addressBody(state.address), code: $("code").value.trim() } }));
-    state.address = null;
-    $("code-form").hidden = false;
-    $("verify-form").hidden = true;
+    signedIn(await api("/sessions/verify", { method: "POST", body: { ...addressBody(state.pending.address), code: $("code").value.trim() } }));
+    otherAddress();
   } catch (e) {
     if (e.code === "invalid_code") throw new Error("That code is wrong or has expired. Check it, or send a new code.");
     throw e;
@@ -120,9 +134,10 @@ async function verifyCode(event) {
 }
 
 function otherAddress() {
-  state.address = null;
+  state.pending = null;
   $("verify-form").hidden = true;
   $("code-form").hidden = false;
+  $("register").hidden = false;
   notice("");
 }
 
@@ -412,7 +427,7 @@ $("register-form").addEventListener("submit", guarded(register));
 $("list-form").addEventListener("submit", guarded(listProduct));
 $("code-form").addEventListener("submit", guarded(sendCode));
 $("verify-form").addEventListener("submit", guarded(verifyCode));
-$("resend").addEventListener("click", guarded(() => sendCode()));
+$("resend").addEventListener("click", guarded(() => requestCode(state.pending)));
 $("other-address").addEventListener("click", otherAddress);
 $("sign-out").addEventListener("click", guarded(async () => {
   await api("/sessions/current", { method: "DELETE" }).catch(() => {});

@@ -66,15 +66,15 @@ pub struct Settings {
     /// `SIGN_IN_CODE_TTL_SECS`: how long a sign-in code works (the notifier stores it so).
     pub sign_in_code_ttl: Duration,
     /// `SIGN_IN_MAX_ATTEMPTS`: tries of one code; a wrong one that uses the last kills the code
-    /// (the shopper asks for a new one). Also the wrong codes an account takes without waiting:
+    /// (the shopper asks for a new one). Also the wrong codes an address takes without waiting:
     /// the last of them, and each after it, make its next try wait (`SIGN_IN_DELAY_BASE_MS`).
     pub sign_in_max_attempts: u32,
-    /// `SIGN_IN_GUESS_WINDOW_SECS`: how long an account's wrong codes are remembered after its
+    /// `SIGN_IN_GUESS_WINDOW_SECS`: how long an address's wrong codes are remembered after its
     /// last try (a right code forgets them).
     pub sign_in_guess_window: Duration,
     /// `SIGN_IN_DELAY_BASE_MS`: the wait after the `SIGN_IN_MAX_ATTEMPTS`th wrong code for an
-    /// account; it doubles with each further one, up to `SIGN_IN_DELAY_MAX_MS`. A client address
-    /// that typed wrong codes for the account waits a tenth of it more for each (at most ten).
+    /// address; it doubles with each further one, up to `SIGN_IN_DELAY_MAX_MS`. A client address
+    /// that typed wrong codes for the address waits a tenth of it more for each (at most ten).
     /// 0: no waits.
     pub sign_in_delay_base: Duration,
     /// `SIGN_IN_DELAY_MAX_MS`: the longest such wait.

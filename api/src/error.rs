@@ -196,10 +196,10 @@ impl From<sqlx::Error> for ApiError {
             Some("users_email_key") => {
                 return Self::conflict("email_taken", "an account with this email already exists")
             }
-            Some("users_phone_number_key") => {
+            Some("users_verified_phone_number_key") => {
                 return Self::conflict(
                     "phone_number_taken",
-                    "an account with this phone number already exists",
+                    "another account proved this phone number at the same moment; try again",
                 )
             }
             Some("cart_items_product_id_fkey") => return Self::not_found("product"),

@@ -27,9 +27,11 @@ pub const INTAKE_BATCH: &str = "shop_api_checkout_intake_batch_size";
 /// `confirmed` (decided in the request), `replayed` (Idempotency-Key seen before),
 /// `out_of_stock`, `contention` (a synchronous strategy gave up), or `error` (any other).
 pub const CHECKOUTS: &str = "shop_api_checkouts_total";
-/// Sign-in by code, by `outcome`: `code_queued`, `code_unknown_address` (answered the same),
-/// `code_retry` (queueing failed, tried again), `code_error` (gave up after 30 s),
-/// `send_limited`, `verified`, `wrong_code`, `locked_out`.
+/// Sign-in, registration and phone codes, by `outcome`: `code_queued`, `code_unknown_address`
+/// (answered the same), `registration_queued`, `phone_code_queued`, `code_retry` (queueing
+/// failed, tried again), `code_error` (gave up after 30 s), `send_limited`, `verify_limited`,
+/// `delayed`, `wrong_code`, `verified` (signed in), `registered` (an account made),
+/// `phone_verified`.
 pub const SIGN_INS: &str = "shop_api_sign_in_total";
 /// Orders cancelled, by `from`: the status they had, `PENDING` or `CONFIRMED`.
 pub const CANCELS: &str = "shop_api_orders_cancelled_total";

@@ -25,7 +25,8 @@ use utoipa::{
     ),
     paths(
         health::healthz, health::readyz, health::metrics,
-        users::register, sign_in::request_code, sign_in::verify_code, sign_in::list_sessions,
+        users::register, users::me, users::claim_phone, users::verify_phone,
+        sign_in::request_code, sign_in::verify_code, sign_in::list_sessions,
         sign_in::end_all_sessions, sign_in::end_session, sign_in::sign_out,
         products::list, products::create, products::show, products::update,
         products::categories, products::image::drawn, products::restock::restock,
@@ -39,7 +40,7 @@ use utoipa::{
     components(schemas(error::ErrorBody)),
     modifiers(&Conventions),
     tags(
-        (name = "users", description = "Registration and passwordless sessions"),
+        (name = "users", description = "Registration by a mailed code, proven phone numbers, and passwordless sessions"),
         (name = "catalog", description = "Products, cached in Redis and in each process"),
         (name = "cart", description = "The signed-in user's cart, kept in PostgreSQL"),
         (name = "orders", description = "Checkout and the user's orders"),
@@ -60,7 +61,7 @@ impl Modify for Conventions {
         let bearer = HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
             .description(Some(
-                "The `session_token` from `POST /users/register` or `POST /sessions/verify`",
+                "The `session_token` from `POST /sessions/verify` (a sign-in or registration code)",
             ))
             .build();
         if let Some(components) = doc.components.as_mut() {
@@ -267,5 +268,20 @@ mod tests {
             assert!(checkout["responses"].get(status).is_some(), "{status}");
         }
         assert!(json["components"]["schemas"]["ErrorBody"].is_object());
+    }
+
+    /// Registration says nothing about who has an account: one answer, no conflict.
+    #[test]
+    fn registration_answers_202_and_never_a_conflict() {
+        let json = serde_json::to_value(document()).expect("serialisable document");
+        let responses = &json["paths"]["/users/register"]["post"]["responses"];
+        assert!(responses.get("202").is_some(), "{responses}");
+        for status in ["201", "409"] {
+            assert!(responses.get(status).is_none(), "{status}: {responses}");
+        }
+        let user = &json["components"]["schemas"]["User"]["properties"];
+        for field in ["email_verified", "phone_verified"] {
+            assert!(user.get(field).is_some(), "{field}");
+        }
     }
 }

@@ -1,24 +1,33 @@
-//! Sign-in by one-time code, and the shopper's sessions.
+//! Sign-in by one-time code, the codes of registration and of phone numbers, and the shopper's
+//! sessions.
 //!
 //! `POST /sessions` asks for a code by email or phone number and always answers 202, whether
 //! an account has that address or not: the send limits are counted by address (so they say
 //! nothing either), and the account is looked up and the code queued after the answer, in a task
-//! of its own. The notifier makes the code, stores its keyed hash and sends it
-//! (`shop_infra::sign_in`). `POST /sessions/verify` checks it, within three limits, none of
-//! which a stranger can use to keep the owner out for more than `SIGN_IN_DELAY_MAX_MS`:
+//! of its own. Only a proven phone number signs in; an unproven one is answered as an unknown
+//! address. `POST /users/register` (`users`) queues a registration code the same way. The
+//! notifier makes each code, stores its keyed hash and sends it (`shop_infra::sign_in`).
+//! `POST /sessions/verify` checks a sign-in code, or a registration's (which makes the account),
+//! and `POST /users/me/phone/verify` a phone code, all within three limits, none of which a
+//! stranger can use to keep the owner out for more than `SIGN_IN_DELAY_MAX_MS`:
 //! - per client address: `SIGN_IN_VERIFIES_PER_IP` tries per window, for any accounts;
 //! - per code: `SIGN_IN_MAX_ATTEMPTS` tries; a wrong one that uses the last kills the code, and
 //!   the owner asks for a new one;
-//! - per account (or, for an address no account has, per address, answered alike): from the
-//!   `SIGN_IN_MAX_ATTEMPTS`th wrong code in the window on, each makes every next try wait, from
+//! - per address tried (an email or a phone number, whether an account has it or not, answered
+//!   alike; not per account, which would tell that an email and a phone belong together): from
+//!   the `SIGN_IN_MAX_ATTEMPTS`th wrong code in the window on, each makes every next try wait, from
 //!   `SIGN_IN_DELAY_BASE_MS` doubling up to `SIGN_IN_DELAY_MAX_MS`, whoever sends it. When
 //!   the wait ends, a client address that typed fewer wrong codes goes first: each of its own
 //!   adds a tenth of the base delay to its wait (at most the base delay), so a stranger
-//!   hammering the account cannot take the turn of an owner who arrives when told to.
+//!   hammering the address cannot take the turn of an owner who arrives when told to.
 //!
 //! Every try is counted before the code is compared, atomically, so concurrent guesses cannot
 //! pass a limit; a right code is consumed in one step (used twice, it works once) and clears the
-//! account's count.
+//! address's count.
+//!
+//! The first code that proves an account's email (accounts made before registration asked for
+//! proof have proved nothing) ends every session issued before it and detaches the account's
+//! unproven phone number: whoever registered someone else's address loses every way in.
 
 use crate::{
     error::{ApiError, ErrorBody},
@@ -27,7 +36,7 @@ use crate::{
     metrics,
     sessions::{self, CurrentUser, SessionInfo},
     startup::AppState,
-    users::{session_for, SessionResponse, User, USER_COLUMNS},
+    users::{self, session_for, SessionResponse, User, USER_COLUMNS},
 };
 use axum::{
     extract::State,
@@ -36,11 +45,10 @@ use axum::{
     Router,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use shop_domain::{Email, PhoneNumber};
 use shop_infra::{
     notifications::{self, Channel, NewNotification},
-    sign_in,
+    sign_in::{self, Holder},
 };
 use std::{
     sync::LazyLock,
@@ -66,7 +74,8 @@ pub fn router() -> Router<AppState> {
 pub struct CodeRequest {
     #[schema(example = "ada@example.com", format = Email, max_length = 254)]
     email: Option<String>,
-    /// E.164, as at registration.
+    /// E.164, as at registration. Only a proven number signs in (`POST /users/me/phone`); for
+    /// another, nothing is sent, and the answer is the same.
     #[schema(example = "+4915112345678")]
     phone_number: Option<String>,
 }
@@ -78,7 +87,7 @@ pub struct CodeAnswer {
     email: Option<String>,
     #[schema(example = "+4915112345678")]
     phone_number: Option<String>,
-    /// The six digits from the message.
+    /// The six digits from the message: a sign-in code, or a registration's (by `email`).
     #[schema(example = "042117", pattern = r"^[0-9]{6}$")]
     code: String,
 }
@@ -89,7 +98,16 @@ pub struct CodeSent {
     expires_in_secs: u64,
 }
 
-enum Address {
+impl CodeSent {
+    /// The answer of every request that sends a code: 202, and how long the code will work.
+    pub(crate) fn accepted(state: &AppState) -> (StatusCode, Json<Self>) {
+        let expires_in_secs = state.settings.sign_in_code_ttl.as_secs();
+        (StatusCode::ACCEPTED, Json(Self { expires_in_secs }))
+    }
+}
+
+/// An address a code is sent to.
+pub(crate) enum Address {
     Email(Email),
     Phone(PhoneNumber),
 }
@@ -113,25 +131,27 @@ impl Address {
         }
     }
 
-    /// A digest of the normalised address: names its counters without putting it in Redis.
+    /// A digest of the normalised address: names its counters (and a registration's code)
+    /// without putting it in Redis.
     fn digest(&self) -> String {
-        let text = match self {
-            Self::Email(email) => format!("email:{}", email.as_str()),
-            Self::Phone(phone) => format!("phone:{}", phone.as_str()),
-        };
-        Sha256::digest(text.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        match self {
+            Self::Email(email) => sign_in::email_digest(email.as_str()),
+            Self::Phone(phone) => sign_in::phone_digest(phone.as_str()),
+        }
     }
 
+    /// The active account that signs in with this address: the one with this email, or the one
+    /// that proved this phone number (an unproven claim signs nobody in).
     async fn active_user(&self, state: &AppState) -> Result<Option<User>, ApiError> {
-        let (column, value) = match self {
-            Self::Email(email) => ("email", email.as_str()),
-            Self::Phone(phone) => ("phone_number", phone.as_str()),
+        let (condition, value) = match self {
+            Self::Email(email) => ("email = $1", email.as_str()),
+            Self::Phone(phone) => (
+                "phone_number = $1 AND phone_verified_at IS NOT NULL",
+                phone.as_str(),
+            ),
         };
         Ok(sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE {column} = $1 AND status = 'active'"
+            "SELECT {USER_COLUMNS} FROM users WHERE {condition} AND status = 'active'"
         ))
         .bind(value)
         .fetch_optional(&state.db)
@@ -139,9 +159,13 @@ impl Address {
     }
 }
 
-/// Takes a code request from the address's and the client's budgets; 429 past either (a
-/// refused request spends neither).
-async fn limit_sends(state: &AppState, address: &Address, client: &Client) -> Result<(), ApiError> {
+/// Takes a code request (a sign-in's, a registration's or a phone's) from the address's and the
+/// client's budgets; 429 past either (a refused request spends neither).
+pub(crate) async fn limit_sends(
+    state: &AppState,
+    address: &Address,
+    client: &Client,
+) -> Result<(), ApiError> {
     let settings = &state.settings;
     let (digest, ip) = (address.digest(), client.counted_as());
     let budgets = [
@@ -170,9 +194,9 @@ async fn limit_sends(state: &AppState, address: &Address, client: &Client) -> Re
 }
 
 /// `POST /sessions`: sends a sign-in code to the account with this email address (by mail) or
-/// phone number (by text message). The same 202 whether or not such an account exists.
+/// proven phone number (by text message). The same 202 whether or not such an account exists.
 #[utoipa::path(post, path = "/sessions", tag = "users", request_body = CodeRequest, responses(
-    (status = 202, description = "If an active account has this address, a code is on its way", body = CodeSent),
+    (status = 202, description = "If an active account has this email address, or has proven this phone number, a code is on its way (the same answer either way)", body = CodeSent),
     (status = 422, description = "`invalid_email`, `invalid_phone_number` or `one_address_required`", body = ErrorBody),
     (status = 429, description = "`too_many_code_requests`: this address was sent as many codes as it may be in a short window (a minute by default), or this client asked for as many as it may (5 in 15 minutes); retry after `Retry-After`", body = ErrorBody),
 ))]
@@ -183,10 +207,52 @@ pub(crate) async fn request_code(
 ) -> Result<(StatusCode, Json<CodeSent>), ApiError> {
     let address = Address::parse(body.email.as_deref(), body.phone_number.as_deref())?;
     limit_sends(&state, &address, &client).await?;
-    let expires_in_secs = state.settings.sign_in_code_ttl.as_secs();
+    let answer = CodeSent::accepted(&state);
     // After the answer: its timing must not tell whether the account exists.
-    tokio::spawn(async move { queue_code_until_done(&state, &address).await });
-    Ok((StatusCode::ACCEPTED, Json(CodeSent { expires_in_secs })))
+    queue_after_answer(state, Requested::SignIn(address));
+    Ok(answer)
+}
+
+/// A code asked for, queued after the answer.
+pub(crate) enum Requested {
+    /// A sign-in code for the active account at this address, if there is one.
+    SignIn(Address),
+    /// A registration's code, mailed to `email` whether or not it has an account (the notifier
+    /// decides what the code does); the account it makes will claim `phone`.
+    Registration { email: Email, phone: PhoneNumber },
+}
+
+impl Requested {
+    /// Queues its message; false when there is none to send (no active account at a sign-in's
+    /// address).
+    async fn queue(&self, state: &AppState) -> Result<bool, ApiError> {
+        let row = match self {
+            Self::SignIn(address) => {
+                let Some(user) = address.active_user(state).await? else {
+                    return Ok(false);
+                };
+                NewNotification::sign_in_code(user.id, address.channel())
+            }
+            Self::Registration { email, phone } => NewNotification::registration_code(email, phone),
+        };
+        let mut conn = state.db.acquire().await?;
+        notifications::enqueue(&mut conn, &[row]).await?;
+        Ok(true)
+    }
+
+    /// The `shop_api_sign_in_total` outcome of queueing it.
+    fn outcome(&self, queued: bool) -> &'static str {
+        match (self, queued) {
+            (Self::Registration { .. }, _) => "registration_queued",
+            (Self::SignIn(_), true) => "code_queued",
+            (Self::SignIn(_), false) => "code_unknown_address",
+        }
+    }
+}
+
+/// Queues `requested` in a task of its own, so the answer is sent first.
+pub(crate) fn queue_after_answer(state: AppState, requested: Requested) {
+    tokio::spawn(async move { queue_until_done(&state, &requested).await });
 }
 
 /// How long an accepted request keeps trying to queue its code through failures (a PostgreSQL
@@ -195,48 +261,34 @@ const QUEUE_FOR: Duration = Duration::from_secs(30);
 /// The longest wait between two tries.
 const QUEUE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-/// [`queue_code`], tried again with a doubling wait until it succeeds or [`QUEUE_FOR`] passes.
-async fn queue_code_until_done(state: &AppState, address: &Address) {
+/// [`Requested::queue`], tried again with a doubling wait until it succeeds or [`QUEUE_FOR`]
+/// passes.
+async fn queue_until_done(state: &AppState, requested: &Requested) {
     let deadline = tokio::time::Instant::now() + QUEUE_FOR;
     let mut wait = Duration::from_millis(100);
     loop {
-        match queue_code(state, address).await {
-            Ok(true) => return metrics::sign_in("code_queued"),
-            Ok(false) => return metrics::sign_in("code_unknown_address"),
+        match requested.queue(state).await {
+            Ok(queued) => return metrics::sign_in(requested.outcome(queued)),
             Err(error) if tokio::time::Instant::now() + wait < deadline => {
                 metrics::sign_in("code_retry");
-                tracing::warn!(%error, retry_in_ms = wait.as_millis(), "cannot queue a sign-in code yet");
+                tracing::warn!(%error, retry_in_ms = wait.as_millis(), "cannot queue a code yet");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(QUEUE_BACKOFF_MAX);
             }
             Err(error) => {
                 metrics::sign_in("code_error");
-                return tracing::error!(%error, "gave up queueing a sign-in code");
+                return tracing::error!(%error, "gave up queueing a code");
             }
         }
     }
 }
 
-/// Queues a code for the active account at `address`, if there is one.
-async fn queue_code(state: &AppState, address: &Address) -> Result<bool, ApiError> {
-    let Some(user) = address.active_user(state).await? else {
-        return Ok(false);
-    };
-    let mut conn = state.db.acquire().await?;
-    notifications::enqueue(
-        &mut conn,
-        &[NewNotification::sign_in_code(user.id, address.channel())],
-    )
-    .await?;
-    Ok(true)
-}
-
-/// Takes a try if the account's wait is over for this client address, counting it as wrong
-/// until it proves right: against the account (`w`; past `SIGN_IN_MAX_ATTEMPTS`, a doubling wait
+/// Takes a try if the address's wait is over for this client address, counting it as wrong
+/// until it proves right: against the address (`w`; past `SIGN_IN_MAX_ATTEMPTS`, a doubling wait
 /// in `until`), the client address (`s:<address>`) and the code (whose last try kills it).
 /// Returns `{1, tries of the code, stored hash or ""}`, or `{0, milliseconds to wait, ""}`.
 ///
-/// KEYS: code, account's guesses, code's tries. ARGV: now (ms), client address, tries per code,
+/// KEYS: code, the address's guesses, code's tries. ARGV: now (ms), client address, tries per code,
 /// base delay (ms), longest delay (ms), guess window (s), code TTL (s).
 static ATTEMPT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
@@ -291,7 +343,7 @@ return 0
     )
 });
 
-fn wrong_code() -> ApiError {
+pub(crate) fn wrong_code() -> ApiError {
     ApiError::client(
         StatusCode::UNAUTHORIZED,
         "invalid_code",
@@ -319,36 +371,34 @@ async fn limit_tries(state: &AppState, client: &Client) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// `POST /sessions/verify`: a session for whoever has the code sent to this address.
-#[utoipa::path(post, path = "/sessions/verify", tag = "users", request_body = CodeAnswer, responses(
-    (status = 201, description = "Signed in", body = SessionResponse),
-    (status = 401, description = "`invalid_code`: wrong, used, expired, killed by too many wrong tries (ask for a new one), or no such account", body = ErrorBody),
-    (status = 422, description = "`invalid_code_format`, `invalid_email`, `invalid_phone_number` or `one_address_required`", body = ErrorBody),
-    (status = 429, description = "`too_many_attempts`: after wrong codes the account takes no try until `Retry-After` (at most `SIGN_IN_DELAY_MAX_MS`, two minutes by default, plus up to `SIGN_IN_DELAY_BASE_MS` for a client that typed wrong codes itself), or this client tried too many codes in a short window; the code sent stays valid", body = ErrorBody),
-))]
-pub(crate) async fn verify_code(
-    State(state): State<AppState>,
-    client: Client,
-    Json(body): Json<CodeAnswer>,
-) -> Result<(StatusCode, Json<SessionResponse>), ApiError> {
-    let address = Address::parse(body.email.as_deref(), body.phone_number.as_deref())?;
-    if !sign_in::well_formed(&body.code) {
+/// 422 unless `code` has the shape of one; then takes a try from the client's budget (429 past
+/// it). Every code entered passes here first.
+pub(crate) async fn admit(state: &AppState, client: &Client, code: &str) -> Result<(), ApiError> {
+    if !sign_in::well_formed(code) {
         return Err(ApiError::unprocessable(
             "invalid_code_format",
             format!("a code is {} digits", sign_in::CODE_DIGITS),
         ));
     }
-    limit_tries(&state, &client).await?;
-    let user = address.active_user(&state).await?;
-    // No account: count the tries all the same, against a code that never exists.
-    let (account, guesses) = match &user {
-        Some(user) => (user.id, format!("u{}", user.id)),
-        None => (0, format!("a{}", address.digest())),
-    };
+    limit_tries(state, client).await
+}
+
+/// Checks `code` against the one stored for `holder`, within the limits per code and per
+/// address (`guesses` names whose wrong codes make the waits: `a<address digest>`, or
+/// `p<user id>` for a phone being proven), and consumes it: returns what it carried (a registration's phone number).
+/// 401 `invalid_code` unless it is the code stored; 429 `too_many_attempts` while a wait lasts.
+pub(crate) async fn redeem(
+    state: &AppState,
+    client: &Client,
+    holder: &Holder,
+    guesses: &str,
+    code: &str,
+) -> Result<Vec<u8>, ApiError> {
+    let id = holder.id();
     let keys = [
-        state.keys.sign_in_code(account),
-        state.keys.sign_in_guesses(&guesses),
-        state.keys.sign_in_tries(account),
+        state.keys.code(&id),
+        state.keys.sign_in_guesses(guesses),
+        state.keys.code_tries(&id),
     ];
     let settings = &state.settings;
     let now_ms = SystemTime::now()
@@ -371,30 +421,23 @@ pub(crate) async fn verify_code(
         metrics::sign_in("delayed");
         return Err(ApiError::TooMany {
             code: "too_many_attempts",
-            message: "too many wrong codes for this account just now; retry after the number of seconds in Retry-After",
+            message: "too many wrong codes for this address just now; retry after the number of seconds in Retry-After",
             retry_after_secs: u64::try_from(tries_or_wait).unwrap_or(1).div_ceil(1000),
         });
     }
-    let user = match user {
-        Some(user)
-            if settings
-                .sign_in_code_key
-                .matches(user.id, &body.code, &stored) =>
-        {
-            user
+    let (hash, carried) = sign_in::split(&stored);
+    if !settings.sign_in_code_key.matches(holder, code, hash) {
+        if tries_or_wait == i64::from(settings.sign_in_max_attempts) {
+            let _: i64 = KILL
+                .key(&keys[0])
+                .arg(&stored)
+                .invoke_async(&mut conn)
+                .await?;
         }
-        _ => {
-            if tries_or_wait == i64::from(settings.sign_in_max_attempts) {
-                let _: i64 = KILL
-                    .key(&keys[0])
-                    .arg(&stored)
-                    .invoke_async(&mut conn)
-                    .await?;
-            }
-            metrics::sign_in("wrong_code");
-            return Err(wrong_code());
-        }
-    };
+        metrics::sign_in("wrong_code");
+        return Err(wrong_code());
+    }
+    let carried = carried.to_vec();
     let consumed: i64 = CONSUME
         .key(&keys)
         .arg(stored)
@@ -404,13 +447,51 @@ pub(crate) async fn verify_code(
         metrics::sign_in("wrong_code");
         return Err(wrong_code());
     }
-    let user: User = sqlx::query_as(&format!(
-        "UPDATE users SET last_login_at = now() WHERE id = $1 RETURNING {USER_COLUMNS}"
-    ))
-    .bind(user.id)
-    .fetch_one(&state.db)
-    .await?;
-    metrics::sign_in("verified");
+    Ok(carried)
+}
+
+/// `POST /sessions/verify`: a session for whoever has the code sent to this address. A
+/// registration's code (by `email`, when no account has it) makes the account first.
+#[utoipa::path(post, path = "/sessions/verify", tag = "users", request_body = CodeAnswer, responses(
+    (status = 201, description = "Signed in; with a registration's code, to the account it made (or, if the address has one already, to that account)", body = SessionResponse),
+    (status = 401, description = "`invalid_code`: wrong, used, expired, killed by too many wrong tries (ask for a new one), or no such account", body = ErrorBody),
+    (status = 422, description = "`invalid_code_format`, `invalid_email`, `invalid_phone_number` or `one_address_required`", body = ErrorBody),
+    (status = 429, description = "`too_many_attempts`: after wrong codes the address takes no try until `Retry-After` (at most `SIGN_IN_DELAY_MAX_MS`, two minutes by default, plus up to `SIGN_IN_DELAY_BASE_MS` for a client that typed wrong codes itself), or this client tried too many codes in a short window; the code sent stays valid", body = ErrorBody),
+))]
+pub(crate) async fn verify_code(
+    State(state): State<AppState>,
+    client: Client,
+    Json(body): Json<CodeAnswer>,
+) -> Result<(StatusCode, Json<SessionResponse>), ApiError> {
+    let address = Address::parse(body.email.as_deref(), body.phone_number.as_deref())?;
+    admit(&state, &client, &body.code).await?;
+    let user = address.active_user(&state).await?;
+    // Wrong codes count against the address tried, account or not: counted per account, the
+    // email and the phone of one account would share a wait, and a stranger could learn that
+    // they belong together.
+    let guesses = format!("a{}", address.digest());
+    let holder = match (&user, &address) {
+        (Some(user), _) => Holder::Account(user.id),
+        // No account has the email: a registration's code makes one.
+        (None, Address::Email(_)) => Holder::Registration(address.digest()),
+        // No account proved the number: the try counts all the same, against a code that never
+        // exists (no account has id 0).
+        (None, Address::Phone(_)) => Holder::Account(0),
+    };
+    let carried = redeem(&state, &client, &holder, &guesses, &body.code).await?;
+    let (user, outcome) = match (user, &address) {
+        (Some(user), _) => (users::signed_in(&state, user).await?, "verified"),
+        (None, Address::Email(email)) => {
+            let Some(user) = users::create_proven(&state, email, &carried).await? else {
+                // The address has a suspended account: no session, answered as a wrong code.
+                metrics::sign_in("wrong_code");
+                return Err(wrong_code());
+            };
+            (user, "registered")
+        }
+        (None, Address::Phone(_)) => return Err(wrong_code()),
+    };
+    metrics::sign_in(outcome);
     Ok((
         StatusCode::CREATED,
         session_for(&state, user, &client).await?,

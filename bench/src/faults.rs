@@ -514,7 +514,9 @@ const COLD_STOCK: i64 = 1_000_000;
 
 impl Fixture {
     async fn prepare(system: &System, mailbox: &str, timing: Timing) -> Result<Self, BenchError> {
-        let shop = Shop::new(&system.api).with_mailbox(mailbox);
+        let shop = Shop::new(&system.api)
+            .with_mailbox(mailbox)
+            .with_codes(system.codes());
         let (_, seller) = shop.register(0).await?;
         let hot = shop.create_products(&seller, "hot", 4, HOT_STOCK).await?;
         let cold = shop

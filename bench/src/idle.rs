@@ -60,7 +60,7 @@ async fn one_order(
 }
 
 async fn run(system: &System, quiet: Duration) -> Result<IdleReport, BenchError> {
-    let shop = Shop::new(&system.api);
+    let shop = Shop::new(&system.api).with_codes(system.codes());
     let (_, seller) = shop.register(0).await?;
     let product = shop
         .create_products(&seller, "idle", 1, 1_000_000)

@@ -140,7 +140,7 @@ async fn probe(
     first_id: i64,
     duration: Duration,
 ) -> Result<(Summary, Summary, Summary, CheckoutFigures), BenchError> {
-    let shop = Shop::new(&system.api);
+    let shop = Shop::new(&system.api).with_codes(system.codes());
     let (_, seller) = shop.register(1).await?;
     let products: Vec<i64> = stream::iter(0..200)
         .map(|i| {

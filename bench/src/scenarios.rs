@@ -8,6 +8,7 @@ use crate::{
     system::System,
     BenchError,
 };
+use base64::Engine as _;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use rand::Rng;
 use serde::Serialize;
@@ -159,7 +160,7 @@ const SETTLE: Duration = Duration::from_secs(180);
 impl<'a> Bench<'a> {
     /// A seller and the catalog (products with ample stock).
     pub async fn prepare(system: &'a System, sizes: &'a Sizes) -> Result<Self, BenchError> {
-        let shop = Shop::new(&system.api);
+        let shop = Shop::new(&system.api).with_codes(system.codes());
         let (_, seller) = shop.register(0).await?;
         let mut bench = Self {
             shop,
@@ -338,6 +339,27 @@ impl<'a> Bench<'a> {
             move |n| search(shop.clone(), n),
         )
         .await;
+        // What a hostile client sends to make each search read the whole catalog: no word at
+        // all, a word that matches nothing (the typo step), eight of them, a stopword, and a
+        // forged cursor deep into a typo's matches. Each must cost bounded work.
+        let deep = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("s1:1990");
+        let hostile_queries: [String; 5] = [
+            "q=!!!&limit=100".to_owned(),
+            "q=zqxwv&limit=100".to_owned(),
+            "q=zq%20xw%20vb%20nm%20lk%20jh%20gf%20ds&limit=100".to_owned(),
+            "q=the&limit=100".to_owned(),
+            format!("q=ketle&limit=100&cursor={deep}"),
+        ];
+        let hostile = std::sync::Arc::new(hostile_queries);
+        let hostile = self
+            .timed("hostile search", move |shop: Shop, n: u64| {
+                let hostile = hostile.clone();
+                async move {
+                    let query = &hostile[n as usize % hostile.len()];
+                    answered_ok(shop.get(&format!("/products?{query}")).await)
+                }
+            })
+            .await;
         // The storefront asks for the category counts with every page it shows.
         let categories = self
             .timed("category counts", |shop: Shop, _| async move {
@@ -352,6 +374,7 @@ impl<'a> Bench<'a> {
                 summary: half,
                 checkout: None,
             },
+            hostile,
             categories,
         ])
     }

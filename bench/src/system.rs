@@ -2,7 +2,8 @@
 //! of its own, and an API and a checkout worker (the release binaries) serving them. Dropped
 //! afterwards: processes stopped, database dropped, Redis keys deleted.
 
-use crate::{proxy::Proxy, BenchError};
+use crate::{proxy::Proxy, shop::Codes, BenchError};
+use shop_infra::sign_in::{CodeKey, DEVELOPMENT_KEY};
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     Connection, PgConnection, PgPool,
@@ -41,6 +42,8 @@ pub struct System {
     pub db: PgPool,
     pub redis: redis::aio::ConnectionManager,
     prefix: String,
+    /// The `SIGN_IN_CODE_KEY` both services run with.
+    code_key: CodeKey,
     admin_url: String,
     /// The environment both services run with, to start more or restart them.
     common: Vec<(&'static str, String)>,
@@ -153,6 +156,13 @@ impl System {
         admin.close().await?;
         let database_url = with_database(&env.database_url, &name)?;
         let prefix = format!("{name}:");
+        // The caller's key if it sets one, else the development key: the bench stores the
+        // codes of the shoppers it registers with it.
+        let code_key_text =
+            std::env::var("SIGN_IN_CODE_KEY").unwrap_or_else(|_| DEVELOPMENT_KEY.to_owned());
+        let code_key: CodeKey = code_key_text
+            .parse()
+            .map_err(|e: &str| BenchError::Setup(format!("SIGN_IN_CODE_KEY: {e}")))?;
         let (api_port, metrics_port) = (free_port()?, free_port()?);
         let common: Vec<(&'static str, String)> = vec![
             ("DATABASE_URL", database_url.clone()),
@@ -174,6 +184,7 @@ impl System {
             ("SIGN_IN_SENDS_PER_IP", "0".to_owned()),
             ("SIGN_IN_SENDS_PER_ACCOUNT", "0".to_owned()),
             ("SIGN_IN_VERIFIES_PER_IP", "0".to_owned()),
+            ("SIGN_IN_CODE_KEY", code_key_text),
             // Mail goes to the development sink (SMTP_URL, from scripts/lib.sh). Throughput runs
             // leave the notifier off unless `--notifier`: the sink (a Python process) takes every
             // order's mail on the same two cores.
@@ -193,6 +204,7 @@ impl System {
             db,
             redis,
             prefix,
+            code_key,
             admin_url: env.database_url.clone(),
             common,
             bin_dir: env.bin_dir.clone(),
@@ -343,6 +355,17 @@ impl System {
     /// The Redis key prefix of this system.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// Where this system's API looks for codes (its Redis, key prefix and code key), to store
+    /// them as its notifier would.
+    pub fn codes(&self) -> Codes {
+        Codes {
+            redis: self.redis.clone(),
+            keys: shop_infra::Keys::new(&self.prefix),
+            key: self.code_key.clone(),
+            ttl: Duration::from_secs(600),
+        }
     }
 
     /// Stops the processes (SIGTERM, then kill) and drops the database and the Redis keys.

@@ -300,8 +300,16 @@ pub async fn apply_batch(
     Ok(result)
 }
 
+/// An order line as the lane finds it: the units it holds, and whether its order gives them
+/// back (REJECTED or CANCELLED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Line {
+    quantity: i32,
+    releasable: bool,
+}
+
 /// Why a command that reads well may still not be applied: `None` when it may.
-fn refusal(command: &InventoryCommand, product_known: bool, line: Option<i32>) -> Option<String> {
+fn refusal(command: &InventoryCommand, product_known: bool, line: Option<Line>) -> Option<String> {
     if !product_known {
         return Some(format!("unknown product {}", command.product_id));
     }
@@ -309,16 +317,17 @@ fn refusal(command: &InventoryCommand, product_known: bool, line: Option<i32>) -
         return None;
     }
     let quantity = i32::from(command.quantity);
+    let (order, product) = (command.order_id, command.product_id);
     match line {
-        Some(held) if held == quantity => None,
-        Some(held) => Some(format!(
-            "order {} has {held} units of product {}, not {quantity}",
-            command.order_id, command.product_id
+        None => Some(format!("order {order} has no line for product {product}")),
+        Some(line) if line.quantity != quantity => Some(format!(
+            "order {order} has {} units of product {product}, not {quantity}",
+            line.quantity
         )),
-        None => Some(format!(
-            "order {} has no line for product {}",
-            command.order_id, command.product_id
+        Some(line) if command.kind == CommandKind::Release && !line.releasable => Some(format!(
+            "order {order} is neither rejected nor cancelled: its units stay taken"
         )),
+        Some(_) => None,
     }
 }
 
@@ -489,11 +498,11 @@ async fn apply_commands(
     ))
 }
 
-/// The units each order line named by the reserves and releases of `commands` holds.
+/// The order lines named by the reserves and releases of `commands`.
 async fn order_lines(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     commands: &[InventoryCommand],
-) -> Result<HashMap<LineKey, i32>, sqlx::Error> {
+) -> Result<HashMap<LineKey, Line>, sqlx::Error> {
     let named: Vec<&InventoryCommand> = commands
         .iter()
         .filter(|c| c.kind != CommandKind::Restock)
@@ -501,9 +510,10 @@ async fn order_lines(
     if named.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(Uuid, i64, i32)> = sqlx::query_as(
-        "SELECT order_id, product_id, quantity FROM order_items
-         WHERE (order_id, product_id) IN (SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[]))",
+    let rows: Vec<(Uuid, i64, i32, bool)> = sqlx::query_as(
+        "SELECT oi.order_id, oi.product_id, oi.quantity, o.status IN ('REJECTED', 'CANCELLED')
+         FROM order_items oi JOIN orders o ON o.id = oi.order_id
+         WHERE (oi.order_id, oi.product_id) IN (SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[]))",
     )
     .bind(
         named
@@ -515,13 +525,16 @@ async fn order_lines(
     .fetch_all(&mut **tx)
     .await?;
     rows.into_iter()
-        .map(|(order, product, quantity)| {
+        .map(|(order, product, quantity, releasable)| {
             Ok((
                 (
                     OrderId::from_uuid(order),
                     ProductId::new(product).map_err(decode_err)?,
                 ),
-                quantity,
+                Line {
+                    quantity,
+                    releasable,
+                },
             ))
         })
         .collect()
@@ -841,16 +854,25 @@ mod tests {
     #[test]
     fn commands_naming_nothing_they_may_change_are_refused() {
         let order = OrderId::generate();
+        let held = |quantity, releasable| {
+            Some(Line {
+                quantity,
+                releasable,
+            })
+        };
         let reserve = cmd(CommandKind::Reserve, order, 1, 2);
-        assert_eq!(refusal(&reserve, true, Some(2)), None);
-        let unknown = refusal(&reserve, false, Some(2)).expect("refused");
+        assert_eq!(refusal(&reserve, true, held(2, false)), None);
+        let unknown = refusal(&reserve, false, held(2, false)).expect("refused");
         assert!(unknown.contains("unknown product"), "{unknown}");
         let no_line = refusal(&reserve, true, None).expect("refused");
         assert!(no_line.contains("no line"), "{no_line}");
-        let other = refusal(&reserve, true, Some(3)).expect("refused");
+        let other = refusal(&reserve, true, held(3, false)).expect("refused");
         assert!(other.contains("3 units"), "{other}");
         let release = cmd(CommandKind::Release, order, 1, 2);
         assert!(refusal(&release, true, None).is_some());
+        assert_eq!(refusal(&release, true, held(2, true)), None);
+        let kept = refusal(&release, true, held(2, false)).expect("a confirmed order's units");
+        assert!(kept.contains("stay taken"), "{kept}");
         // A restock names no order line: only its product must exist.
         assert_eq!(refusal(&restock(order, 1, 5), true, None), None);
         assert!(refusal(&restock(order, 1, 5), false, None).is_some());

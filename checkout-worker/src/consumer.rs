@@ -368,15 +368,22 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
                 continue;
             }
             _ = held_tick.tick(), if !held.is_empty() => {
-                let before = held.len();
+                let mut released = Vec::new();
                 held.retain(|partition, from| {
                     let room = senders.get(partition).is_some_and(|s| s.capacity() >= s.max_capacity() / 2);
                     if room {
                         next_offsets.insert(*partition, *from);
+                        released.push(*partition);
                     }
                     !room
                 });
-                if held.len() < before {
+                if !released.is_empty() {
+                    // Not fetched while held, it may have been paused as idle meanwhile.
+                    let now = Instant::now();
+                    idle.to_resume(Some(&released), now);
+                    for &partition in &released {
+                        idle.saw(partition, now);
+                    }
                     lanes.fetch_active(&next_offsets, &idle, &held);
                 }
                 continue;
@@ -467,7 +474,11 @@ pub async fn run(lanes: Arc<Lanes>) -> Result<(), crate::Error> {
                 senders.remove(&partition);
                 lanes.reclaim.store(true, Ordering::SeqCst);
             },
-            _ = peek.changed() => {}
+            _ = peek.changed() => {
+                // The envelope is dropped: nothing after it may reach the old lane, which could
+                // commit past it before the new generation takes over.
+                senders.remove(&partition);
+            }
             () = lanes.stop.cancelled() => break,
             () = tokio::time::sleep(HOLD_AFTER) => {
                 tracing::warn!(partition, offset, "the partition's lane takes nothing; holding the partition");
@@ -591,7 +602,9 @@ async fn one_at_a_time(
             match apply(single, &position, lanes).await {
                 Applied::Committed => break,
                 Applied::End(end) => {
-                    lanes.health.resume(position.partition);
+                    if lanes.health.resume(position.partition) {
+                        metrics::partition_stopped(position.partition, false);
+                    }
                     return Err(end);
                 }
                 Applied::Exhausted(error) => {
@@ -626,16 +639,17 @@ const STOPPED_RETRY: Duration = Duration::from_secs(5);
 const HOLD_AFTER: Duration = Duration::from_secs(2);
 
 /// Whether a failed batch may succeed if simply tried again: the database was unreachable or
-/// restarting, a lock wait or the batch timed out, a deadlock or serialization failure, or a
-/// concurrent worker applied the same command. Anything else (a constraint, a bad value, an
-/// unexpected row) fails the same way every time.
+/// restarting, a lock wait or a statement timed out, a deadlock or serialization failure, or a
+/// concurrent worker applied the same command (a duplicate on the ledger's key). Anything else
+/// (another constraint, a bad value, an unexpected row) fails the same way every time.
 fn transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(e) => e.code().is_some_and(|code| {
             ["08", "40", "53", "57", "58"]
                 .iter()
                 .any(|class| code.starts_with(class))
-                || ["23505", "55P03", "25P03", "57014"].contains(&code.as_ref())
+                || ["55P03", "25P03"].contains(&code.as_ref())
+                || (code == "23505" && e.constraint() == Some("inventory_ledger_pkey"))
         }),
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
@@ -675,16 +689,15 @@ async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> Ap
                 return Applied::End(LaneEnd::Fenced);
             }
             Ok(Err(BatchError::Database(error))) => {
+                let curable = transient(&error);
                 let reason = match error.as_database_error().and_then(|e| e.code()).as_deref() {
+                    _ if !curable => "incurable",
                     Some("23505") => "concurrent_duplicate",
                     Some("40P01") => "deadlock",
                     Some("55P03") => "lock_timeout",
-                    _ if transient(&error) => "database",
-                    _ => "incurable",
+                    _ => "database",
                 };
-                if !transient(&error) {
-                    incurable += 1;
-                }
+                incurable += u32::from(!curable);
                 (reason, error.to_string())
             }
             Err(_) => ("timeout", "no answer within the batch timeout".to_owned()),

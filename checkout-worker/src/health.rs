@@ -83,8 +83,10 @@ impl Health {
         }
     }
 
-    /// `Err` with the reason when the worker is not doing its job.
-    pub fn check(&self) -> Result<(), String> {
+    /// `Err` with the reason when the worker's membership lease is not being renewed: then a
+    /// restart may help (`/livez`). A stopped partition does not count here: restarting would
+    /// stop it again, and stall every other partition of the worker on the way.
+    pub fn alive(&self) -> Result<(), String> {
         let last_beat = *self
             .last_beat
             .lock()
@@ -99,6 +101,13 @@ impl Health {
             }
             Some(_) => {}
         }
+        Ok(())
+    }
+
+    /// `Err` with the reason when the worker is not doing its job: not [`Health::alive`], a
+    /// partition stopped, or a lane stuck on one batch (`/healthz`).
+    pub fn check(&self) -> Result<(), String> {
+        self.alive()?;
         if let Some((partition, why)) = self
             .stopped
             .lock()
@@ -145,9 +154,16 @@ mod tests {
         health.set_stopped(BTreeMap::from([(5, "position lost".to_owned())]));
         let reason = health.check().expect_err("stopped partition");
         assert!(reason.contains("partition 5"), "{reason}");
+        assert_eq!(health.alive(), Ok(()), "alive: a restart would not help");
         health.set_stopped(BTreeMap::new());
+        assert_eq!(health.check(), Ok(()));
+        health.stop(6, "a record cannot be applied".to_owned());
+        assert!(health.check().is_err() && health.alive().is_ok());
+        assert!(health.resume(6), "it was stopped");
+        assert!(!health.resume(6), "once");
         assert_eq!(health.check(), Ok(()));
         std::thread::sleep(Duration::from_millis(40));
         assert!(health.check().is_err(), "lease not renewed");
+        assert!(health.alive().is_err(), "not alive without a heartbeat");
     }
 }

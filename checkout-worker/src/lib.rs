@@ -124,9 +124,13 @@ impl Worker {
         } = self;
         let scraped = pool.clone();
         let health = Health::new(settings.member_lease);
-        let checked = health.clone();
+        let (checked, lively) = (health.clone(), health.clone());
         let router = Router::new()
-            .route("/healthz", get(move || async move { healthz(&checked) }))
+            .route(
+                "/healthz",
+                get(move || async move { answer(checked.check()) }),
+            )
+            .route("/livez", get(move || async move { answer(lively.alive()) }))
             .route(
                 "/metrics",
                 get(|| async move { shop_infra::metrics::render(&scraped) }),
@@ -218,9 +222,11 @@ pub async fn run_until_signalled(settings: WorkerSettings) -> Result<(), Error> 
     worker.run(stop).await
 }
 
-/// 200 while the worker renews its lease and its lanes move; 503 with the reason otherwise.
-fn healthz(health: &Health) -> (StatusCode, Json<serde_json::Value>) {
-    match health.check() {
+/// `/healthz`: 200 while the worker renews its lease and its lanes move; `/livez`: 200 while it
+/// renews its lease (a restart would not help a partition stopped on a record). 503 with the
+/// reason otherwise.
+fn answer(health: Result<(), String>) -> (StatusCode, Json<serde_json::Value>) {
+    match health {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,

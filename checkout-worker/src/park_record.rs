@@ -3,8 +3,9 @@
 //! parked in `dead_letters` with its bytes (deciding the order line it asked to reserve, as for
 //! any parked reserve), and the partition's saved position moves past it, under a new epoch, in
 //! one transaction. The new epoch fences the lane that is stuck on the record; the partition is
-//! then claimed afresh from the record after. Refused unless the saved position is the record's
-//! own offset, so it parks only the record the lane is stuck on.
+//! then claimed afresh from the record after. Refused unless the record is the first one at or
+//! after the saved position (offsets may have gaps), so it parks only the record the lane is
+//! stuck on.
 
 use crate::{
     config::WorkerSettings,
@@ -32,6 +33,8 @@ pub enum ParkError {
         offset: i64,
         within: Duration,
     },
+    #[error("the first record after the saved position is at offset {next}, not {offset}: nothing was parked")]
+    NotNext { next: i64, offset: i64 },
     #[error("Kafka client")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("PostgreSQL")]
@@ -48,21 +51,26 @@ pub async fn park_record(
     offset: i64,
 ) -> Result<(), ParkError> {
     let topic = &settings.kafka.inventory_topic;
-    let record = read_record(settings, partition, offset).await?;
+    let pool = crate::connect(settings).await?;
+    let saved_position = || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT next_offset FROM consumer_positions
+             WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
+        )
+        .bind(&settings.consumer_group)
+        .bind(topic)
+        .bind(partition)
+    };
+    let saved = saved_position().fetch_optional(&pool).await?;
+    let from = match saved {
+        Some(from) if from <= offset => from,
+        _ => return Err(ParkError::NotStuckThere { saved, offset }),
+    };
+    let record = read_record(settings, partition, from, offset).await?;
     let letter =
         DeadLetter::unreadable(record, "parked by an operator: its lane could not apply it");
-    let pool = crate::connect(settings).await?;
     let mut tx = pool.begin().await?;
-    let saved: Option<i64> = sqlx::query_scalar(
-        "SELECT next_offset FROM consumer_positions
-         WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE",
-    )
-    .bind(&settings.consumer_group)
-    .bind(topic)
-    .bind(partition)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if saved != Some(offset) {
+    if saved_position().fetch_optional(&mut *tx).await? != saved {
         return Err(ParkError::NotStuckThere { saved, offset });
     }
     dead_letter::park(&mut tx, std::slice::from_ref(&letter)).await?;
@@ -81,9 +89,11 @@ pub async fn park_record(
     Ok(())
 }
 
+/// The record at `offset`, which must be the first one at or after `from`.
 async fn read_record(
     settings: &WorkerSettings,
     partition: i32,
+    from: i64,
     offset: i64,
 ) -> Result<Record, ParkError> {
     let topic = &settings.kafka.inventory_topic;
@@ -97,7 +107,7 @@ async fn read_record(
         .set("enable.auto.commit", "false")
         .create()?;
     let mut list = TopicPartitionList::new();
-    list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    list.add_partition_offset(topic, partition, Offset::Offset(from))?;
     consumer.assign(&list)?;
     let not_read = ParkError::NotRead {
         partition,
@@ -108,10 +118,9 @@ async fn read_record(
         .await
         .map_err(|_| not_read)??;
     if message.offset() != offset {
-        return Err(ParkError::NotRead {
-            partition,
+        return Err(ParkError::NotNext {
+            next: message.offset(),
             offset,
-            within: READ_WITHIN,
         });
     }
     Ok(Record::on_topic(

@@ -54,21 +54,24 @@ impl Keys {
         format!("{}us:", self.prefix)
     }
 
-    /// `<prefix>code:<user id>`: the keyed hash of the user's current sign-in code.
-    pub fn sign_in_code(&self, user: i64) -> String {
-        format!("{}code:{user}", self.prefix)
+    /// `<prefix>code:<holder>`: the keyed hash of a holder's current one-time code, then what the
+    /// code carries (`shop_infra::sign_in`). The holder is a user id (sign-in), `r<digest of the
+    /// email address>` (a registration) or `p<user id>` (proving a phone number).
+    pub fn code(&self, holder: &str) -> String {
+        format!("{}code:{holder}", self.prefix)
     }
 
-    /// `<prefix>code-tries:<user id>`: tries of the user's current sign-in code; storing a new
-    /// code deletes it.
-    pub fn sign_in_tries(&self, user: i64) -> String {
-        format!("{}code-tries:{user}", self.prefix)
+    /// `<prefix>code-tries:<holder>`: tries of the holder's current code; storing a new code
+    /// deletes it.
+    pub fn code_tries(&self, holder: &str) -> String {
+        format!("{}code-tries:{holder}", self.prefix)
     }
 
-    /// `<prefix>guesses:<id>`: a hash of the wrong sign-in codes of one account (`u<user id>`;
-    /// for an address no account has, `a<digest of the address>`): `w` how many in the window,
-    /// `until` the unix millisecond before which no try is taken, `s:<client address>` how many
-    /// came from that address. It expires a window after the last try; a right code deletes it.
+    /// `<prefix>guesses:<id>`: a hash of the wrong codes of one account (`u<user id>`; for an
+    /// address no account has, registrations included, `a<digest of the address>`; for the codes
+    /// proving an account's phone number, `p<user id>`): `w` how many in the window, `until` the
+    /// unix millisecond before which no try is taken, `s:<client address>` how many came from
+    /// that address. It expires a window after the last try; a right code deletes it.
     pub fn sign_in_guesses(&self, id: &str) -> String {
         format!("{}guesses:{id}", self.prefix)
     }

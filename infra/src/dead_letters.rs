@@ -149,11 +149,11 @@ pub async fn park<'l>(
         return Ok(Vec::new());
     }
     let records = letters.iter().map(|l| &l.record);
-    let new: Vec<String> = sqlx::query_scalar(
+    let new: Vec<(String, Option<String>, String)> = sqlx::query_as(
         r#"INSERT INTO dead_letters (source, position, topic, "partition", "offset", message_key, payload, reason, order_id)
          SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::INT[], $5::BIGINT[], $6::BYTEA[], $7::BYTEA[], $8::TEXT[], $9::UUID[])
-         ON CONFLICT ON CONSTRAINT dead_letters_source_position_key DO NOTHING
-         RETURNING source || ' ' || position"#,
+         ON CONFLICT ON CONSTRAINT dead_letters_source_topic_position_key DO NOTHING
+         RETURNING source, topic, position"#,
     )
     .bind(records.clone().map(|r| r.source.as_str()).collect::<Vec<_>>())
     .bind(records.clone().map(|r| r.position.as_str()).collect::<Vec<_>>())
@@ -169,11 +169,10 @@ pub async fn park<'l>(
     let fresh: Vec<&Letter> = letters
         .iter()
         .filter(|l| {
-            new.contains(&format!(
-                "{} {}",
-                l.record.source.as_str(),
-                l.record.position
-            ))
+            let r = &l.record;
+            new.iter().any(|(source, topic, position)| {
+                source == r.source.as_str() && *topic == r.topic && *position == r.position
+            })
         })
         .collect();
     let mut announcements = Outbox::default();

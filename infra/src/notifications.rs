@@ -1,7 +1,8 @@
-//! The writers' side of the notifier's queue (schema 0009, table `notifications`): what a
-//! message is, and [`enqueue`]. The API queues sign-in codes with it; the notifier (crate
-//! `notifier`) queues order mails and sends everything.
+//! The writers' side of the notifier's queue (schema 0009, 0014; table `notifications`): what a
+//! message is, and [`enqueue`]. The API queues sign-in, registration and phone codes with it; the
+//! notifier (crate `notifier`) queues order mails and sends everything.
 
+use shop_domain::{Email, PhoneNumber};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -30,18 +31,33 @@ text_enum!(
     /// What a message says.
     Kind {
         SignInCode = "sign_in_code",
+        RegistrationCode = "registration_code",
+        PhoneCode = "phone_code",
         OrderConfirmed = "order_confirmed",
         OrderRejected = "order_rejected",
         OrderCancelled = "order_cancelled",
     }
 );
+impl Kind {
+    /// Whether the message is a one-time code: made at each attempt, and sent before any order
+    /// mail (someone is waiting for it).
+    pub fn is_code(self) -> bool {
+        matches!(
+            self,
+            Self::SignInCode | Self::RegistrationCode | Self::PhoneCode
+        )
+    }
+}
+
 text_enum!(
     /// How it travels.
     Channel { Email = "email", Sms = "sms" }
 );
 text_enum!(
-    /// Where a row stands: `Pending` until sent; `Parked` after `NOTIFY_MAX_ATTEMPTS` failures.
-    Status { Pending = "pending", Sent = "sent", Parked = "parked" }
+    /// Where a row stands: `Pending` until sent; `Parked` after `NOTIFY_MAX_ATTEMPTS` failures;
+    /// `Dropped` when it has nobody to go to any more (a sign-in code by text message for an
+    /// account whose phone number is no longer proven).
+    Status { Pending = "pending", Sent = "sent", Parked = "parked", Dropped = "dropped" }
 );
 
 /// A message to send.
@@ -51,8 +67,13 @@ pub struct NewNotification {
     pub event_id: String,
     pub kind: Kind,
     pub channel: Channel,
-    pub user_id: i64,
+    /// The shopper; none for a registration, whose account does not exist yet.
+    pub user_id: Option<i64>,
     pub order_id: Option<Uuid>,
+    /// Where a registration's code goes (else the account's address).
+    pub email: Option<String>,
+    /// The number a registration claims, or a phone code proves (and is texted to).
+    pub phone_number: Option<String>,
 }
 
 impl NewNotification {
@@ -62,8 +83,36 @@ impl NewNotification {
             event_id: format!("sign-in/{}", Uuid::new_v4()),
             kind: Kind::SignInCode,
             channel,
-            user_id,
+            user_id: Some(user_id),
             order_id: None,
+            email: None,
+            phone_number: None,
+        }
+    }
+
+    /// A registration's code, mailed to `email`; the account it makes will claim `phone`.
+    pub fn registration_code(email: &Email, phone: &PhoneNumber) -> Self {
+        Self {
+            event_id: format!("registration/{}", Uuid::new_v4()),
+            kind: Kind::RegistrationCode,
+            channel: Channel::Email,
+            user_id: None,
+            order_id: None,
+            email: Some(email.as_str().to_owned()),
+            phone_number: Some(phone.as_str().to_owned()),
+        }
+    }
+
+    /// A code texted to `phone`, which proves that account `user_id` holds it.
+    pub fn phone_code(user_id: i64, phone: &PhoneNumber) -> Self {
+        Self {
+            event_id: format!("phone/{}", Uuid::new_v4()),
+            kind: Kind::PhoneCode,
+            channel: Channel::Sms,
+            user_id: Some(user_id),
+            order_id: None,
+            email: None,
+            phone_number: Some(phone.as_str().to_owned()),
         }
     }
 }
@@ -76,11 +125,12 @@ pub async fn enqueue(conn: &mut PgConnection, rows: &[NewNotification]) -> sqlx:
     }
     let inserted: i64 = sqlx::query_scalar(
         "WITH new AS (
-             INSERT INTO notifications (event_id, kind, channel, user_id, order_id)
-             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::UUID[])
+             INSERT INTO notifications (event_id, kind, channel, user_id, order_id, email, phone_number)
+             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::UUID[],
+                                  $6::TEXT[], $7::TEXT[])
              ON CONFLICT ON CONSTRAINT notifications_event_id_key DO NOTHING
              RETURNING 1),
-         announced AS (SELECT pg_notify($6, '') WHERE EXISTS (SELECT 1 FROM new))
+         announced AS (SELECT pg_notify($8, '') WHERE EXISTS (SELECT 1 FROM new))
          SELECT (SELECT count(*) FROM new) + 0 * (SELECT count(*) FROM announced)",
     )
     .bind(rows.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>())
@@ -88,6 +138,8 @@ pub async fn enqueue(conn: &mut PgConnection, rows: &[NewNotification]) -> sqlx:
     .bind(rows.iter().map(|r| r.channel.as_str()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.order_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.email.as_deref()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.phone_number.as_deref()).collect::<Vec<_>>())
     .bind(WRITTEN_CHANNEL)
     .fetch_one(conn)
     .await?;
@@ -102,13 +154,25 @@ mod tests {
     fn texts_round_trip() {
         for kind in [
             Kind::SignInCode,
+            Kind::RegistrationCode,
+            Kind::PhoneCode,
             Kind::OrderConfirmed,
             Kind::OrderRejected,
             Kind::OrderCancelled,
         ] {
             assert_eq!(Kind::parse(kind.as_str()), Some(kind));
+            assert_eq!(
+                kind.is_code(),
+                !kind.as_str().starts_with("order_"),
+                "{kind:?}"
+            );
         }
-        for status in [Status::Pending, Status::Sent, Status::Parked] {
+        for status in [
+            Status::Pending,
+            Status::Sent,
+            Status::Parked,
+            Status::Dropped,
+        ] {
             assert_eq!(Status::parse(status.as_str()), Some(status));
         }
         assert_eq!(Channel::parse("sms"), Some(Channel::Sms));

@@ -15,7 +15,10 @@ use crate::{
 };
 use futures_util::future::join_all;
 use redis::aio::ConnectionManager;
-use shop_infra::{sign_in, Keys};
+use shop_infra::{
+    sign_in::{self, Holder},
+    Keys,
+};
 use sqlx::PgPool;
 use std::{sync::Arc, time::Duration};
 use tokio::sync::Notify;
@@ -31,8 +34,12 @@ enum AttemptError {
     Redis(#[from] redis::RedisError),
     #[error("the send took longer than NOTIFY_SEND_TIMEOUT_MS")]
     TimedOut,
-    #[error("row {0} names an unknown kind or channel")]
+    #[error("row {0} names an unknown kind or channel, or lacks what its kind needs")]
     Unknown(i64),
+    /// Nobody to send it to any more: a sign-in code by text message for an account whose phone
+    /// number is no longer proven (detached, or proven by another account since it was asked).
+    #[error("no address to send it to")]
+    NoAddress,
 }
 
 impl AttemptError {
@@ -43,6 +50,7 @@ impl AttemptError {
             Self::Redis(_) => "redis",
             Self::TimedOut => "timeout",
             Self::Unknown(_) => "invalid",
+            Self::NoAddress => "no_address",
         }
     }
 }
@@ -112,6 +120,11 @@ impl Delivery {
                 metrics::sent(kind, channel);
                 queue::sent(&self.pool, row.id).await
             }
+            Err(error @ AttemptError::NoAddress) => {
+                metrics::send_failed(kind, channel, error.reason());
+                tracing::info!(event_id = %row.event_id, "notification dropped: no address to send it to");
+                queue::dropped(&self.pool, row.id, &error.to_string()).await
+            }
             Err(error) => {
                 metrics::send_failed(kind, channel, error.reason());
                 let retry = queue::backoff(
@@ -147,37 +160,72 @@ impl Delivery {
     }
 
     async fn attempt(&self, row: &Due, kind: Kind, channel: Channel) -> Result<(), AttemptError> {
+        // Where it goes, before a code is made for it.
+        let to = match channel {
+            Channel::Email => row.email.as_deref(),
+            Channel::Sms => row.phone_number.as_deref(),
+        }
+        .ok_or(AttemptError::NoAddress)?;
         let message = self.render(row, kind).await?;
         let message_id = message_id(&row.event_id, kind, row.attempts);
         match channel {
             Channel::Email => {
                 self.mailer
-                    .send(&row.email, &message.subject, &message.body, &message_id)
+                    .send(to, &message.subject, &message.body, &message_id)
                     .await?;
             }
             Channel::Sms => {
-                self.texts
-                    .send(&row.phone_number, &message.body, &message_id)
-                    .await?;
+                self.texts.send(to, &message.body, &message_id).await?;
             }
         }
         Ok(())
     }
 
+    /// Makes a fresh code for `holder` (storing it replaces the one before) carrying `carries`.
+    async fn issue(&self, holder: &Holder, carries: &[u8]) -> Result<String, AttemptError> {
+        Ok(sign_in::issue(
+            &self.redis,
+            &self.keys,
+            &self.settings.code_key,
+            holder,
+            carries,
+            self.settings.code_ttl,
+        )
+        .await?)
+    }
+
     async fn render(&self, row: &Due, kind: Kind) -> Result<Rendered, AttemptError> {
         let order = row.order_id.map(|id| id.to_string()).unwrap_or_default();
+        let ttl = self.settings.code_ttl;
+        let incomplete = || AttemptError::Unknown(row.id);
+        // A code is made fresh for every attempt.
         Ok(match kind {
             Kind::SignInCode => {
-                // A fresh code for every attempt; storing it replaces the one before.
-                let code = sign_in::issue(
-                    &self.redis,
-                    &self.keys,
-                    &self.settings.code_key,
-                    row.user_id,
-                    self.settings.code_ttl,
-                )
-                .await?;
-                render::sign_in_code(&code, self.settings.code_ttl)
+                let user = row.user_id.ok_or_else(incomplete)?;
+                let code = self.issue(&Holder::Account(user), &[]).await?;
+                render::sign_in_code(&code, ttl)
+            }
+            Kind::RegistrationCode => match row.user_id {
+                // The address has an account by now: the code signs in to it.
+                Some(user) => {
+                    let code = self.issue(&Holder::Account(user), &[]).await?;
+                    render::registration_code_for_account(&code, ttl)
+                }
+                None => {
+                    let email = row.email.as_deref().ok_or_else(incomplete)?;
+                    let phone = row.phone_number.as_deref().ok_or_else(incomplete)?;
+                    let holder = Holder::Registration(sign_in::email_digest(email));
+                    let code = self.issue(&holder, phone.as_bytes()).await?;
+                    render::registration_code(&code, ttl)
+                }
+            },
+            Kind::PhoneCode => {
+                let holder = Holder::Phone {
+                    user: row.user_id.ok_or_else(incomplete)?,
+                    number: row.phone_number.clone().ok_or_else(incomplete)?,
+                };
+                let code = self.issue(&holder, &[]).await?;
+                render::phone_code(&code, ttl)
             }
             Kind::OrderConfirmed | Kind::OrderRejected | Kind::OrderCancelled => {
                 let lines = match row.order_id {
@@ -196,16 +244,15 @@ impl Delivery {
 
 /// The `Message-ID` of an attempt. An order mail says the same at every attempt, so every
 /// attempt carries the same id and a mail sent twice (a sender killed between the server's
-/// acceptance and recording it) is one message to mail clients that dedupe on it. A sign-in code
-/// is new at every attempt and replaces the one before, so each attempt has an id of its own: a
-/// client that hid the second mail as a duplicate would show a code that no longer works.
+/// acceptance and recording it) is one message to mail clients that dedupe on it. A code is new
+/// at every attempt and replaces the one before, so each attempt has an id of its own: a client
+/// that hid the second mail as a duplicate would show a code that no longer works.
 fn message_id(event_id: &str, kind: Kind, attempt: i32) -> String {
     let event = event_id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', ".");
-    match kind {
-        Kind::SignInCode => format!("<{event}.{attempt}@notifications.shop>"),
-        Kind::OrderConfirmed | Kind::OrderRejected | Kind::OrderCancelled => {
-            format!("<{event}@notifications.shop>")
-        }
+    if kind.is_code() {
+        format!("<{event}.{attempt}@notifications.shop>")
+    } else {
+        format!("<{event}@notifications.shop>")
     }
 }
 
@@ -236,9 +283,11 @@ mod tests {
             order,
             "<order-event.0192f0c4-0000.terminal@notifications.shop>"
         );
-        assert_ne!(
-            message_id("sign-in/1", Kind::SignInCode, 1),
-            message_id("sign-in/1", Kind::SignInCode, 2)
-        );
+        for code in [Kind::SignInCode, Kind::RegistrationCode, Kind::PhoneCode] {
+            assert_ne!(
+                message_id("sign-in/1", code, 1),
+                message_id("sign-in/1", code, 2)
+            );
+        }
     }
 }

@@ -63,8 +63,10 @@ pub fn notification_for(event: &OrderEvent) -> Option<NewNotification> {
         event_id: format!("order-event/{event_id}"),
         kind,
         channel: Channel::Email,
-        user_id: user_id.get(),
+        user_id: Some(user_id.get()),
         order_id: Some(order_id.as_uuid()),
+        email: None,
+        phone_number: None,
     })
 }
 
@@ -288,7 +290,7 @@ mod tests {
         let (order, user) = (OrderId::generate(), UserId::new(9)?);
         let confirmed = notification_for(&OrderEvent::confirmed(order, user, 1)).ok_or("a mail")?;
         assert_eq!(confirmed.kind, Kind::OrderConfirmed);
-        assert_eq!(confirmed.user_id, 9);
+        assert_eq!(confirmed.user_id, Some(9));
         assert_eq!(confirmed.order_id, Some(order.as_uuid()));
         let again = notification_for(&OrderEvent::confirmed(order, user, 2)).ok_or("a mail")?;
         assert_eq!(

@@ -1,9 +1,9 @@
-//! The notifier: sends shoppers their sign-in codes and a mail for each order confirmed or
-//! rejected, exactly once as far as they can tell.
+//! The notifier: sends shoppers their codes (sign-in, registration, phone number) and a mail for
+//! each order confirmed, rejected or cancelled, exactly once as far as they can tell.
 //!
 //! It runs as a role of the checkout worker (every worker process runs one; they share the work)
 //! and has three tasks: [`ingest`] reads the order events into the `notifications` queue, which
-//! the API also writes sign-in requests to; [`deliver`] sends what is due, by SMTP ([`send::Mailer`])
+//! the API also writes code requests to; [`deliver`] sends what is due, by SMTP ([`send::Mailer`])
 //! or as text messages ([`send::TextSender`]); and a reporter publishes the queue's gauges.
 
 pub mod config;

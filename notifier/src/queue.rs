@@ -1,7 +1,7 @@
 //! The `notifications` table as a durable queue (schema 0009).
 //!
-//! Writers ([`enqueue`], from `shop_infra::notifications`: the API's sign-in requests, the
-//! order-event reader) insert a row per message, keyed by its `event_id`, so a message written
+//! Writers ([`enqueue`], from `shop_infra::notifications`: the API's sign-in, registration and
+//! phone codes, the order-event reader) insert a row per message, keyed by its `event_id`, so a message written
 //! twice is one row. Senders take due rows
 //! with [`claim`] (`SKIP LOCKED`, so several notifiers share the work), which also counts the
 //! attempt and holds the row for `NOTIFY_CLAIM_MS` by moving its `next_attempt_at`; then [`sent`]
@@ -19,50 +19,67 @@ pub use shop_infra::notifications::{
     enqueue, Channel, Kind, NewNotification, Status, WRITTEN_CHANNEL,
 };
 
-/// A row taken for sending, with the addresses of its shopper.
+/// A row taken for sending, with its addresses.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Due {
     pub id: i64,
     pub event_id: String,
     pub kind: String,
     pub channel: String,
-    pub user_id: i64,
+    /// The shopper. For a registration, the active account that has its email address already,
+    /// if one does (its code then signs in to that account), looked up when the row is taken.
+    pub user_id: Option<i64>,
     pub order_id: Option<Uuid>,
     /// Including this one.
     pub attempts: i32,
-    pub email: String,
-    pub phone_number: String,
+    /// The row's own (a registration's), else the account's.
+    pub email: Option<String>,
+    /// The row's own (the number a registration claims, or a phone code proves), else the
+    /// account's if it is proven: a sign-in code is never texted to a number nobody proved.
+    pub phone_number: Option<String>,
 }
 
-/// Takes up to `limit` due rows for `claim`, counting the attempt. Sign-in codes come first: a
-/// shopper is waiting for one, and would otherwise wait behind a busy hour's order mails. An
-/// order mail waits while an earlier row of its order is pending (being sent, or to be retried),
-/// so an order's mails go out in the order of its events; a parked row stops holding the next
-/// one back.
+/// Takes up to `limit` due rows for `claim`, counting the attempt. Codes (sign-in, registration,
+/// phone) come first: someone is waiting for one, and would otherwise wait behind a busy hour's
+/// order mails. An order mail waits while an earlier row of its order is pending (being sent, or
+/// to be retried), so an order's mails go out in the order of its events; a parked row stops
+/// holding the next one back.
 pub async fn claim(pool: &PgPool, limit: i64, claim: Duration) -> sqlx::Result<Vec<Due>> {
     sqlx::query_as(
         "WITH codes AS (
              SELECT id FROM notifications
-             WHERE status = 'pending' AND kind = 'sign_in_code' AND next_attempt_at <= now()
+             WHERE status = 'pending' AND next_attempt_at <= now()
+               AND kind IN ('sign_in_code', 'registration_code', 'phone_code')
              ORDER BY next_attempt_at LIMIT $1
              FOR UPDATE SKIP LOCKED
          ), others AS (
              SELECT id FROM notifications n
-             WHERE status = 'pending' AND kind <> 'sign_in_code' AND next_attempt_at <= now()
+             WHERE status = 'pending' AND next_attempt_at <= now()
+               AND kind NOT IN ('sign_in_code', 'registration_code', 'phone_code')
                AND NOT EXISTS (SELECT 1 FROM notifications e
                                WHERE e.order_id = n.order_id AND e.status = 'pending' AND e.id < n.id)
              ORDER BY next_attempt_at LIMIT $1 - (SELECT count(*) FROM codes)
              FOR UPDATE SKIP LOCKED
          ), due AS (
              SELECT id FROM codes UNION ALL SELECT id FROM others
+         ), claimed AS (
+             UPDATE notifications n
+             SET attempts = n.attempts + 1,
+                 next_attempt_at = now() + make_interval(secs => $2)
+             FROM due
+             WHERE n.id = due.id
+             RETURNING n.id, n.event_id, n.kind, n.channel, n.user_id, n.order_id, n.attempts,
+                       n.email, n.phone_number
          )
-         UPDATE notifications n
-         SET attempts = n.attempts + 1,
-             next_attempt_at = now() + make_interval(secs => $2)
-         FROM due, users u
-         WHERE n.id = due.id AND u.id = n.user_id
-         RETURNING n.id, n.event_id, n.kind, n.channel, n.user_id, n.order_id, n.attempts,
-                   u.email, u.phone_number",
+         SELECT c.id, c.event_id, c.kind, c.channel, u.id AS user_id, c.order_id, c.attempts,
+                COALESCE(c.email, u.email) AS email,
+                COALESCE(c.phone_number,
+                         CASE WHEN u.phone_verified_at IS NOT NULL THEN u.phone_number END)
+                    AS phone_number
+         FROM claimed c
+         LEFT JOIN users u ON u.id = COALESCE(
+             c.user_id,
+             (SELECT a.id FROM users a WHERE a.email = c.email AND a.status = 'active'))",
     )
     .bind(limit)
     .bind(claim.as_secs_f64())
@@ -77,6 +94,19 @@ pub async fn sent(pool: &PgPool, id: i64) -> sqlx::Result<()> {
          WHERE id = $1 AND status = 'pending'",
     )
     .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Marks a claimed row dropped: it has nobody to go to any more.
+pub async fn dropped(pool: &PgPool, id: i64, reason: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE notifications SET status = 'dropped', last_error = $2
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .bind(reason)
     .execute(pool)
     .await?;
     Ok(())
@@ -125,7 +155,7 @@ pub async fn backlog(pool: &PgPool) -> sqlx::Result<(i64, i64, f64)> {
         "SELECT count(*) FILTER (WHERE status = 'pending'),
                 count(*) FILTER (WHERE status = 'parked'),
                 COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'pending')), 0)::FLOAT8
-         FROM notifications WHERE status <> 'sent'",
+         FROM notifications WHERE status IN ('pending', 'parked')",
     )
     .fetch_one(pool)
     .await
@@ -171,11 +201,16 @@ pub async fn ingest(
     let mut queue = Vec::with_capacity(rows.len());
     for (record, row) in rows {
         match row.order_id {
-            Some(order) if owners.get(&order) != Some(&row.user_id) => letters.push(Letter::new(
-                record.clone(),
-                &format!("order {order} of user {} does not exist", row.user_id),
-                Some(order),
-            )),
+            Some(order) if row.user_id.is_none() || owners.get(&order).copied() != row.user_id => {
+                letters.push(Letter::new(
+                    record.clone(),
+                    &format!(
+                        "order {order} of user {} does not exist",
+                        row.user_id.unwrap_or_default()
+                    ),
+                    Some(order),
+                ));
+            }
             _ => queue.push(row.clone()),
         }
     }

@@ -29,6 +29,48 @@ pub fn sign_in_code(code: &str, ttl: Duration) -> Rendered {
     }
 }
 
+/// A registration's code, to an address no account has: it makes the account.
+pub fn registration_code(code: &str, ttl: Duration) -> Rendered {
+    let minutes = ttl.as_secs().div_ceil(60);
+    Rendered {
+        subject: "Your registration code".to_owned(),
+        body: format!(
+            "Your shop registration code is {code}\n\n\
+             Enter it to finish creating your account. It works once, for {minutes} minutes. If \
+             you did not register, ignore this message: no account is made without the code.\n"
+        ),
+    }
+}
+
+/// A registration's code, to an address that has an account already: it signs in to that
+/// account (whoever registered learns nothing from the answer; only the address's owner reads
+/// this).
+pub fn registration_code_for_account(code: &str, ttl: Duration) -> Rendered {
+    let minutes = ttl.as_secs().div_ceil(60);
+    Rendered {
+        subject: "Your registration code".to_owned(),
+        body: format!(
+            "Your shop registration code is {code}\n\n\
+             This address has an account already: the code signs you in to it. It works once, \
+             for {minutes} minutes. If you did not register, ignore this message: nobody can \
+             sign in without the code.\n"
+        ),
+    }
+}
+
+/// A code that proves a phone number, by text message.
+pub fn phone_code(code: &str, ttl: Duration) -> Rendered {
+    let minutes = ttl.as_secs().div_ceil(60);
+    Rendered {
+        subject: "Your phone number code".to_owned(),
+        body: format!(
+            "Your shop code to confirm this phone number is {code}\n\n\
+             It works once, for {minutes} minutes. If you did not ask for it, ignore this \
+             message.\n"
+        ),
+    }
+}
+
 /// Text a user wrote, made one line: each run of control characters (line breaks, tabs,
 /// escapes), line or paragraph separators and direction controls becomes one space.
 pub fn one_line(text: &str) -> String {
@@ -115,6 +157,30 @@ mod tests {
         assert_eq!(message.subject, "Your sign-in code");
         assert!(!message.subject.chars().any(|c| c.is_ascii_digit()));
         assert!(message.body.contains("042117") && message.body.contains("10 minutes"));
+    }
+
+    #[test]
+    fn every_code_is_in_the_body_only_and_first_of_its_digits() {
+        let ttl = Duration::from_secs(600);
+        for message in [
+            registration_code("042117", ttl),
+            registration_code_for_account("042117", ttl),
+            phone_code("042117", ttl),
+        ] {
+            assert!(!message.subject.chars().any(|c| c.is_ascii_digit()));
+            assert!(message.body.contains("10 minutes"), "{}", message.body);
+            // Readers take the first run of six digits.
+            let first = message
+                .body
+                .as_bytes()
+                .windows(6)
+                .find(|w| w.iter().all(u8::is_ascii_digit));
+            assert_eq!(first, Some(&b"042117"[..]), "{}", message.body);
+        }
+        assert_ne!(
+            registration_code("042117", ttl).body,
+            registration_code_for_account("042117", ttl).body
+        );
     }
 
     /// Every character that could break a line or reorder text: the C0 and C1 controls (CR, LF,

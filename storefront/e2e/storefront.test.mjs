@@ -1,5 +1,6 @@
-// The storefront end to end: a shopper registers, adds two products, checks out and sees the order
-// CONFIRMED live; a product that sells out meanwhile makes the next order REJECTED. Then sign-in
+// The storefront end to end: a shopper registers (with the code mailed to her), adds two
+// products, checks out and sees the order CONFIRMED live; a product that sells out meanwhile
+// makes the next order REJECTED. Then sign-in
 // by a mailed code (wrong, expired and resent codes, the session list, too many tries, sign out
 // everywhere), an injected inline script that does not run, and the catalog's search, category
 // counts, pictures and sold-out products, and a seller listing and restocking a product and a
@@ -37,6 +38,56 @@ const count = async (page, testId, n) => {
 const statusShown = (page, status) =>
   page.getByTestId("order-status").filter({ hasText: status }).first().waitFor({ timeout: SETTLE });
 
+const MAILBOX = `http://${process.env.MAILSINK_HTTP ?? "127.0.0.1:8025"}`;
+
+async function mails(to) {
+  const response = await fetch(`${MAILBOX}/messages?to=${encodeURIComponent(to)}`);
+  return response.json();
+}
+
+// Waits for a mail to `to` newer than `after` (a mail id) and returns the code in it.
+async function codeFor(to, after) {
+  const deadline = Date.now() + SETTLE;
+  for (;;) {
+    const newer = (await mails(to)).filter((m) => m.id > after);
+    if (newer.length) return newer.at(-1).text.match(/\b\d{6}\b/)[0];
+    assert.ok(Date.now() < deadline, `no code mailed to ${to}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const lastMail = async (to) => (await mails(to)).at(-1)?.id ?? 0;
+
+// Registers through the API as the storefront does: the code the registration mails, then
+// verified. Returns the answer ({ user, session_token }).
+async function registered(email, phone) {
+  const seen = await lastMail(email);
+  const asked = await fetch(`${API}/users/register`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, phone_number: phone }),
+  });
+  assert.equal(asked.status, 202);
+  const code = await codeFor(email, seen);
+  const verified = await fetch(`${API}/sessions/verify`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, code }),
+  });
+  assert.equal(verified.status, 201);
+  return verified.json();
+}
+
+// Registers in the page: the form, then the code the registration mails, entered.
+async function registerInPage(page, email, phone) {
+  const seen = await lastMail(email);
+  await page.getByTestId("email").fill(email);
+  await page.getByTestId("phone").fill(phone);
+  await page.getByTestId("register").click();
+  await page.getByTestId("code-sent").filter({ hasText: "finish registering" }).waitFor();
+  await page.getByTestId("code").fill(await codeFor(email, seen));
+  await page.getByTestId("verify").click();
+  await page.getByTestId("who").filter({ hasText: `Signed in as ${email}` }).waitFor();
+}
+
 test("a shopper registers, buys two products, and sees CONFIRMED then a sold-out REJECTED", async () => {
   assert.ok(API && DB, "API and SYSTEM_DB_URL must be set");
   mkdirSync(SHOTS, { recursive: true });
@@ -45,10 +96,7 @@ test("a shopper registers, buys two products, and sees CONFIRMED then a sold-out
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(API);
     const n = String(Date.now()).slice(-7);
-    await page.getByTestId("email").fill(`shopper${n}@example.com`);
-    await page.getByTestId("phone").fill(`+1555${n}`);
-    await page.getByTestId("register").click();
-    await page.getByTestId("who").filter({ hasText: "Signed in as" }).waitFor();
+    await registerInPage(page, `shopper${n}@example.com`, `+1555${n}`);
     await page.getByTestId("product").nth(2).waitFor();
     await page.screenshot({ path: `${SHOTS}/catalog-desktop.png` });
 
@@ -119,26 +167,6 @@ test("a shopper registers, buys two products, and sees CONFIRMED then a sold-out
   }
 });
 
-const MAILBOX = `http://${process.env.MAILSINK_HTTP ?? "127.0.0.1:8025"}`;
-
-async function mails(to) {
-  const response = await fetch(`${MAILBOX}/messages?to=${encodeURIComponent(to)}`);
-  return response.json();
-}
-
-// Waits for a mail to `to` newer than `after` (a mail id) and returns the code in it.
-async function codeFor(to, after) {
-  const deadline = Date.now() + SETTLE;
-  for (;;) {
-    const newer = (await mails(to)).filter((m) => m.id > after);
-    if (newer.length) return newer.at(-1).text.match(/\b\d{6}\b/)[0];
-    assert.ok(Date.now() < deadline, `no code mailed to ${to}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-const lastMail = async (to) => (await mails(to)).at(-1)?.id ?? 0;
-
 test("a shopper signs in with a mailed code, manages sessions and signs out everywhere", async () => {
   assert.ok(API && DB && process.env.SYSTEM_REDIS_PREFIX, "API, SYSTEM_DB_URL and SYSTEM_REDIS_PREFIX must be set");
   const browser = await launch();
@@ -146,11 +174,7 @@ test("a shopper signs in with a mailed code, manages sessions and signs out ever
     const n = String(Date.now()).slice(-7);
     const email = `signin${n}@example.com`;
     // Registered elsewhere: that session stays open and shows in the list.
-    const registered = await fetch(`${API}/users/register`, {
-      method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email, phone_number: `+1556${n}` }),
-    });
-    assert.equal(registered.status, 201);
+    await registered(email, `+1556${n}`);
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(API);
     await page.getByTestId("mailbox-link").waitFor();
@@ -221,10 +245,7 @@ test("an inline script injected into a product's name or description does not ru
   const browser = await launch();
   try {
     const n = String(Date.now()).slice(-7);
-    const seller = await (await fetch(`${API}/users/register`, {
-      method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: `injector${n}@example.com`, phone_number: `+1557${n}` }),
-    })).json();
+    const seller = await registered(`injector${n}@example.com`, `+1557${n}`);
     const created = await fetch(`${API}/products`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${seller.session_token}` },
@@ -322,10 +343,7 @@ for (const [device, viewport] of [["desktop", { width: 1280, height: 900 }], ["p
       const page = await browser.newPage({ viewport });
       await page.goto(API);
       const n = String(Date.now()).slice(-7);
-      await page.getByTestId("email").fill(`seller${n}@example.com`);
-      await page.getByTestId("phone").fill(`+1558${n}`);
-      await page.getByTestId("register").click();
-      await page.getByTestId("who").filter({ hasText: "Signed in as" }).waitFor();
+      await registerInPage(page, `seller${n}@example.com`, `+1558${n}`);
 
       // List a product.
       const name = `Desk Lamp ${n}`;

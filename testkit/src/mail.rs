@@ -112,17 +112,38 @@ impl MailSink {
         response.json().await.expect("JSON")
     }
 
+    /// The mails for `to` whose subject has `subject` in it, oldest first.
+    pub async fn messages_about(&self, to: &str, subject: &str) -> Vec<Value> {
+        self.messages(to)
+            .await
+            .into_iter()
+            .filter(|m| m["subject"].as_str().is_some_and(|s| s.contains(subject)))
+            .collect()
+    }
+
     /// Polls until at least `count` mails for `to` arrived, failing after `within`.
     pub async fn wait_for(&self, to: &str, count: usize, within: Duration) -> Vec<Value> {
+        self.wait_for_about(to, "", count, within).await
+    }
+
+    /// [`MailSink::wait_for`], counting only the mails whose subject has `subject` in it (a
+    /// registration's code may be mailed to an address beside what a test waits for).
+    pub async fn wait_for_about(
+        &self,
+        to: &str,
+        subject: &str,
+        count: usize,
+        within: Duration,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + within;
         loop {
-            let messages = self.messages(to).await;
+            let messages = self.messages_about(to, subject).await;
             if messages.len() >= count {
                 return messages;
             }
             assert!(
                 Instant::now() < deadline,
-                "{} mails for {to:?} after {within:?}, wanted {count}: {messages:?}",
+                "{} mails for {to:?} about {subject:?} after {within:?}, wanted {count}: {messages:?}",
                 messages.len()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
