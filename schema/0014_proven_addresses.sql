@@ -34,6 +34,9 @@ CREATE INDEX users_phone_number_idx ON users (phone_number);
 -- and `phone_number` the number the account will claim; a phone code's row names the number it
 -- proves. The notifier takes either over the account's addresses. A row sent to nobody any more
 -- (a sign-in code for a phone number that is no longer the account's proven one) is `dropped`.
+-- A row's own addresses are kept only while it waits to be sent: the notifier clears them once
+-- it is sent, dropped or parked, so the addresses typed into registrations that never became
+-- accounts are not kept.
 ALTER TABLE notifications
     ALTER COLUMN user_id DROP NOT NULL,
     ADD COLUMN email TEXT,
@@ -48,9 +51,10 @@ ALTER TABLE notifications
     ADD CONSTRAINT notifications_user_known
         CHECK (user_id IS NOT NULL OR kind = 'registration_code'),
     ADD CONSTRAINT notifications_registration_addressed
-        CHECK (kind <> 'registration_code' OR (email IS NOT NULL AND phone_number IS NOT NULL)),
+        CHECK (kind <> 'registration_code' OR status <> 'pending'
+               OR (email IS NOT NULL AND phone_number IS NOT NULL)),
     ADD CONSTRAINT notifications_phone_code_addressed
-        CHECK (kind <> 'phone_code' OR phone_number IS NOT NULL);
+        CHECK (kind <> 'phone_code' OR status <> 'pending' OR phone_number IS NOT NULL);
 
 -- Every kind of code goes before order mails (0012 indexed sign-in codes alone).
 DROP INDEX notifications_due_codes;

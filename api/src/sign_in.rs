@@ -384,8 +384,8 @@ pub(crate) async fn admit(state: &AppState, client: &Client, code: &str) -> Resu
 }
 
 /// Checks `code` against the one stored for `holder`, within the limits per code and per
-/// address (`guesses` names whose wrong codes make the waits: `a<address digest>`, or
-/// `p<user id>` for a phone being proven), and consumes it: returns what it carried (a registration's phone number).
+/// address (`guesses` names whose wrong codes make the waits: `a<address digest>`, for a phone
+/// being proven too), and consumes it: returns what it carried (a registration's phone number).
 /// 401 `invalid_code` unless it is the code stored; 429 `too_many_attempts` while a wait lasts.
 pub(crate) async fn redeem(
     state: &AppState,
@@ -471,7 +471,8 @@ pub(crate) async fn verify_code(
     // they belong together.
     let guesses = format!("a{}", address.digest());
     let holder = match (&user, &address) {
-        (Some(user), _) => Holder::Account(user.id),
+        (Some(user), Address::Email(_)) => Holder::Account(user.id),
+        (Some(user), Address::Phone(_)) => Holder::AccountByText(user.id),
         // No account has the email: a registration's code makes one.
         (None, Address::Email(_)) => Holder::Registration(address.digest()),
         // No account proved the number: the try counts all the same, against a code that never

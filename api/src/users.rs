@@ -303,11 +303,14 @@ pub(crate) async fn verify_phone(
         user: account.id,
         number: number.clone(),
     };
+    // Wrong codes count against the number, as sign-in's by it do: counted per account, every
+    // account a stranger holds (or one that proves a number of its own, which clears its
+    // count) would get fresh guesses at someone else's number.
     sign_in::redeem(
         &state,
         &client,
         &holder,
-        &format!("p{}", account.id),
+        &format!("a{}", shop_infra::sign_in::phone_digest(&number)),
         &body.code,
     )
     .await?;

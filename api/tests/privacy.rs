@@ -45,7 +45,7 @@ async fn tokens_emails_and_phone_numbers_are_never_logged() {
     )
     .await;
     app.verify_phone(&shopper).await;
-    let code = app.issue_code(shopper.id).await;
+    let code = app.issue_text_code(shopper.id).await;
     let signed_in = expect_json(
         app.verify_code(&json!({ "phone_number": shopper.phone_number }), &code)
             .await,

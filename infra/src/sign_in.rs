@@ -24,8 +24,11 @@ pub const HASH_LEN: usize = 32;
 /// Whom a code is for: what its hash binds it to, and where it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holder {
-    /// Signs in to the account with this id.
+    /// Signs in to the account with this id; mailed to its email address, so it also proves it.
     Account(i64),
+    /// Signs in to the account with this id; texted to its proven phone number. Bound to that
+    /// channel: entered with the email address, it is a wrong code and proves nothing.
+    AccountByText(i64),
     /// Makes the account of the email address with this digest ([`email_digest`]): sent to an
     /// address no account has, it carries the phone number the registration named.
     Registration(String),
@@ -35,21 +38,26 @@ pub enum Holder {
 }
 
 impl Holder {
-    /// What names its code and tries in Redis: `<user id>`, `r<email digest>` or `p<user id>`
-    /// (an account proves one number at a time).
+    /// What names its code and tries in Redis: `<user id>` (one sign-in code an account, by
+    /// either channel), `r<email digest>` or `p<user id>` (an account proves one number at a
+    /// time).
     pub fn id(&self) -> String {
         match self {
-            Self::Account(user) => user.to_string(),
+            Self::Account(user) | Self::AccountByText(user) => user.to_string(),
             Self::Registration(digest) => format!("r{digest}"),
             Self::Phone { user, .. } => format!("p{user}"),
         }
     }
 
-    /// What the keyed hash binds the code to: the id, and a phone code's number.
+    /// What the keyed hash binds the code to: the id with a sign-in code's channel (`e`, `s`),
+    /// and a phone code's number. (Codes issued before the channel was bound, as `<user id>`,
+    /// match nothing.)
     fn label(&self) -> String {
         match self {
+            Self::Account(user) => format!("e{user}"),
+            Self::AccountByText(user) => format!("s{user}"),
             Self::Phone { user, number } => format!("p{user}:{number}"),
-            Self::Account(_) | Self::Registration(_) => self.id(),
+            Self::Registration(_) => self.id(),
         }
     }
 }
@@ -195,6 +203,10 @@ mod tests {
         assert!(key().matches(&seven, "123456", &stored));
         assert!(!key().matches(&seven, "123457", &stored));
         assert!(!key().matches(&Holder::Account(8), "123456", &stored));
+        assert!(
+            !key().matches(&Holder::AccountByText(7), "123456", &stored),
+            "a mailed code is no texted one"
+        );
         let other: CodeKey = "another key of sixteen bytes".parse().expect("key");
         assert!(!other.matches(&seven, "123456", &stored));
         // The account's sign-in code proves no phone number, nor makes an account.

@@ -202,7 +202,12 @@ impl Delivery {
         Ok(match kind {
             Kind::SignInCode => {
                 let user = row.user_id.ok_or_else(incomplete)?;
-                let code = self.issue(&Holder::Account(user), &[]).await?;
+                let holder = if row.channel == Channel::Sms.as_str() {
+                    Holder::AccountByText(user)
+                } else {
+                    Holder::Account(user)
+                };
+                let code = self.issue(&holder, &[]).await?;
                 render::sign_in_code(&code, ttl)
             }
             Kind::RegistrationCode => match row.user_id {
@@ -216,7 +221,7 @@ impl Delivery {
                     let phone = row.phone_number.as_deref().ok_or_else(incomplete)?;
                     let holder = Holder::Registration(sign_in::email_digest(email));
                     let code = self.issue(&holder, phone.as_bytes()).await?;
-                    render::registration_code(&code, ttl)
+                    render::registration_code(&code, phone, ttl)
                 }
             },
             Kind::PhoneCode => {

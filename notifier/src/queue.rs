@@ -90,7 +90,8 @@ pub async fn claim(pool: &PgPool, limit: i64, claim: Duration) -> sqlx::Result<V
 /// Marks a claimed row sent.
 pub async fn sent(pool: &PgPool, id: i64) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL
+        "UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL,
+                email = NULL, phone_number = NULL
          WHERE id = $1 AND status = 'pending'",
     )
     .bind(id)
@@ -102,7 +103,8 @@ pub async fn sent(pool: &PgPool, id: i64) -> sqlx::Result<()> {
 /// Marks a claimed row dropped: it has nobody to go to any more.
 pub async fn dropped(pool: &PgPool, id: i64, reason: &str) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE notifications SET status = 'dropped', last_error = $2
+        "UPDATE notifications SET status = 'dropped', last_error = $2,
+                email = NULL, phone_number = NULL
          WHERE id = $1 AND status = 'pending'",
     )
     .bind(id)
@@ -128,7 +130,9 @@ pub async fn failed(
     };
     sqlx::query(
         "UPDATE notifications
-         SET status = $2, next_attempt_at = now() + make_interval(secs => $3), last_error = $4
+         SET status = $2, next_attempt_at = now() + make_interval(secs => $3), last_error = $4,
+             email = CASE WHEN $2 = 'pending' THEN email END,
+             phone_number = CASE WHEN $2 = 'pending' THEN phone_number END
          WHERE id = $1 AND status = 'pending'",
     )
     .bind(due.id)

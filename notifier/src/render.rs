@@ -30,14 +30,28 @@ pub fn sign_in_code(code: &str, ttl: Duration) -> Rendered {
 }
 
 /// A registration's code, to an address no account has: it makes the account.
-pub fn registration_code(code: &str, ttl: Duration) -> Rendered {
+/// The mail names the phone number the account will claim by its last two digits only, so its
+/// owner sees a registration that named someone else's number (the newest registration of an
+/// address names it) without the mail giving the number away.
+pub fn registration_code(code: &str, phone: &str, ttl: Duration) -> Rendered {
     let minutes = ttl.as_secs().div_ceil(60);
+    let tail: String = phone
+        .chars()
+        .rev()
+        .take(2)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     Rendered {
         subject: "Your registration code".to_owned(),
         body: format!(
             "Your shop registration code is {code}\n\n\
-             Enter it to finish creating your account. It works once, for {minutes} minutes. If \
-             you did not register, ignore this message: no account is made without the code.\n"
+             Enter it to finish creating your account. It works once, for {minutes} minutes. \
+             The account will name the phone number ending in {tail}, to be confirmed by a code \
+             texted to it; if that is not your number, register again with yours before you \
+             enter a code. If you did not register, ignore this message: no account is made \
+             without the code.\n"
         ),
     }
 }
@@ -72,11 +86,23 @@ pub fn phone_code(code: &str, ttl: Duration) -> Rendered {
 }
 
 /// Text a user wrote, made one line: each run of control characters (line breaks, tabs,
-/// escapes), line or paragraph separators and direction controls becomes one space.
+/// escapes), line or paragraph separators, direction marks and controls, and invisible format
+/// characters (zero-width spaces and joiners, the byte-order mark, the soft hyphen) becomes one
+/// space.
 pub fn one_line(text: &str) -> String {
     let breaks = |c: char| {
         c.is_control()
-            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+            || matches!(
+                c,
+                '\u{00AD}'
+                    | '\u{061C}'
+                    | '\u{180E}'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{2028}'..='\u{202E}'
+                    | '\u{2060}'..='\u{206F}'
+                    | '\u{FEFF}'
+                    | '\u{FFF9}'..='\u{FFFB}'
+            )
     };
     let mut line = String::with_capacity(text.len());
     let mut in_break = false;
@@ -163,7 +189,7 @@ mod tests {
     fn every_code_is_in_the_body_only_and_first_of_its_digits() {
         let ttl = Duration::from_secs(600);
         for message in [
-            registration_code("042117", ttl),
+            registration_code("042117", "+4915112345678", ttl),
             registration_code_for_account("042117", ttl),
             phone_code("042117", ttl),
         ] {
@@ -177,10 +203,14 @@ mod tests {
                 .find(|w| w.iter().all(u8::is_ascii_digit));
             assert_eq!(first, Some(&b"042117"[..]), "{}", message.body);
         }
+        let registration = registration_code("042117", "+4915112345678", ttl).body;
         assert_ne!(
-            registration_code("042117", ttl).body,
+            registration,
             registration_code_for_account("042117", ttl).body
         );
+        // The claimed number by its last two digits only.
+        assert!(registration.contains("ending in 78"), "{registration}");
+        assert!(!registration.contains("12345678"), "{registration}");
     }
 
     /// Every character that could break a line or reorder text: the C0 and C1 controls (CR, LF,
@@ -207,6 +237,11 @@ mod tests {
             let line = one_line(&format!("x{c}{c}y"));
             assert_eq!(line, "x y", "U+{:04X}", u32::from(c));
         }
+        // Invisible format characters hide nothing.
+        assert_eq!(
+            one_line("pay\u{200B}pal\u{FEFF}\u{200E}x\u{061C}y\u{2060}z"),
+            "pay pal x y z"
+        );
         // Other text is kept as written.
         assert_eq!(one_line("Crème brûlée – 2 × 🍮"), "Crème brûlée – 2 × 🍮");
     }

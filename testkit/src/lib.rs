@@ -483,6 +483,11 @@ impl TestApp {
         self.issue(&Holder::Account(user_id), &[]).await
     }
 
+    /// [`TestApp::issue_code`] for a code texted to the account's proven phone number.
+    pub async fn issue_text_code(&self, user_id: i64) -> String {
+        self.issue(&Holder::AccountByText(user_id), &[]).await
+    }
+
     /// Signs `user` in by a code (see [`TestApp::issue_code`]) and returns the new token.
     pub async fn sign_in_by_code(&self, user: &TestUser) -> String {
         let code = self.issue_code(user.id).await;

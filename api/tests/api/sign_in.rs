@@ -52,8 +52,8 @@ async fn a_code_signs_in_once_and_records_the_login() {
     .await;
     // A new code replaces the old one. (By a phone number once it is proven.)
     app.verify_phone(&user).await;
-    let first = app.issue_code(user.id).await;
-    let second = app.issue_code(user.id).await;
+    let first = app.issue_text_code(user.id).await;
+    let second = app.issue_text_code(user.id).await;
     let by_phone = json!({ "phone_number": user.phone_number });
     if first != second {
         expect_error(
@@ -770,4 +770,33 @@ async fn wrong_codes_for_an_email_do_not_make_the_same_accounts_phone_wait() {
         "invalid_code",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_texted_code_does_not_sign_in_by_mail_nor_a_mailed_one_by_text() {
+    // Unbound, a code texted to a phone proved the email when entered with it: a squatter's
+    // number on an old account could prove the owner's address.
+    let app = TestApp::spawn().await;
+    let user = app.new_user().await;
+    app.verify_phone(&user).await;
+    let (email, phone) = (
+        json!({ "email": user.email }),
+        json!({ "phone_number": user.phone_number }),
+    );
+    let texted = app.issue_text_code(user.id).await;
+    expect_error(
+        app.verify_code(&email, &texted).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_code",
+    )
+    .await;
+    expect_json(app.verify_code(&phone, &texted).await, StatusCode::CREATED).await;
+    let mailed = app.issue_code(user.id).await;
+    expect_error(
+        app.verify_code(&phone, &mailed).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_code",
+    )
+    .await;
+    expect_json(app.verify_code(&email, &mailed).await, StatusCode::CREATED).await;
 }

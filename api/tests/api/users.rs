@@ -523,7 +523,7 @@ async fn only_a_proven_phone_signs_in_and_the_latest_proof_takes_the_number() {
         let app = &app;
         let by_phone = by_phone.clone();
         async move {
-            let code = app.issue_code(user).await;
+            let code = app.issue_text_code(user).await;
             app.verify_code(&by_phone, &code).await
         }
     };
@@ -821,4 +821,47 @@ async fn missing_malformed_or_unknown_tokens_are_unauthorized() {
         };
         expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
     }
+}
+
+#[tokio::test]
+async fn wrong_codes_for_a_number_count_against_the_number_whoever_claims_it() {
+    // Counted per claiming account, each account a stranger holds got five fresh guesses at
+    // someone else's proven number, and could take it over.
+    let app = TestApp::spawn().await;
+    let owner = app.new_user().await;
+    app.verify_phone(&owner).await;
+    let claim = |token: String| {
+        let number = owner.phone_number.clone();
+        let app = &app;
+        async move {
+            expect_json(
+                app.post(
+                    "/users/me/phone",
+                    Some(&token),
+                    &json!({ "phone_number": number }),
+                )
+                .await,
+                StatusCode::ACCEPTED,
+            )
+            .await;
+        }
+    };
+    let first = app.new_user().await;
+    claim(first.token.clone()).await;
+    for _ in 0..5 {
+        expect_error(
+            app.verify_phone_code(&first.token, "000000").await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_code",
+        )
+        .await;
+    }
+    let second = app.new_user().await;
+    claim(second.token.clone()).await;
+    expect_error(
+        app.verify_phone_code(&second.token, "000000").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+    )
+    .await;
 }

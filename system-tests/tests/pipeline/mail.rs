@@ -102,7 +102,32 @@ async fn a_shopper_registers_and_signs_in_with_the_codes_from_the_mail_and_the_t
     let by_text = json!({ "phone_number": phone });
     expect_json(app.request_code(&by_text).await, StatusCode::ACCEPTED).await;
     let texts = sink.wait_for(&texted(&phone), 2, WITHIN).await;
+    // A texted code is bound to its channel: entered with the email, it proves nothing.
+    expect_error(
+        app.verify_code(&by_mail, &code_in(&texts[1])).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_code",
+    )
+    .await;
     signed_in_by(&app, &by_text, &code_in(&texts[1])).await;
+    // The addresses a registration or a phone code named are not kept once it is sent.
+    let deadline = std::time::Instant::now() + WITHIN;
+    loop {
+        let kept: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM notifications WHERE email IS NOT NULL OR phone_number IS NOT NULL",
+        )
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+        if kept == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{kept} rows keep addresses"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Nothing is sent for an address no account has.
     let (nobody, _) = shop_testkit::unique_contact();
