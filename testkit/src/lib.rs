@@ -643,6 +643,12 @@ pub async fn expect_json(response: Response, status: StatusCode) -> Value {
     body
 }
 
+/// A six-digit code that is not `code`.
+pub fn other_than(code: &str) -> String {
+    let n: u32 = code.parse().expect("digits");
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
 /// Asserts the status and the error code of a JSON error body.
 pub async fn expect_error(response: Response, status: StatusCode, code: &str) -> Value {
     let body = expect_json(response, status).await;

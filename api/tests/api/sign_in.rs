@@ -4,7 +4,7 @@
 
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
-use shop_testkit::{expect_error, expect_json, unique_contact, TestApp, TestUser};
+use shop_testkit::{expect_error, expect_json, other_than, unique_contact, TestApp, TestUser};
 use std::{
     net::IpAddr,
     sync::{
@@ -20,12 +20,6 @@ async fn last_login(app: &TestApp, user: i64) -> chrono::DateTime<chrono::Utc> {
         .fetch_one(&app.db)
         .await
         .expect("user row")
-}
-
-/// A code that is not `code`.
-fn other_than(code: &str) -> String {
-    let n: u32 = code.parse().expect("digits");
-    format!("{:06}", (n + 1) % 1_000_000)
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
-use shop_testkit::{expect_error, expect_json, unique_contact, TestApp, TestUser};
+use shop_testkit::{expect_error, expect_json, other_than, unique_contact, TestApp, TestUser};
 use std::{
     net::IpAddr,
     time::{Duration, Instant},
@@ -451,12 +451,6 @@ async fn the_first_proof_of_a_legacy_accounts_email_ends_its_sessions_and_detach
             expect_json(app.get("/cart", Some(token)).await, StatusCode::OK).await;
         }
     }
-}
-
-/// A code that is not `code`.
-fn other_than(code: &str) -> String {
-    let n: u32 = code.parse().expect("digits");
-    format!("{:06}", (n + 1) % 1_000_000)
 }
 
 /// Only a proven number signs in. It is proven with a code texted to it; proving it on another
