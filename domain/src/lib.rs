@@ -12,6 +12,7 @@ mod idempotency;
 mod ids;
 pub mod messages;
 mod money;
+pub mod order;
 mod quantity;
 
 pub use contact::{Email, PhoneNumber};
@@ -19,6 +20,7 @@ pub use cursor::{Cursor, InvalidCursor};
 pub use idempotency::{IdempotencyKey, InvalidIdempotencyKey};
 pub use ids::{OrderId, ProductId, UserId};
 pub use money::Money;
+pub use order::{LineStatus, OrderStatus};
 pub use quantity::{Quantity, Units, MAX_LINE_QUANTITY, MAX_RESTOCK, MAX_STOCK};
 
 /// Why a value was refused. `code` is stable and machine-readable; `Display` is for people.

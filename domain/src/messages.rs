@@ -8,60 +8,11 @@
 //! Every message carries `v` (its schema version). Consumers must ignore fields they do not know;
 //! a change that is not backward compatible bumps `v`.
 
+pub use crate::order::{OrderStatus, UnknownStatus};
 use crate::{OrderId, ProductId, Quantity, Units, UserId};
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u16 = 1;
-
-/// Where an order stands. PENDING until every line is decided; then CONFIRMED or REJECTED. Its
-/// buyer may cancel it while it is PENDING or CONFIRMED; CANCELLED and REJECTED are for good.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderStatus {
-    Pending,
-    Confirmed,
-    Rejected,
-    Cancelled,
-}
-
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Confirmed => "CONFIRMED",
-            Self::Rejected => "REJECTED",
-            Self::Cancelled => "CANCELLED",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "PENDING" => Some(Self::Pending),
-            "CONFIRMED" => Some(Self::Confirmed),
-            "REJECTED" => Some(Self::Rejected),
-            "CANCELLED" => Some(Self::Cancelled),
-            _ => None,
-        }
-    }
-
-    /// Not PENDING any more: decided, or cancelled before that.
-    pub fn is_decided(self) -> bool {
-        self != Self::Pending
-    }
-}
-
-/// A status name that is none of [`OrderStatus`]'s.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown order status {0:?}")]
-pub struct UnknownStatus(pub String);
-
-impl TryFrom<String> for OrderStatus {
-    type Error = UnknownStatus;
-    fn try_from(raw: String) -> Result<Self, UnknownStatus> {
-        Self::parse(&raw).ok_or(UnknownStatus(raw))
-    }
-}
 
 /// Announced on Redis pub/sub (channel `<prefix>order-status`) when an order reaches a status,
 /// so every API replica can push it to the clients watching that order.
@@ -200,6 +151,16 @@ pub enum OrderEvent {
 }
 
 impl OrderEvent {
+    /// The order it is about (its Kafka key).
+    pub fn order_id(&self) -> OrderId {
+        match self {
+            Self::OrderCreated { order_id, .. }
+            | Self::OrderConfirmed { order_id, .. }
+            | Self::OrderRejected { order_id, .. }
+            | Self::OrderCancelled { order_id, .. } => *order_id,
+        }
+    }
+
     pub fn created(
         order_id: OrderId,
         user_id: UserId,
@@ -282,17 +243,7 @@ mod tests {
     }
 
     #[test]
-    fn statuses_round_trip() {
-        for status in [
-            OrderStatus::Pending,
-            OrderStatus::Confirmed,
-            OrderStatus::Rejected,
-            OrderStatus::Cancelled,
-        ] {
-            assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
-        }
-        assert_eq!(OrderStatus::parse("pending"), None);
-        assert!(!OrderStatus::Pending.is_decided() && OrderStatus::Cancelled.is_decided());
+    fn command_kinds_round_trip() {
         for kind in [
             CommandKind::Reserve,
             CommandKind::Release,

@@ -2,6 +2,7 @@
 //! change they announce, and moved to Kafka by the checkout worker's relay.
 
 use serde::{Deserialize, Serialize};
+use shop_domain::messages::{InventoryCommand, OrderEvent};
 
 /// Inventory commands: keyed by product id, sent to the product's partition.
 pub const INVENTORY: &str = "inventory";
@@ -55,6 +56,16 @@ pub struct Columns {
 }
 
 impl Outbox {
+    /// An inventory command, keyed by its product (the relay routes it to the product's lane).
+    pub fn command(&mut self, command: &InventoryCommand) -> Result<(), OutboxError> {
+        self.push(INVENTORY, command.product_id.to_string(), command)
+    }
+
+    /// An order event, keyed by its order.
+    pub fn event(&mut self, event: &OrderEvent) -> Result<(), OutboxError> {
+        self.push(ORDER_EVENTS, event.order_id().to_string(), event)
+    }
+
     pub fn push(
         &mut self,
         stream: &'static str,
