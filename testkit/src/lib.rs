@@ -7,9 +7,11 @@
 #![allow(clippy::missing_panics_doc)]
 
 mod mail;
+mod poll;
 #[cfg(feature = "worker")]
 mod worker;
 pub use mail::{code_in, MailSink};
+pub use poll::{eventually, POLL_EVERY};
 #[cfg(feature = "worker")]
 pub use worker::{RunningWorker, WorkerProcess};
 

@@ -10,7 +10,9 @@
 //! | `cancel`   | the API's cancel           | a buyer's cancel                                        |
 //! | `lane`     | the worker's lanes         | the ledger, the stock, the lines' decisions             |
 //! | `settle`   | the worker's lanes         | orders whose last line was decided; the cart's return   |
+//! | `audit`    | tests and the fault suite  | what is still unsettled; the pipeline's invariants      |
 
+pub mod audit;
 pub mod cancel;
 pub mod lane;
 pub mod place;
