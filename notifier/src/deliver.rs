@@ -2,7 +2,7 @@
 //!
 //! A failed send is retried after a backoff that doubles up to `NOTIFY_RETRY_MAX_MS`; after
 //! `NOTIFY_MAX_ATTEMPTS` the row is parked (metric `shop_notifications_parked`, alert
-//! `NotificationsParked`). A mail server that is slow or down therefore delays mail and nothing
+//! `ShopNotificationsParked`). A mail server that is slow or down therefore delays mail and nothing
 //! else: checkout never waits for the notifier. Idle, the sender waits for `NOTIFY
 //! notification_written` (or `NOTIFY_IDLE_POLL_MS`, for retries coming due and lapsed claims).
 
