@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The code's shape, measured: long files, long functions and import circles.
 
-    python3 scripts/shape.py [--check]
+    python3 scripts/shape.py [--check | --self-test]
 
 Reads every `src/**/*.rs` of the workspace's crates (the `tests/` directories and
 `#[cfg(test)]` modules are left out) and prints:
@@ -12,7 +12,8 @@ Reads every `src/**/*.rs` of the workspace's crates (the `tests/` directories an
   `use crate::…`, `super::…` or `self::…` paths (a `mod x;` declaration is
   structure, not an import; a `pub use x::Y` is an import).
 
-With `--check` it exits 1 when any of them is found; `scripts/test.sh` runs it so.
+With `--check` it exits 1 when any of them is found; `scripts/test.sh` runs it so, after
+`--self-test`, which shows each check firing on a small tree made to break it.
 Standard library only: it runs on any python3.
 """
 
@@ -111,11 +112,15 @@ def without_tests(code):
         code = code[: m.start()] + re.sub(r"[^\n]", " ", code[m.start(): end + 1]) + code[end + 1:]
 
 
-def sources():
-    for crate in CRATES:
-        src = os.path.join(ROOT, crate, "src")
+def sources(root, crates):
+    for crate in crates:
+        src = os.path.join(root, crate, "src")
+        has_lib = os.path.exists(os.path.join(src, "lib.rs"))
         for base, _, names in os.walk(src):
             for name in sorted(names):
+                # A binary beside a library is a crate of its own that uses the library by name.
+                if has_lib and base == src and name == "main.rs":
+                    continue
                 if name.endswith(".rs"):
                     path = os.path.join(base, name)
                     yield crate, src, path
@@ -262,15 +267,15 @@ def circles(graph):
     return out
 
 
-def main():
-    check = "--check" in sys.argv[1:]
+def measure(root, crates):
+    """(long files, long functions, circles, every file) of the crates under root."""
     long_files, long_fns, graphs = [], [], {}
-    files = list(sources())
+    files = list(sources(root, crates))
     modules = {}
     for crate, src, path in files:
         modules.setdefault(crate, set()).add(tuple(module_path(src, path)))
     for crate, src, path in files:
-        rel = os.path.relpath(path, ROOT)
+        rel = os.path.relpath(path, root)
         with open(path, encoding="utf-8") as f:
             text = f.read()
         lines = text.count("\n")
@@ -280,17 +285,49 @@ def main():
         long_fns.extend(long_functions(code, rel))
         me = module_path(src, path)
         graphs.setdefault(crate, {})[tuple(me)] = imports(code, me, modules[crate])
+    loops = [(crate, comp) for crate, graph in graphs.items() for comp in circles(graph)]
+    return long_files, long_fns, loops, files
 
+
+def self_test():
+    """Each check fires on a tree made to break it, and stays quiet on test code."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as root:
+        src = os.path.join(root, "bad", "src")
+        os.makedirs(os.path.join(src, "a"))
+        body = "\n".join(f"    let x{i} = {i};" for i in range(MAX_FN_LINES))
+        files = {
+            "lib.rs": "mod a;\nmod b;\npub use b::B;\n",
+            "a/mod.rs": "mod child;\npub struct A;\npub fn long() {\n" + body + "\n}\n",
+            # A child that reaches up into its parent, which uses it: a circle.
+            "a/child.rs": "use super::A;\npub fn f(_: A) { let _ = \"}{\"; }\n",
+            "b.rs": "pub struct B;\nfn g() { crate::a::child::f(crate::a::A); }\n"
+            + "#[cfg(test)]\nmod tests {\n" + "\n" * (MAX_FILE_LINES + 5) + "}\n",
+        }
+        files["a/mod.rs"] += "fn h() { child::f(A); }\n"
+        for name, text in files.items():
+            with open(os.path.join(src, name), "w", encoding="utf-8") as f:
+                f.write(text)
+        long_files, long_fns, loops, _ = measure(root, ["bad"])
+        assert [os.path.basename(p) for _, p in long_files] == ["b.rs"], long_files
+        assert [name for _, _, name, _ in long_fns] == ["long"], long_fns
+        assert loops == [("bad", [("a",), ("a", "child")])], loops
+    print("shape.py self-test: a long file, a long function and a circle were each found")
+
+
+def main():
+    if "--self-test" in sys.argv[1:]:
+        self_test()
+        return
+    check = "--check" in sys.argv[1:]
+    long_files, long_fns, loops, files = measure(ROOT, CRATES)
     print(f"files over {MAX_FILE_LINES} lines: {len(long_files)}")
     for lines, rel in sorted(long_files, reverse=True):
         print(f"  {lines:5} {rel}")
     print(f"functions over {MAX_FN_LINES} lines: {len(long_fns)}")
     for rel, line, name, lines in sorted(long_fns, key=lambda x: -x[3]):
         print(f"  {lines:5} {rel}:{line} {name}")
-    loops = []
-    for crate, graph in graphs.items():
-        for comp in circles(graph):
-            loops.append((crate, comp))
     print(f"import circles: {len(loops)}")
     for crate, comp in loops:
         names = ["::".join(m) or "(root)" for m in comp]

@@ -16,6 +16,9 @@ trap clean_test_leftovers EXIT
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
+log "the code's shape: no file over 500 lines, no function over 80, no import circle"
+"$SHOP_PYTHON" scripts/shape.py --self-test
+"$SHOP_PYTHON" scripts/shape.py --check
 log "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 log "cargo test"

@@ -5,9 +5,9 @@
 use crate::{
     error::{ApiError, ErrorBody},
     extract::{Integer, Json},
-    products::product_id,
+    products::store::product_id,
     sessions::CurrentUser,
-    startup::AppState,
+    state::AppState,
 };
 use axum::{
     extract::State,
@@ -101,7 +101,7 @@ pub(crate) struct LineRef {
 /// `GET /cart`: lines with product name, unit price, line total, and the cart total.
 #[utoipa::path(get, path = "/cart", tag = "cart", security(("session" = [])), responses(
     (status = 200, description = "The signed-in user's cart", body = Cart),
-    (status = 401, description = "No valid session token", body = ErrorBody),
+    crate::error::responses::NoSession,
 ))]
 pub(crate) async fn show(
     State(state): State<AppState>,
@@ -163,8 +163,8 @@ async fn write_line(
 /// `POST /cart/add {product_id, quantity}`: adds to the line, creating it if needed.
 #[utoipa::path(post, path = "/cart/add", tag = "cart", security(("session" = [])), request_body = LineChange, responses(
     (status = 200, description = "The cart after the change", body = Cart),
-    (status = 401, description = "No valid session token", body = ErrorBody),
-    (status = 404, description = "No such product", body = ErrorBody),
+    crate::error::responses::NoSession,
+    crate::error::responses::NoSuchProduct,
     (status = 422, description = "`invalid_quantity`, `quantity_too_large` or `too_many_lines`", body = ErrorBody),
 ))]
 pub(crate) async fn add(
@@ -180,8 +180,8 @@ pub(crate) async fn add(
 /// `POST /cart/update {product_id, quantity}`: sets the line's quantity; 0 removes the line.
 #[utoipa::path(post, path = "/cart/update", tag = "cart", security(("session" = [])), request_body = LineSet, responses(
     (status = 200, description = "The cart after the change", body = Cart),
-    (status = 401, description = "No valid session token", body = ErrorBody),
-    (status = 404, description = "No such product", body = ErrorBody),
+    crate::error::responses::NoSession,
+    crate::error::responses::NoSuchProduct,
     (status = 422, description = "`invalid_quantity` or `too_many_lines`", body = ErrorBody),
 ))]
 pub(crate) async fn update(
@@ -201,8 +201,8 @@ pub(crate) async fn update(
 /// is not an error; naming a product that does not exist is (404).
 #[utoipa::path(post, path = "/cart/remove", tag = "cart", security(("session" = [])), request_body = LineRef, responses(
     (status = 200, description = "The cart after the change", body = Cart),
-    (status = 401, description = "No valid session token", body = ErrorBody),
-    (status = 404, description = "No such product", body = ErrorBody),
+    crate::error::responses::NoSession,
+    crate::error::responses::NoSuchProduct,
 ))]
 pub(crate) async fn remove(
     State(state): State<AppState>,

@@ -1,9 +1,14 @@
 //! Every setting of the API, read from the environment in this one place, with local defaults.
+//! The settings every service shares (`DATABASE_URL`, `REDIS_URL`, `REDIS_KEY_PREFIX`,
+//! `SIGN_IN_CODE_KEY`, `SIGN_IN_CODE_TTL_SECS`) are read and defaulted by
+//! [`shop_infra::settings::Shared`]; the API keeps them as fields of its own, so each can be set
+//! apart (as tests do).
 
-use crate::checkout::Strategy;
+use crate::checkout::strategy::Strategy;
 use shop_infra::{
     env::{var, ConfigError},
-    sign_in::{self, CodeKey},
+    settings::Shared,
+    sign_in::CodeKey,
 };
 use std::{net::SocketAddr, time::Duration};
 
@@ -102,12 +107,19 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
+        let Shared {
+            database_url,
+            redis_url,
+            redis_key_prefix,
+            sign_in_code_key,
+            sign_in_code_ttl,
+        } = Shared::from_env()?;
         Ok(Self {
             listen_addr: var("API_ADDR", "127.0.0.1:8080")?,
-            database_url: var("DATABASE_URL", "postgres://shop:shop@127.0.0.1:5432/shop")?,
+            database_url,
             database_max_connections: var("DATABASE_MAX_CONNECTIONS", "20")?,
-            redis_url: var("REDIS_URL", "redis://127.0.0.1:6379")?,
-            redis_key_prefix: var("REDIS_KEY_PREFIX", "shop:")?,
+            redis_url,
+            redis_key_prefix,
             session_ttl: Duration::from_secs(var("SESSION_TTL_SECS", "604800")?),
             product_cache_ttl: Duration::from_secs(var("PRODUCT_CACHE_TTL_SECS", "300")?),
             product_local_cache_ttl: Duration::from_millis(var("PRODUCT_LOCAL_CACHE_MS", "1000")?),
@@ -125,8 +137,8 @@ impl Settings {
             max_cart_lines: var("MAX_CART_LINES", "50")?,
             intake_max_batch: var("CHECKOUT_INTAKE_MAX_BATCH", "128")?,
             intake_writers: var("CHECKOUT_INTAKE_WRITERS", "2")?,
-            sign_in_code_key: var("SIGN_IN_CODE_KEY", sign_in::DEVELOPMENT_KEY)?,
-            sign_in_code_ttl: Duration::from_secs(var("SIGN_IN_CODE_TTL_SECS", "600")?),
+            sign_in_code_key,
+            sign_in_code_ttl,
             sign_in_max_attempts: var("SIGN_IN_MAX_ATTEMPTS", "5")?,
             sign_in_guess_window: Duration::from_secs(var("SIGN_IN_GUESS_WINDOW_SECS", "3600")?),
             sign_in_delay_base: Duration::from_millis(var("SIGN_IN_DELAY_BASE_MS", "15000")?),

@@ -1,4 +1,5 @@
-//! PostgreSQL pool and migrations.
+//! The API's PostgreSQL pool. Migrations are `shop_infra::schema::migrate`, shared by every
+//! service.
 
 use crate::config::Settings;
 use sqlx::{
@@ -17,15 +18,4 @@ pub async fn connect(settings: &Settings) -> Result<PgPool, sqlx::Error> {
         .acquire_timeout(Duration::from_secs(3))
         .connect_with(options)
         .await
-}
-
-/// Applies `schema/` (append-only, checksummed). Safe to run from several processes at once:
-/// sqlx takes an advisory lock. A database already migrated further (by a newer release during
-/// a rolling deploy) is accepted: most migrations only add. Migration 0014 does not (a user's
-/// phone number may be empty after it, and registration asks for proof): a release from before
-/// it must not serve against it (README, "Upgrading").
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    let mut migrator = sqlx::migrate!("../schema");
-    migrator.set_ignore_missing(true);
-    migrator.run(pool).await
 }

@@ -134,7 +134,10 @@ mod tests {
             products.iter().map(|p| p.0.as_str()).collect();
         assert_eq!(categories.len(), CATEGORIES.len());
         for (category, name, _, price, stock) in &products {
-            assert!(crate::products::category(category).is_ok(), "{category}");
+            assert!(
+                crate::products::fields::category(category).is_ok(),
+                "{category}"
+            );
             assert!(!name.is_empty() && name.len() <= 200);
             assert!((499..=25_399).contains(price), "{price}");
             assert!((5..=500).contains(stock), "{stock}");

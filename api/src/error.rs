@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::Serialize;
 use shop_domain::{messages::ShortLine, ValidationError, MAX_LINE_QUANTITY};
-use shop_infra::outbox::OutboxError;
+use shop_infra::{orders::cancel::CancelError, outbox::OutboxError};
 use utoipa::ToSchema;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -138,6 +138,28 @@ pub struct ErrorDetail<'a> {
     pub short_lines: Option<&'a [ShortLine]>,
 }
 
+/// The OpenAPI responses that many operations share, written once: name one in an operation's
+/// `responses(…)` in place of its `(status = …)` entry. Each one's doc comment is its
+/// description, word for word.
+pub mod responses {
+    use super::ErrorBody;
+
+    /// No valid session token
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 401, description = "No valid session token")]
+    pub struct NoSession(pub ErrorBody<'static>);
+
+    /// No such product
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 404, description = "No such product")]
+    pub struct NoSuchProduct(pub ErrorBody<'static>);
+
+    /// `not_seller`
+    #[derive(utoipa::IntoResponses)]
+    #[response(status = 403, description = "`not_seller`")]
+    pub struct NotSeller(pub ErrorBody<'static>);
+}
+
 /// Renders the error body every endpoint uses.
 pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
     render(status, code, message, None)
@@ -225,6 +247,18 @@ impl From<OutboxError> for ApiError {
         match err {
             OutboxError::Database(e) => e.into(),
             OutboxError::Encode(e) => Self::Internal(e.into()),
+        }
+    }
+}
+
+impl From<CancelError> for ApiError {
+    fn from(err: CancelError) -> Self {
+        match err {
+            CancelError::Database(e) => e.into(),
+            CancelError::Outbox(e) => e.into(),
+            // What the order's rows hold is ours, not the client's: a fault.
+            CancelError::Stored(e) => Self::Internal(e.into()),
+            CancelError::Status(e) => e.into(),
         }
     }
 }

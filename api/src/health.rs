@@ -1,6 +1,6 @@
 //! Liveness, readiness and the Prometheus scrape endpoint.
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::{extract::State, http::StatusCode, routing::get, Json, Router};
 use serde::Serialize;
 use std::time::Duration;

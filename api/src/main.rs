@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("migrate") => {
             let db = shop_api::db::connect(&settings).await?;
-            shop_api::db::migrate(&db).await?;
+            shop_infra::schema::migrate(&db).await?;
         }
         Some("load-demo") => {
             let count = match args.next() {
@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
                 None => 400,
             };
             let db = shop_api::db::connect(&settings).await?;
-            shop_api::db::migrate(&db).await?;
+            shop_infra::schema::migrate(&db).await?;
             let added = shop_api::demo::load(&db, count).await?;
             tracing::info!(added, total = count, "demo catalog ready");
         }

@@ -1,20 +1,19 @@
 //! What a seller sees of their own products: stock and sales per product, and the order lines
-//! that bought them, newest first. A seller is any user who listed a product.
+//! that bought them, newest first (read through `shop_infra::orders::view`). A seller is any user
+//! who listed a product.
 
 use crate::{
     error::{ApiError, ErrorBody},
     extract::{Json, Query},
-    products::{
-        cursor::{next_page, Cursor},
-        page_limit,
-    },
+    paging::{next_page, page_limit, Cursor},
     sessions::CurrentUser,
-    startup::AppState,
+    state::AppState,
 };
 use axum::{extract::State, routing::get, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shop_domain::messages::OrderStatus;
+use shop_domain::{LineStatus, OrderStatus};
+use shop_infra::orders::view;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -60,7 +59,7 @@ pub(crate) struct SellerProductPage {
 #[utoipa::path(get, path = "/sellers/me/products", tag = "sellers", security(("session" = [])), params(PageQuery), responses(
     (status = 200, description = "One page of the seller's products", body = SellerProductPage),
     (status = 400, description = "`invalid_cursor` or `invalid_query`", body = ErrorBody),
-    (status = 401, description = "No valid session token", body = ErrorBody),
+    crate::error::responses::NoSession,
     (status = 422, description = "`invalid_limit`", body = ErrorBody),
 ))]
 pub(crate) async fn products(
@@ -70,21 +69,8 @@ pub(crate) async fn products(
 ) -> Result<Json<SellerProductPage>, ApiError> {
     let limit = page_limit(query.limit)?;
     let after = Cursor::after_id(query.cursor.as_deref())?;
-    let mut items: Vec<SellerProduct> = sqlx::query_as(
-        "SELECT p.id, p.name, p.category, p.price_cents, p.available_quantity,
-                COALESCE(sum(oi.quantity) FILTER (WHERE oi.status = 'RESERVED' AND o.status = 'CONFIRMED'), 0)::BIGINT AS units_sold,
-                COALESCE(sum(oi.quantity) FILTER (WHERE oi.status = 'RESERVED' AND o.status = 'PENDING'), 0)::BIGINT AS units_reserved
-         FROM (SELECT * FROM products WHERE seller_id = $1 AND id > $2 ORDER BY id LIMIT $3) p
-         LEFT JOIN order_items oi ON oi.product_id = p.id
-         LEFT JOIN orders o ON o.id = oi.order_id
-         GROUP BY p.id, p.name, p.category, p.price_cents, p.available_quantity
-         ORDER BY p.id",
-    )
-    .bind(user.id.get())
-    .bind(after)
-    .bind(limit + 1)
-    .fetch_all(&state.db)
-    .await?;
+    let mut items: Vec<SellerProduct> =
+        view::seller_products(&state.db, user.id, after, limit + 1).await?;
     let next_cursor = next_page(&mut items, limit, |p| Cursor::After(p.id));
     Ok(Json(SellerProductPage { items, next_cursor }))
 }
@@ -102,7 +88,8 @@ pub(crate) struct SellerOrderLine {
     unit_price_cents: i64,
     /// `PENDING` (not decided yet), `RESERVED` (units taken), `SHORT`, `RELEASED` (units given
     /// back after a rejection or a cancel) or `CANCELLED` (cancelled before it was decided).
-    line_status: String,
+    #[sqlx(try_from = "String")]
+    line_status: LineStatus,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -123,7 +110,7 @@ struct LineRow {
 #[utoipa::path(get, path = "/sellers/me/orders", tag = "sellers", security(("session" = [])), params(PageQuery), responses(
     (status = 200, description = "One page of order lines", body = SellerOrderPage),
     (status = 400, description = "`invalid_cursor` or `invalid_query`", body = ErrorBody),
-    (status = 401, description = "No valid session token", body = ErrorBody),
+    crate::error::responses::NoSession,
     (status = 422, description = "`invalid_limit`", body = ErrorBody),
 ))]
 pub(crate) async fn orders(
@@ -133,21 +120,7 @@ pub(crate) async fn orders(
 ) -> Result<Json<SellerOrderPage>, ApiError> {
     let limit = page_limit(query.limit)?;
     let before = Cursor::before_id(query.cursor.as_deref())?;
-    let mut rows: Vec<LineRow> = sqlx::query_as(
-        "SELECT oi.id AS line_id, oi.order_id, o.status AS order_status, o.created_at AS ordered_at,
-                oi.product_id, p.name AS product_name, oi.quantity,
-                oi.price_at_purchase AS unit_price_cents, oi.status AS line_status
-         FROM order_items oi
-         JOIN products p ON p.id = oi.product_id
-         JOIN orders o ON o.id = oi.order_id
-         WHERE p.seller_id = $1 AND oi.id < $2
-         ORDER BY oi.id DESC LIMIT $3",
-    )
-    .bind(user.id.get())
-    .bind(before)
-    .bind(limit + 1)
-    .fetch_all(&state.db)
-    .await?;
+    let mut rows: Vec<LineRow> = view::seller_lines(&state.db, user.id, before, limit + 1).await?;
     let next_cursor = next_page(&mut rows, limit, |r| Cursor::Before(r.line_id));
     Ok(Json(SellerOrderPage {
         items: rows.into_iter().map(|r| r.line).collect(),

@@ -29,7 +29,7 @@ use hyper_util::{
 use std::{
     collections::HashMap,
     future::Future,
-    net::{IpAddr, Ipv6Addr},
+    net::{IpAddr, Ipv6Addr, SocketAddr},
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -70,17 +70,7 @@ pub async fn serve(
     limits: ConnectionLimits,
     stop: impl Future<Output = ()>,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
-        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
-        .max_concurrent_streams(H2_MAX_STREAMS);
+    let builder = builder(limits);
     let graceful = GracefulShutdown::new();
     let open = OpenConnections::default();
     tokio::pin!(stop);
@@ -120,33 +110,59 @@ pub async fn serve(
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
         let connection = graceful.watch(connection);
-        let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             // Counts the connection until this task ends, however it ends.
             let _slot = slot;
-            tokio::pin!(connection);
-            let first = tokio::select! {
-                biased;
-                ended = connection.as_mut() => Some(ended),
-                () = first_request.cancelled() => None,
-                () = tokio::time::sleep(header_read_timeout) => {
-                    // Dropping the connection closes the socket.
-                    crate::metrics::connection_timed_out();
-                    tracing::debug!(%peer, "no request within the header read timeout; closing");
-                    return;
-                }
-            };
-            let ended = match first {
-                Some(ended) => ended,
-                None => connection.await,
-            };
-            if let Err(error) = ended {
-                tracing::debug!(%error, %peer, "connection ended with an error");
-            }
+            run_connection(connection, first_request, limits.header_read_timeout, peer).await;
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// How connections are served: hyper's HTTP/1 header timer, HTTP/2 pings and stream cap.
+fn builder(limits: ConnectionLimits) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
+        .max_concurrent_streams(H2_MAX_STREAMS);
+    builder
+}
+
+/// Drives one connection to its end, closing it if its first request has not reached the router
+/// (`first_request` cancelled) within `header_read_timeout`.
+async fn run_connection<E: std::fmt::Display>(
+    connection: impl Future<Output = Result<(), E>>,
+    first_request: CancellationToken,
+    header_read_timeout: Duration,
+    peer: SocketAddr,
+) {
+    tokio::pin!(connection);
+    let first = tokio::select! {
+        biased;
+        ended = connection.as_mut() => Some(ended),
+        () = first_request.cancelled() => None,
+        () = tokio::time::sleep(header_read_timeout) => {
+            // Dropping the connection closes the socket.
+            crate::metrics::connection_timed_out();
+            tracing::debug!(%peer, "no request within the header read timeout; closing");
+            return;
+        }
+    };
+    let ended = match first {
+        Some(ended) => ended,
+        None => connection.await,
+    };
+    if let Err(error) = ended {
+        tracing::debug!(%error, %peer, "connection ended with an error");
+    }
 }
 
 /// Open connections per client ([`client_key`]), shared by the accept loop and the connections.

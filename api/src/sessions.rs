@@ -6,7 +6,7 @@
 //! [`Keys::user_sessions`]: `m:<session id>` a JSON [`Stored`] description, `t:<session id>` the
 //! unix second it was last used. Entries whose session expired are dropped when the list is read.
 
-use crate::{error::ApiError, limits::Client, startup::AppState};
+use crate::{client::Client, error::ApiError, state::AppState};
 use axum::{
     extract::FromRequestParts,
     http::{request::Parts, HeaderMap},

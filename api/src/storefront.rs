@@ -1,7 +1,7 @@
 //! The storefront page (`storefront/`), served by the API itself: no CDN, no build step. The
 //! files are embedded at compile time.
 
-use crate::{extract::Json, security::STOREFRONT_CSP, startup::AppState};
+use crate::{extract::Json, security::STOREFRONT_CSP, state::AppState};
 use axum::{
     extract::State,
     http::header,

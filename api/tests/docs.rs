@@ -138,7 +138,10 @@ fn every_alert_named_in_code_and_docs_exists() {
     let root = root();
     let rules_path = root.join("ops/prometheus/rules/shop.yml");
     let rules = alert_rules(&fs::read_to_string(&rules_path).expect("rules file"));
-    assert!(rules.len() >= 10, "the rules file has its alerts: {rules:?}");
+    assert!(
+        rules.len() >= 10,
+        "the rules file has its alerts: {rules:?}"
+    );
     let mut all = Vec::new();
     files(&root, &mut all);
     let mut wrong = Vec::new();
@@ -158,7 +161,11 @@ fn every_alert_named_in_code_and_docs_exists() {
         }
     }
     assert!(named > 0, "docs name the alerts somewhere");
-    assert!(wrong.is_empty(), "alerts misnamed:\n  {}", wrong.join("\n  "));
+    assert!(
+        wrong.is_empty(),
+        "alerts misnamed:\n  {}",
+        wrong.join("\n  ")
+    );
 }
 
 #[test]

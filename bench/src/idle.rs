@@ -7,10 +7,11 @@
 
 use crate::{
     cpu::{Reading, Usage},
-    scenarios::{order_figures, settle},
+    env::Environment,
+    error::BenchError,
+    pipeline::{order_figures, settle},
     shop::{CheckoutAnswer, Shop},
-    system::{Environment, System},
-    BenchError,
+    system::System,
 };
 use serde::Serialize;
 use std::time::Duration;

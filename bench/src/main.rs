@@ -11,15 +11,16 @@
 //!
 //! `suite`: for each strategy it starts a fresh system (API + checkout worker on an empty database),
 //! runs every scenario, checks stock against PostgreSQL, stops it; then prints one table and
-//! writes the figures, with the machine's description, as JSON. It exits non-zero when a unit
-//! was oversold, stock was not conserved, or requests failed; never because of timing.
+//! writes the figures, with the machine's description, as JSON (see `suite.rs`). It exits
+//! non-zero when a unit was oversold, stock was not conserved, or requests failed; never because
+//! of timing.
 //!
 //! ```text
 //! shop-bench faults [--quick] [--bin-dir target/release] [--out results]
 //! ```
 //!
 //! `faults`: checkout traffic while faults are injected one at a time and then together; after
-//! each, an invariant check (see `faults.rs`). Prints the faults × outcomes table and exits
+//! each, an invariant check (see `faults/`). Prints the faults × outcomes table and exits
 //! non-zero on any violation.
 //!
 //! ```text
@@ -31,43 +32,32 @@
 //!
 //! `scale`: bulk-loads the given number of users with live sessions, reports the memory each
 //! store needs per million users, and probes latencies next to a small shop (see `scale.rs`).
+//!
+//! This file parses the command line and calls down; the modules below it do the work.
 
 mod cpu;
+mod env;
+mod error;
 mod faults;
 mod idle;
 mod load;
+mod pipeline;
+mod poll;
 mod profile;
 mod proxy;
 mod report;
 mod scale;
 mod scenarios;
 mod shop;
+mod suite;
 mod system;
 
 use anyhow::{bail, Context};
-use report::{Machine, Report, StrategyRun};
-use scenarios::{Bench, Sizes};
-use shop_infra::env::var;
-use std::path::PathBuf;
-use system::{Environment, System};
-
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error("cannot set up the system: {0}")]
-    Setup(String),
-    #[error("unexpected answer: {0}")]
-    Unexpected(String),
-    #[error("{0} orders, outbox rows or releases still unsettled after the deadline")]
-    Unsettled(i64),
-    #[error("HTTP request failed")]
-    Http(#[from] reqwest::Error),
-    #[error("PostgreSQL")]
-    Database(#[from] sqlx::Error),
-    #[error("Redis")]
-    Redis(#[from] redis::RedisError),
-    #[error("I/O")]
-    Io(#[from] std::io::Error),
-}
+use env::Environment;
+use report::{write_figures, Machine};
+use scenarios::Sizes;
+use shop_infra::{env::var, settings};
+use std::{path::PathBuf, time::Duration};
 
 const USAGE: &str = "usage: shop-bench suite [--smoke] [--strategies a,b,…] [--scenarios a,b,…] [--notifier] [--bin-dir DIR] [--out DIR]
        shop-bench scale [--users N] [--baseline N] [--smoke] [--bin-dir DIR] [--out DIR]
@@ -102,9 +92,9 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
         out: PathBuf::from("results"),
         env: Environment {
             bin_dir: PathBuf::from("target/release"),
-            database_url: var("DATABASE_URL", "postgres://shop:shop@127.0.0.1:5432/shop")?,
-            redis_url: var("REDIS_URL", "redis://127.0.0.1:6379")?,
-            kafka_brokers: var("KAFKA_BROKERS", "127.0.0.1:9092")?,
+            database_url: var("DATABASE_URL", settings::DEFAULT_DATABASE_URL)?,
+            redis_url: var("REDIS_URL", settings::DEFAULT_REDIS_URL)?,
+            kafka_brokers: var("KAFKA_BROKERS", inventory_partitioner::DEFAULT_BROKERS)?,
             mailbox: var("MAILSINK_HTTP", "127.0.0.1:8025")?,
             notifier: false,
             log_dir: std::env::temp_dir().join("shop-bench"),
@@ -142,51 +132,32 @@ fn options(mut args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
     Ok(options)
 }
 
-async fn run_strategy(
-    env: &Environment,
-    strategy: &str,
-    scenarios: &[String],
-    sizes: &Sizes,
-) -> anyhow::Result<StrategyRun> {
-    eprintln!("==> {strategy}: starting a fresh system");
-    let system = System::start(env, strategy).await?;
-    let results = async {
-        let mut bench = Bench::prepare(&system, sizes).await?;
-        let mut results = Vec::new();
-        for scenario in scenarios {
-            eprintln!("==> {strategy}: {scenario}");
-            match scenario.as_str() {
-                "catalog" => results.extend(bench.catalog().await?),
-                "cart" => results.push(bench.cart().await?),
-                "registration" => results.push(bench.registration().await?),
-                "checkout-cold" => results.extend(bench.checkout_cold().await?),
-                "checkout-hot" => results.push(bench.checkout_hot().await?),
-                "checkout-mix" => results.push(bench.checkout_mix().await?),
-                _ => results.extend(bench.search().await?),
-            }
-        }
-        Ok::<_, BenchError>(results)
-    }
-    .await;
-    let stopped = system.stop().await;
-    let results = results.with_context(|| format!("strategy {strategy}"))?;
-    stopped?;
-    Ok(StrategyRun {
-        strategy: strategy.to_owned(),
-        results,
-    })
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
-        Some("suite") => suite(options(args)?).await,
+        Some("suite") => suite_command(options(args)?).await,
         Some("scale") => scale_command(args).await,
         Some("faults") => faults_command(args).await,
         Some("idle") => idle_command(args).await,
         _ => bail!("{USAGE}"),
     }
+}
+
+async fn suite_command(options: Options) -> anyhow::Result<()> {
+    let sizes = if options.smoke {
+        Sizes::smoke()
+    } else {
+        Sizes::full()
+    };
+    suite::run(
+        &options.env,
+        &options.strategies,
+        &options.scenarios,
+        sizes,
+        &options.out,
+    )
+    .await
 }
 
 async fn scale_command(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
@@ -200,11 +171,7 @@ async fn scale_command(mut args: impl Iterator<Item = String>) -> anyhow::Result
         }
     }
     let options = options(rest.into_iter())?;
-    let duration = if options.smoke {
-        std::time::Duration::from_secs(1)
-    } else {
-        std::time::Duration::from_secs(10)
-    };
+    let duration = Duration::from_secs(if options.smoke { 1 } else { 10 });
     let mut reports = Vec::new();
     for users in sizes {
         reports.push(scale::measure(&options.env, users, duration).await?);
@@ -217,15 +184,8 @@ async fn scale_command(mut args: impl Iterator<Item = String>) -> anyhow::Result
         machine.cpu,
         scale::table(&reports)
     );
-    std::fs::create_dir_all(&options.out)?;
-    let path = options.out.join(format!(
-        "scale-{}.json",
-        chrono::Utc::now().format("%Y-%m-%dT%H%M%SZ")
-    ));
     let json = serde_json::json!({ "machine": machine, "sizes": reports });
-    std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")?;
-    eprintln!("==> figures written to {}", path.display());
-    Ok(())
+    write_figures(&options.out, "scale", &json)
 }
 
 async fn idle_command(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
@@ -238,17 +198,10 @@ async fn idle_command(mut args: impl Iterator<Item = String>) -> anyhow::Result<
         }
     }
     let options = options(rest.into_iter())?;
-    let report = idle::measure(&options.env, std::time::Duration::from_secs(seconds)).await?;
+    let report = idle::measure(&options.env, Duration::from_secs(seconds)).await?;
     println!("{}", idle::table(&report));
-    std::fs::create_dir_all(&options.out)?;
-    let path = options.out.join(format!(
-        "idle-{}.json",
-        chrono::Utc::now().format("%Y-%m-%dT%H%M%SZ")
-    ));
     let json = serde_json::json!({ "machine": Machine::describe(), "idle": report });
-    std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")?;
-    eprintln!("==> figures written to {}", path.display());
-    Ok(())
+    write_figures(&options.out, "idle", &json)
 }
 
 async fn faults_command(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
@@ -269,43 +222,11 @@ async fn faults_command(args: impl Iterator<Item = String>) -> anyhow::Result<()
     let outcomes = faults::run(&options.env, timing, &faults::Fault::ALL).await?;
     let machine = Machine::describe();
     println!("{}", faults::table(&outcomes));
-    std::fs::create_dir_all(&options.out)?;
-    let path = options.out.join(format!(
-        "faults-{}.json",
-        chrono::Utc::now().format("%Y-%m-%dT%H%M%SZ")
-    ));
     let json = serde_json::json!({ "machine": machine, "timing": timing, "faults": outcomes });
-    std::fs::write(&path, serde_json::to_string_pretty(&json)? + "\n")?;
-    eprintln!("==> figures written to {}", path.display());
+    write_figures(&options.out, "faults", &json)?;
     let violations: u64 = outcomes.iter().map(faults::Outcome::violations).sum();
     if violations > 0 {
         bail!("{violations} invariant violations (lost, duplicated, oversold, stale, or never recovered)");
-    }
-    Ok(())
-}
-
-async fn suite(options: Options) -> anyhow::Result<()> {
-    let sizes = if options.smoke {
-        Sizes::smoke()
-    } else {
-        Sizes::full()
-    };
-    let mut report = Report {
-        started_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        machine: Machine::describe(),
-        sizes,
-        runs: Vec::new(),
-    };
-    for strategy in &options.strategies {
-        let run = run_strategy(&options.env, strategy, &options.scenarios, &report.sizes).await?;
-        report.runs.push(run);
-    }
-    println!("{}", report.table());
-    let path = report.write_json(&options.out)?;
-    eprintln!("==> figures written to {}", path.display());
-    let (violations, failures) = (report.violations(), report.failures());
-    if violations > 0 || failures > 0 {
-        bail!("{violations} oversold units or conservation violations, {failures} failed requests");
     }
     Ok(())
 }

@@ -203,10 +203,22 @@ impl Report {
     }
 }
 
+/// Writes `json` to `<dir>/<kind>-<now>.json` and says where on stderr.
+pub fn write_figures(dir: &Path, kind: &str, json: &serde_json::Value) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!(
+        "{kind}-{}.json",
+        chrono::Utc::now().format("%Y-%m-%dT%H%M%SZ")
+    ));
+    std::fs::write(&path, serde_json::to_string_pretty(json)? + "\n")?;
+    eprintln!("==> figures written to {}", path.display());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{load::Summary, scenarios::CheckoutFigures};
+    use crate::{load::Summary, pipeline::CheckoutFigures};
 
     fn summary(failed: u64) -> Summary {
         Summary {

@@ -7,11 +7,12 @@
 //! the memory each store needs per million users is reported.
 
 use crate::{
+    env::Environment,
+    error::BenchError,
     load::{closed_loop, open_loop, Outcome, Summary},
-    scenarios::{order_figures, settle, CheckoutFigures},
+    pipeline::{order_figures, settle, CheckoutFigures},
     shop::{answered_ok, CheckoutAnswer, Shop},
-    system::{Environment, System},
-    BenchError,
+    system::System,
 };
 use futures_util::{stream, StreamExt, TryStreamExt};
 use rand::Rng;
@@ -133,6 +134,32 @@ async fn load_users(system: &System, users: u64) -> Result<i64, BenchError> {
     Ok(first)
 }
 
+/// 200 products with ample stock, each read once so that the cache holds them.
+async fn probe_products(shop: &Shop, seller: &str) -> Result<Vec<i64>, BenchError> {
+    let products: Vec<i64> = stream::iter(0..200)
+        .map(|i| async move {
+            shop.create_product(seller, &format!("probe {i}"), "probe", 1_000_000)
+                .await
+        })
+        .buffer_unordered(32)
+        .try_collect()
+        .await?;
+    for id in &products {
+        shop.get(&format!("/products/{id}")).await?;
+    }
+    Ok(products)
+}
+
+/// Up to `count` distinct user numbers below `users`, drawn at random, in order.
+fn pick_buyers(users: u64, count: usize) -> Vec<u64> {
+    let mut rng = rand::thread_rng();
+    let mut picked = std::collections::BTreeSet::new();
+    while picked.len() < count && picked.len() < users as usize {
+        picked.insert(rng.gen_range(0..users));
+    }
+    picked.into_iter().collect()
+}
+
 /// The same probe for every size: users drawn at random from the whole population.
 async fn probe(
     system: &System,
@@ -142,21 +169,7 @@ async fn probe(
 ) -> Result<(Summary, Summary, Summary, CheckoutFigures), BenchError> {
     let shop = Shop::new(&system.api).with_codes(system.codes());
     let (_, seller) = shop.register(1).await?;
-    let products: Vec<i64> = stream::iter(0..200)
-        .map(|i| {
-            let (shop, seller) = (&shop, &seller);
-            async move {
-                shop.create_product(seller, &format!("probe {i}"), "probe", 1_000_000)
-                    .await
-            }
-        })
-        .buffer_unordered(32)
-        .try_collect()
-        .await?;
-    let products = Arc::new(products);
-    for id in products.iter() {
-        shop.get(&format!("/products/{id}")).await?;
-    }
+    let products = Arc::new(probe_products(&shop, &seller).await?);
     let catalog = {
         let (shop, products) = (shop.clone(), products.clone());
         open_loop(2000.0, duration, None, 256, move |n| {
@@ -183,14 +196,7 @@ async fn probe(
         .await
     };
     // Checkouts by users who have not bought yet, each with one line in the cart.
-    let buyers: Vec<u64> = {
-        let mut rng = rand::thread_rng();
-        let mut picked = std::collections::BTreeSet::new();
-        while picked.len() < (300 * duration.as_secs()) as usize && picked.len() < users as usize {
-            picked.insert(rng.gen_range(0..users));
-        }
-        picked.into_iter().collect()
-    };
+    let buyers = pick_buyers(users, (300 * duration.as_secs()) as usize);
     stream::iter(&buyers)
         .map(|&user| {
             let (shop, products) = (&shop, &products);

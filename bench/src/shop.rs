@@ -1,6 +1,6 @@
 //! The shop's HTTP API as the load generator uses it.
 
-use crate::{load::Outcome, BenchError};
+use crate::{error::BenchError, load::Outcome, poll};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -8,7 +8,7 @@ use shop_infra::{
     sign_in::{self, CodeKey, Holder},
     Keys,
 };
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Requests in flight while setting up a scenario (products, users).
 pub const SETUP_CONCURRENCY: usize = 64;
@@ -298,18 +298,18 @@ impl Shop {
         if asked.status() != StatusCode::ACCEPTED {
             return None;
         }
-        let deadline = Instant::now() + within;
-        let text = loop {
-            if let Some((id, text)) = newest(read().await?) {
-                if id > before {
-                    break text;
-                }
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let text = poll::until(within, Duration::from_millis(100), || async move {
+            let Some(mails) = read().await else {
+                return Err(());
+            };
+            Ok(match newest(mails) {
+                Some((id, text)) if id > before => Ok(text),
+                _ => Err(()),
+            })
+        })
+        .await
+        .ok()?
+        .ok()?;
         let code: String = text
             .as_bytes()
             .windows(6)

@@ -2,7 +2,9 @@
 //! of its own, and an API and a checkout worker (the release binaries) serving them. Dropped
 //! afterwards: processes stopped, database dropped, Redis keys deleted.
 
-use crate::{proxy::Proxy, shop::Codes, BenchError};
+use crate::{
+    env::Environment, error::BenchError, poll, profile::Statements, proxy::Proxy, shop::Codes,
+};
 use shop_infra::sign_in::{CodeKey, DEVELOPMENT_KEY};
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
@@ -13,28 +15,9 @@ use std::{
     path::{Path, PathBuf},
     process::Stdio,
     str::FromStr,
-    time::{Duration, Instant},
+    time::Duration,
 };
 use tokio::process::{Child, Command};
-
-/// Where the services are, as the caller configured them.
-#[derive(Debug, Clone)]
-pub struct Environment {
-    /// The folder with `shop-api` and `checkout-worker`.
-    pub bin_dir: PathBuf,
-    /// An existing database; fresh ones are created beside it.
-    pub database_url: String,
-    pub redis_url: String,
-    pub kafka_brokers: String,
-    /// `MAILSINK_HTTP`: the development mail sink's HTTP address, where the fault suite's
-    /// shoppers read their sign-in codes.
-    pub mailbox: String,
-    /// `--notifier`: throughput runs with the workers' notifier on, mailing every decided order to
-    /// the development mail sink (off by default).
-    pub notifier: bool,
-    /// Where the services' logs go.
-    pub log_dir: PathBuf,
-}
 
 pub struct System {
     pub name: String,
@@ -59,6 +42,19 @@ pub struct System {
 /// long loses its partitions, so the fault suite bounds a stalled worker's orders by it.
 pub const MEMBER_LEASE: Duration = Duration::from_millis(6000);
 
+/// The services' environment that is the same for every system: one load generator is one
+/// client address and a few sessions, so rate limits would measure themselves; shoppers that lost
+/// their sessions all sign in again at once, from one address; no drain on shutdown.
+const FIXED_ENV: [(&str, &str); 7] = [
+    ("RATE_LIMIT_PER_IP", "0"),
+    ("MAX_CONNECTIONS_PER_IP", "0"),
+    ("RATE_LIMIT_PER_SESSION", "0"),
+    ("SIGN_IN_SENDS_PER_IP", "0"),
+    ("SIGN_IN_SENDS_PER_ACCOUNT", "0"),
+    ("SIGN_IN_VERIFIES_PER_IP", "0"),
+    ("SHUTDOWN_DRAIN_MS", "0"),
+];
+
 fn free_port() -> Result<u16, BenchError> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -68,6 +64,19 @@ fn with_database(url: &str, name: &str) -> Result<String, BenchError> {
         .rsplit_once('/')
         .ok_or_else(|| BenchError::Setup(format!("DATABASE_URL {url} names no database")))?;
     Ok(format!("{base}/{name}"))
+}
+
+/// Drops the database `name` beside `admin_url`'s if it is there, and creates it empty.
+async fn fresh_database(admin_url: &str, name: &str) -> Result<(), BenchError> {
+    let mut admin = PgConnection::connect(admin_url).await?;
+    sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    Ok(())
 }
 
 fn spawn(
@@ -102,25 +111,22 @@ async fn terminate(child: &mut Child) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// Waits until `url` answers with a success, up to `within`.
 async fn wait_ready(
     client: &reqwest::Client,
     url: &str,
     within: Duration,
 ) -> Result<(), BenchError> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Ok(r) = client.get(url).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(BenchError::Setup(format!(
-                "{url} not ready after {within:?}"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ready = poll::until(within, Duration::from_millis(100), || async move {
+        let ready = client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        Ok::<_, BenchError>(if ready { Ok(()) } else { Err(()) })
+    })
+    .await?;
+    ready.map_err(|()| BenchError::Setup(format!("{url} not ready after {within:?}")))
 }
 
 impl System {
@@ -146,14 +152,7 @@ impl System {
             strategy.replace('-', "_"),
             std::process::id()
         );
-        let mut admin = PgConnection::connect(&env.database_url).await?;
-        sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#))
-            .execute(&mut admin)
-            .await?;
-        sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
-            .execute(&mut admin)
-            .await?;
-        admin.close().await?;
+        fresh_database(&env.database_url, &name).await?;
         let database_url = with_database(&env.database_url, &name)?;
         let prefix = format!("{name}:");
         // The caller's key if it sets one, else the development key: the bench stores the
@@ -164,7 +163,7 @@ impl System {
             .parse()
             .map_err(|e: &str| BenchError::Setup(format!("SIGN_IN_CODE_KEY: {e}")))?;
         let (api_port, metrics_port) = (free_port()?, free_port()?);
-        let common: Vec<(&'static str, String)> = vec![
+        let mut common: Vec<(&'static str, String)> = vec![
             ("DATABASE_URL", database_url.clone()),
             ("REDIS_URL", env.redis_url.clone()),
             ("REDIS_KEY_PREFIX", prefix.clone()),
@@ -175,23 +174,14 @@ impl System {
             ("CONSUMER_GROUP", name.clone()),
             ("CHECKOUT_STRATEGY", strategy.to_owned()),
             ("API_ADDR", format!("127.0.0.1:{api_port}")),
-            // One load generator is one client address and a few sessions: rate limits would
-            // measure themselves.
-            ("RATE_LIMIT_PER_IP", "0".to_owned()),
-            ("MAX_CONNECTIONS_PER_IP", "0".to_owned()),
-            ("RATE_LIMIT_PER_SESSION", "0".to_owned()),
-            // Shoppers that lost their sessions all sign in again at once, from one address.
-            ("SIGN_IN_SENDS_PER_IP", "0".to_owned()),
-            ("SIGN_IN_SENDS_PER_ACCOUNT", "0".to_owned()),
-            ("SIGN_IN_VERIFIES_PER_IP", "0".to_owned()),
             ("SIGN_IN_CODE_KEY", code_key_text),
             // Mail goes to the development sink (SMTP_URL, from scripts/lib.sh). Throughput runs
             // leave the notifier off unless `--notifier`: the sink (a Python process) takes every
             // order's mail on the same two cores.
             ("WORKER_NOTIFIER", notify.to_string()),
-            ("SHUTDOWN_DRAIN_MS", "0".to_owned()),
-            ("MEMBER_LEASE_MS", MEMBER_LEASE.as_millis().to_string()),
         ];
+        common.extend(FIXED_ENV.map(|(name, value)| (name, value.to_owned())));
+        common.push(("MEMBER_LEASE_MS", MEMBER_LEASE.as_millis().to_string()));
         std::fs::create_dir_all(&env.log_dir)?;
         let db = PgPoolOptions::new()
             .max_connections(4)
@@ -270,8 +260,8 @@ impl System {
     }
 
     /// PostgreSQL's per-statement figures for this system's database so far, if it keeps them.
-    pub async fn statements(&self) -> Option<crate::profile::Statements> {
-        crate::profile::Statements::read(&self.admin_url, &self.name).await
+    pub async fn statements(&self) -> Option<Statements> {
+        Statements::read(&self.admin_url, &self.name).await
     }
 
     fn database_url(&self) -> Result<String, BenchError> {
@@ -401,21 +391,25 @@ impl System {
     }
 
     /// Deletes every Redis key of this system, as a flushed or replaced Redis would have none.
-    pub async fn flush_redis(&mut self) -> Result<(), BenchError> {
+    pub async fn flush_redis(&self) -> Result<(), BenchError> {
         // Just after a Redis restart the first commands on the old connection fail while it
         // reconnects.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.delete_keys().await {
-                Err(BenchError::Redis(_)) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+        let flushed = poll::until(
+            Duration::from_secs(10),
+            Duration::from_millis(200),
+            || async move {
+                match self.delete_keys().await {
+                    Err(BenchError::Redis(error)) => Ok(Err(error)),
+                    done => done.map(Ok),
                 }
-                done => return done,
-            }
-        }
+            },
+        )
+        .await?;
+        flushed.map_err(BenchError::Redis)
     }
 
-    async fn delete_keys(&mut self) -> Result<(), BenchError> {
+    async fn delete_keys(&self) -> Result<(), BenchError> {
+        let mut redis = self.redis.clone();
         let mut cursor = 0u64;
         loop {
             let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
@@ -424,12 +418,12 @@ impl System {
                 .arg(format!("{}*", self.prefix))
                 .arg("COUNT")
                 .arg(10_000)
-                .query_async(&mut self.redis)
+                .query_async(&mut redis)
                 .await?;
             if !keys.is_empty() {
                 redis::cmd("UNLINK")
                     .arg(keys)
-                    .query_async::<()>(&mut self.redis)
+                    .query_async::<()>(&mut redis)
                     .await?;
             }
             if next == 0 {

@@ -4,7 +4,7 @@
 use crate::batch::BatchResult;
 use redis::aio::ConnectionManager;
 use shop_domain::messages::OrderStatusChanged;
-use shop_infra::{cache::announce_statuses, Cache, Keys};
+use shop_infra::{cache::announce_statuses, orders::lane, Cache, Keys};
 use sqlx::PgPool;
 
 #[derive(Clone)]
@@ -43,12 +43,7 @@ impl Announcer {
         let mut after = 0i64;
         let mut written = 0;
         loop {
-            let page: Vec<(i64, i32, i64)> = sqlx::query_as(
-                "SELECT id, available_quantity, version FROM products WHERE id > $1 ORDER BY id LIMIT 5000",
-            )
-            .bind(after)
-            .fetch_all(pool)
-            .await?;
+            let page = lane::stock_page(&mut *pool.acquire().await?, after).await?;
             let Some(last) = page.last() else {
                 return Ok(written);
             };

@@ -1,21 +1,27 @@
-//! Every setting of the checkout worker, read from the environment in this one place.
+//! Every setting of the checkout worker, read from the environment in this one place. The
+//! settings every service shares ([`Shared`]) are read once, here, for the whole process: the
+//! worker's own and its notifier's come from the same reading.
 
 use inventory_partitioner::KafkaSettings;
 use notifier::config::NotifierSettings;
-use shop_infra::env::{var, ConfigError};
+use shop_infra::{
+    env::{var, ConfigError},
+    settings::Shared,
+};
 use std::{net::SocketAddr, time::Duration};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// `DATABASE_URL`
+    /// `DATABASE_URL` ([`Shared::database_url`]).
     pub database_url: String,
     /// `WORKER_DATABASE_MAX_CONNECTIONS`: one per partition task, plus the relay.
     pub database_max_connections: u32,
-    /// `REDIS_URL`
+    /// `REDIS_URL` ([`Shared::redis_url`]).
     pub redis_url: String,
-    /// `REDIS_KEY_PREFIX`: must match the API's.
+    /// `REDIS_KEY_PREFIX` ([`Shared::redis_key_prefix`]): must match the API's.
     pub redis_key_prefix: String,
-    /// `KAFKA_BROKERS`, `INVENTORY_TOPIC`, `INVENTORY_PARTITIONS`, `ORDER_EVENTS_TOPIC`, `ORDER_EVENTS_PARTITIONS`.
+    /// `KAFKA_BROKERS`, `INVENTORY_TOPIC`, `INVENTORY_PARTITIONS`, `ORDER_EVENTS_TOPIC`,
+    /// `ORDER_EVENTS_PARTITIONS`, `DEAD_LETTER_TOPIC` ([`KafkaSettings::from_env`]).
     pub kafka: KafkaSettings,
     /// `CONSUMER_GROUP`: workers in one group split the partitions between them.
     pub consumer_group: String,
@@ -61,17 +67,19 @@ pub struct WorkerSettings {
     /// `WORKER_NOTIFIER`: whether this process also runs the notifier (on by default; every
     /// worker that runs it shares the sending).
     pub notifier_enabled: bool,
-    /// The notifier role's settings (`SMTP_URL`, `SMS_GATEWAY_URL`, `SIGN_IN_CODE_KEY`, …).
+    /// The notifier role's settings (`SMTP_URL`, `SMS_GATEWAY_URL`, …; `SIGN_IN_CODE_KEY` and
+    /// `SIGN_IN_CODE_TTL_SECS` from the same [`Shared`] as the fields above).
     pub notifier: NotifierSettings,
 }
 
 impl WorkerSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
+        let shared = Shared::from_env()?;
         Ok(Self {
-            database_url: var("DATABASE_URL", "postgres://shop:shop@127.0.0.1:5432/shop")?,
+            database_url: shared.database_url.clone(),
             database_max_connections: var("WORKER_DATABASE_MAX_CONNECTIONS", "16")?,
-            redis_url: var("REDIS_URL", "redis://127.0.0.1:6379")?,
-            redis_key_prefix: var("REDIS_KEY_PREFIX", "shop:")?,
+            redis_url: shared.redis_url.clone(),
+            redis_key_prefix: shared.redis_key_prefix.clone(),
             kafka: KafkaSettings::from_env()?,
             consumer_group: var("CONSUMER_GROUP", "shop-checkout-worker")?,
             member_lease: Duration::from_millis(var("MEMBER_LEASE_MS", "6000")?),
@@ -87,7 +95,7 @@ impl WorkerSettings {
             idle_pause: Duration::from_millis(var("CONSUMER_IDLE_PAUSE_MS", "1000")?),
             metrics_addr: var("WORKER_METRICS_ADDR", "127.0.0.1:9101")?,
             notifier_enabled: var("WORKER_NOTIFIER", "true")?,
-            notifier: NotifierSettings::from_env()?,
+            notifier: NotifierSettings::from_env(&shared)?,
         })
     }
 }

@@ -4,64 +4,24 @@
 //! message asked to reserve an order line that can still be identified, that line is decided
 //! SHORT with the reason, so the order ends REJECTED (its other reserved lines are released as
 //! for any rejection) instead of staying PENDING for ever.
+//!
+//! This sits below the batch (which parks the records it cannot apply), the relay and
+//! `park-record`: it writes through `shop_infra::orders::lane` and finalises through
+//! [`crate::finalize`], and imports nothing of theirs. What a lane read, [`Received`], lives in
+//! [`crate::received`].
 
-use crate::batch::{count_and_finalize, outbox_err, Finalized};
-use shop_domain::{
-    messages::{InventoryCommand, SCHEMA_VERSION},
-    OrderId, ProductId,
+pub use crate::received::Received;
+
+use crate::finalize::{self, LineCounts};
+use shop_domain::{messages::InventoryCommand, OrderId, ProductId};
+use shop_infra::{
+    dead_letters::{self, Letter, Record},
+    orders::{
+        lane::{self, LineKey},
+        settle::{outbox_error, Settled},
+    },
 };
-use shop_infra::dead_letters::{self, Letter, Record, Source};
-use std::collections::BTreeMap;
 use uuid::Uuid;
-
-/// A record a lane read: the command in it, or why it cannot be applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    pub record: Record,
-    pub read: Result<InventoryCommand, String>,
-}
-
-impl Received {
-    /// Reads `record`: it must decode as a command, and its version must not be newer than this
-    /// worker's.
-    pub fn read(record: Record) -> Self {
-        let read = match serde_json::from_slice::<InventoryCommand>(&record.payload) {
-            Ok(command) if command.v <= SCHEMA_VERSION => Ok(command),
-            Ok(command) => Err(format!(
-                "message version {} is newer than this worker's ({SCHEMA_VERSION})",
-                command.v
-            )),
-            Err(error) => Err(format!("not an inventory command: {error}")),
-        };
-        Self { record, read }
-    }
-
-    /// A command handed to a batch directly rather than read from the topic (tests drive the
-    /// step this way): its record is its JSON at position `local/<n>`.
-    pub fn local(n: usize, command: InventoryCommand) -> Self {
-        Self {
-            record: Record {
-                source: Source::InventoryTopic,
-                position: format!("local/{n}"),
-                topic: None,
-                partition: None,
-                offset: None,
-                key: Some(command.product_id.to_string().into_bytes()),
-                payload: serde_json::to_vec(&command).unwrap_or_default(),
-            },
-            read: Ok(command),
-        }
-    }
-
-    /// [`Received::local`] for each of `commands`.
-    pub fn all_local(commands: &[InventoryCommand]) -> Vec<Self> {
-        commands
-            .iter()
-            .enumerate()
-            .map(|(n, &c)| Self::local(n, c))
-            .collect()
-    }
-}
 
 /// A record parked instead of applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +67,7 @@ pub struct Parked {
     /// Letters not parked before (a redelivered one is parked once).
     pub parked: usize,
     /// Orders whose last line this decided.
-    pub finalized: Vec<Finalized>,
+    pub finalized: Vec<Settled>,
 }
 
 /// Parks `letters` inside the caller's transaction and decides the lines they name.
@@ -121,7 +81,7 @@ pub async fn park(
     let plain: Vec<Letter> = letters.iter().map(|l| l.letter.clone()).collect();
     let fresh: Vec<&DeadLetter> = dead_letters::park(tx, &plain)
         .await
-        .map_err(outbox_err)?
+        .map_err(outbox_error)?
         .into_iter()
         .filter_map(|new| letters.iter().find(|l| l.letter == *new))
         .collect();
@@ -138,50 +98,36 @@ pub async fn park(
 async fn decide_named_lines(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     letters: &[&DeadLetter],
-) -> Result<Vec<Finalized>, sqlx::Error> {
-    let lines: Vec<(Uuid, i64, String)> = letters
+) -> Result<Vec<Settled>, sqlx::Error> {
+    let lines: Vec<(LineKey, String)> = letters
         .iter()
         .filter_map(|l| {
             let reason = format!("the reservation was parked: {}", l.letter.reason);
-            Some((l.letter.order?, l.reserve_of?.get(), reason))
+            let order = OrderId::from_uuid(l.letter.order?);
+            Some(((order, l.reserve_of?), reason))
         })
         .collect();
     if lines.is_empty() {
         return Ok(Vec::new());
     }
-    let decided: Vec<Uuid> = sqlx::query_scalar(
-        "WITH v AS (SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[], $3::TEXT[]) AS v(o, p, r)),
-         recorded AS (
-             INSERT INTO inventory_ledger (order_id, product_id, kind, quantity, applied)
-             SELECT oi.order_id, oi.product_id, 'reserve', oi.quantity, false
-             FROM order_items oi JOIN v ON oi.order_id = v.o AND oi.product_id = v.p
-             WHERE oi.status = 'PENDING'
-             ON CONFLICT ON CONSTRAINT inventory_ledger_pkey DO NOTHING
-             RETURNING order_id, product_id
-         )
-         UPDATE order_items oi SET status = 'SHORT', reason = v.r, available_at_decision = 0
-         FROM recorded JOIN v ON v.o = recorded.order_id AND v.p = recorded.product_id
-         WHERE oi.order_id = recorded.order_id AND oi.product_id = recorded.product_id
-         RETURNING oi.order_id",
-    )
-    .bind(lines.iter().map(|l| l.0).collect::<Vec<_>>())
-    .bind(lines.iter().map(|l| l.1).collect::<Vec<_>>())
-    .bind(lines.iter().map(|l| l.2.clone()).collect::<Vec<_>>())
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut counts: BTreeMap<Uuid, (i32, i32)> = BTreeMap::new();
+    let decided = lane::short_parked_reserves(tx, &lines).await?;
+    let mut counts = LineCounts::new();
     for order in decided {
-        let entry = counts.entry(order).or_default();
+        let entry = counts.entry(order.as_uuid()).or_default();
         entry.0 += 1;
         entry.1 += 1;
     }
-    count_and_finalize(tx, &counts).await
+    finalize::count_and_finalize(tx, &counts).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shop_domain::{messages::CommandKind, Quantity};
+    use shop_domain::{
+        messages::{CommandKind, SCHEMA_VERSION},
+        Quantity,
+    };
+    use shop_infra::dead_letters::Source;
 
     fn read(payload: &[u8]) -> Received {
         Received::read(Record::on_topic(

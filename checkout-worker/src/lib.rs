@@ -1,59 +1,68 @@
-//! The checkout worker: applies inventory commands one partition at a time ([`consumer`],
-//! [`batch`]), finalises orders, keeps the hot inventory view ([`announce`]), and relays the
-//! outbox to Kafka ([`relay`]). It also runs the notifier (crate `notifier`): sign-in codes and
-//! order mails. `Worker::build` then `Worker::run` until cancelled.
+//! The checkout worker: applies inventory commands one partition at a time, finalises orders,
+//! keeps the hot inventory view ([`announce`]), and relays the outbox to Kafka ([`relay`]). It
+//! also runs the notifier (crate `notifier`): sign-in codes and order mails. `Worker::build` then
+//! `Worker::run` until cancelled.
+//!
+//! | module          | job                                                                      |
+//! |-----------------|--------------------------------------------------------------------------|
+//! | [`consumer`]    | the receive loop: a lane per owned partition, records handed to lanes    |
+//! | [`membership`]  | group membership, partition claims and positions; the heartbeat task     |
+//! | [`fetch`]       | which partitions the Kafka consumer fetches, and from where               |
+//! | [`idle`]        | which idle partitions to stop fetching, and when to fetch them again     |
+//! | [`wake`]        | wake-ups from PostgreSQL: relayed commands, outbox rows written          |
+//! | [`lane`]        | one partition's lane: batches, retries, a stopped partition              |
+//! | [`lanes`]       | what those parts share                                                   |
+//! | [`batch`]       | one batch in one transaction: [`batch::decide`] (pure) and its writes     |
+//! | [`finalize`]    | orders whose last line was decided: the status, what follows it          |
+//! | [`dead_letter`] | records parked instead of applied, and the order lines they decide       |
+//! | [`received`]    | a record a lane read                                                     |
+//! | [`relay`]       | the outbox to Kafka                                                      |
+//! | [`announce`]    | the hot inventory view and status announcements after a batch            |
+//! | [`park_record`] | the operator's way past a record that stopped its partition              |
+//! | [`tail`]        | `checkout-worker tail-events`                                            |
+//! | [`kafka`], [`pool`], [`http`], [`health`], [`metrics`], [`config`], [`error`] | plumbing  |
 
 pub mod announce;
 pub mod batch;
 pub mod config;
 pub mod consumer;
 pub mod dead_letter;
+pub mod error;
+pub mod fetch;
+pub mod finalize;
 pub mod health;
+pub mod http;
 pub mod idle;
+pub mod kafka;
+pub mod lane;
+pub mod lanes;
 pub mod membership;
 pub mod metrics;
 pub mod park_record;
+pub mod pool;
+pub mod received;
 pub mod relay;
+pub mod tail;
+pub mod wake;
+
+pub use error::Error;
+pub use pool::connect;
 
 use announce::Announcer;
-use axum::{http::StatusCode, routing::get, Json, Router};
 use config::WorkerSettings;
-use consumer::{InventoryConsumer, Lanes, WorkerContext};
 use health::Health;
+use kafka::InventoryConsumer;
+use lanes::Lanes;
 use rdkafka::producer::FutureProducer;
 use shop_infra::{connect_redis, Cache, Keys};
-use sqlx::{
-    postgres::{PgConnectOptions, PgPoolOptions},
-    PgPool,
-};
-use std::str::FromStr;
+use sqlx::PgPool;
 use std::{
     net::SocketAddr,
     sync::{atomic::AtomicBool, Arc},
     time::Duration,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("PostgreSQL")]
-    Database(#[from] sqlx::Error),
-    #[error("cannot apply migrations")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("Redis")]
-    Redis(#[from] redis::RedisError),
-    #[error("Kafka client")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("Kafka topics")]
-    Topics(#[from] inventory_partitioner::Error),
-    #[error("cannot listen")]
-    Io(#[from] std::io::Error),
-    #[error("notifier")]
-    Notifier(#[from] notifier::Error),
-    #[error("PostgreSQL did not answer in time while {0}")]
-    TimedOut(&'static str),
-}
 
 pub struct Worker {
     settings: WorkerSettings,
@@ -68,9 +77,7 @@ impl Worker {
     /// Connects to PostgreSQL (applying migrations), Redis and Kafka, and creates the topics.
     pub async fn build(settings: WorkerSettings) -> Result<Self, Error> {
         let pool = connect(&settings).await?;
-        let mut migrator = sqlx::migrate!("../schema");
-        migrator.set_ignore_missing(true);
-        migrator.run(&pool).await?;
+        shop_infra::schema::migrate(&pool).await?;
         let redis = connect_redis(&settings.redis_url).await?;
         let announcer = Announcer {
             // Stock entries the worker writes expire after a day; every batch that touches a
@@ -81,20 +88,7 @@ impl Worker {
         };
         settings.kafka.ensure_topics().await?;
         let producer = relay::producer(&settings)?;
-        let consumer: InventoryConsumer = settings
-            .kafka
-            .client_config()
-            // Partitions are assigned by `membership` and positions kept in PostgreSQL; the
-            // group id only names this consumer to the broker.
-            .set("group.id", &settings.consumer_group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("statistics.interval.ms", "5000")
-            // Brokers that hold a fetch for its whole wait, even once data has arrived (tansu
-            // does), would otherwise add librdkafka's default 500 ms to every order.
-            .set("fetch.wait.max.ms", settings.fetch_wait_ms.to_string())
-            .create_with_context(WorkerContext)?;
+        let consumer = kafka::inventory_consumer(&settings)?;
         let metrics_listener = TcpListener::bind(settings.metrics_addr).await?;
         shop_infra::metrics::handle();
         Ok(Self {
@@ -122,27 +116,8 @@ impl Worker {
             consumer,
             metrics_listener,
         } = self;
-        let scraped = pool.clone();
         let health = Health::new(settings.member_lease);
-        let (checked, lively) = (health.clone(), health.clone());
-        let router = Router::new()
-            .route(
-                "/healthz",
-                get(move || async move { answer(checked.check()) }),
-            )
-            .route("/livez", get(move || async move { answer(lively.alive()) }))
-            .route(
-                "/metrics",
-                get(|| async move { shop_infra::metrics::render(&scraped) }),
-            );
-        let server_stop = stop.clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(metrics_listener, router)
-                .with_graceful_shutdown(async move { server_stop.cancelled().await });
-            if let Err(error) = serve.await {
-                tracing::warn!(%error, "metrics server stopped");
-            }
-        });
+        http::spawn(metrics_listener, health.clone(), pool.clone(), stop.clone());
         let rebuild = (announcer.clone(), pool.clone());
         tokio::spawn(async move {
             match rebuild.0.rebuild_stock(&rebuild.1).await {
@@ -150,27 +125,18 @@ impl Worker {
                 Err(error) => tracing::warn!(%error, "hot inventory rebuild failed"),
             }
         });
-        let outbox_written = Arc::new(tokio::sync::Notify::new());
+        let relay_wake = Arc::new(relay::Wake::default());
         let relay = tokio::spawn(relay::run(
             pool.clone(),
             producer,
             settings.clone(),
-            outbox_written.clone(),
+            relay_wake.clone(),
             stop.clone(),
         ));
         tokio::spawn(relay::report_backlog(pool.clone(), stop.clone()));
-        let notifier = settings.notifier_enabled.then(|| {
-            tokio::spawn(
-                notifier::Notifier {
-                    pool: pool.clone(),
-                    redis: announcer.redis.clone(),
-                    keys: announcer.keys.clone(),
-                    kafka: settings.kafka.clone(),
-                    settings: settings.notifier.clone(),
-                }
-                .run(stop.clone()),
-            )
-        });
+        let notifier = settings
+            .notifier_enabled
+            .then(|| spawn_notifier(&settings, &pool, &announcer, &stop));
         let membership = membership::Membership {
             pool: pool.clone(),
             group: settings.consumer_group.clone(),
@@ -190,7 +156,7 @@ impl Worker {
             stop,
             reclaim: AtomicBool::new(false),
             idle_pause: settings.idle_pause,
-            outbox_written,
+            relay_wake,
         });
         tracing::info!(topic = %lanes.membership.topic, group = %settings.consumer_group, "checkout worker running");
         consumer::run(lanes).await?;
@@ -209,6 +175,25 @@ impl Worker {
     }
 }
 
+/// Runs the notifier role on a task of its own until `stop`.
+fn spawn_notifier(
+    settings: &WorkerSettings,
+    pool: &PgPool,
+    announcer: &Announcer,
+    stop: &CancellationToken,
+) -> JoinHandle<Result<(), notifier::Error>> {
+    tokio::spawn(
+        notifier::Notifier {
+            pool: pool.clone(),
+            redis: announcer.redis.clone(),
+            keys: announcer.keys.clone(),
+            kafka: settings.kafka.clone(),
+            settings: settings.notifier.clone(),
+        }
+        .run(stop.clone()),
+    )
+}
+
 /// Builds a worker and runs it until SIGTERM or Ctrl-C: `checkout-worker run`.
 pub async fn run_until_signalled(settings: WorkerSettings) -> Result<(), Error> {
     let worker = Worker::build(settings).await?;
@@ -220,51 +205,4 @@ pub async fn run_until_signalled(settings: WorkerSettings) -> Result<(), Error> 
         on_signal.cancel();
     });
     worker.run(stop).await
-}
-
-/// `/healthz`: 200 while the worker renews its lease and its lanes move; `/livez`: 200 while it
-/// renews its lease (a restart would not help a partition stopped on a record). 503 with the
-/// reason otherwise.
-fn answer(health: Result<(), String>) -> (StatusCode, Json<serde_json::Value>) {
-    match health {
-        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))),
-        Err(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "error": { "code": "unhealthy", "message": reason } })),
-        ),
-    }
-}
-
-/// The worker's PostgreSQL pool.
-///
-/// Batch statements take arrays whose length varies from 1 to `WORKER_MAX_BATCH`, over tables
-/// that grow from empty: a generic plan made while `orders` was small kept scanning it whole
-/// (10 ms a batch at 30,000 orders, seen in pg_stat_statements), so each execution is planned.
-///
-/// The bounds make a stalled worker harmless to the others: PostgreSQL ends a session of ours
-/// that idles inside a transaction (a paused or cut-off worker), so a partition's next owner waits
-/// on its locks for at most `WORKER_IDLE_TX_TIMEOUT_MS`; statements and lock waits are bounded;
-/// and the server probes a silent client's connection. Sessions are named
-/// `checkout-worker/<pid>` in `pg_stat_activity`.
-pub async fn connect(settings: &WorkerSettings) -> Result<PgPool, sqlx::Error> {
-    let ms = |d: Duration| format!("{}ms", d.as_millis());
-    let options = PgConnectOptions::from_str(&settings.database_url)?
-        .application_name(&format!("checkout-worker/{}", std::process::id()))
-        .options([
-            ("plan_cache_mode", "force_custom_plan".to_owned()),
-            (
-                "idle_in_transaction_session_timeout",
-                ms(settings.idle_tx_timeout),
-            ),
-            ("statement_timeout", ms(settings.statement_timeout)),
-            ("lock_timeout", ms(settings.statement_timeout)),
-            ("tcp_keepalives_idle", "5".to_owned()),
-            ("tcp_keepalives_interval", "2".to_owned()),
-            ("tcp_keepalives_count", "3".to_owned()),
-        ]);
-    PgPoolOptions::new()
-        .max_connections(settings.database_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await
 }

@@ -1,9 +1,7 @@
+//! `checkout-worker`: the command line. Runs the worker, or one of the operator's commands.
+
 use anyhow::bail;
 use checkout_worker::config::WorkerSettings;
-use rdkafka::{
-    consumer::{Consumer, StreamConsumer},
-    message::Message,
-};
 
 const USAGE: &str = "usage: checkout-worker [run | create-topics | tail-events | delete-topics PREFIX | park-record PARTITION OFFSET]";
 
@@ -14,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         None | Some("run") => checkout_worker::run_until_signalled(settings).await?,
         Some("create-topics") => settings.kafka.ensure_topics().await?,
-        Some("tail-events") => tail_events(&settings).await?,
+        Some("tail-events") => checkout_worker::tail::tail_events(&settings).await?,
         // Tests and benchmarks name their topics `test-…` and `bench_…`; this removes them.
         Some("delete-topics") => {
             let Some(prefix) = std::env::args().nth(2).filter(|p| !p.is_empty()) else {
@@ -38,25 +36,4 @@ async fn main() -> anyhow::Result<()> {
         Some(other) => bail!("unknown command {other:?}\n{USAGE}"),
     }
     Ok(())
-}
-
-/// Prints every order event from the beginning, one JSON document per line, until Ctrl-C.
-async fn tail_events(settings: &WorkerSettings) -> anyhow::Result<()> {
-    let consumer: StreamConsumer = settings
-        .kafka
-        .client_config()
-        .set("group.id", format!("tail-events-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()?;
-    consumer.subscribe(&[&settings.kafka.order_events_topic])?;
-    loop {
-        tokio::select! {
-            () = shop_infra::shutdown::signal() => return Ok(()),
-            message = consumer.recv() => {
-                let message = message?;
-                println!("{}", String::from_utf8_lossy(message.payload().unwrap_or_default()));
-            }
-        }
-    }
 }

@@ -18,9 +18,19 @@
 //! the epochs and the positions beside the data they guard, so a batch's effects, its fence and
 //! its position are committed together, and it only asks the broker to fetch from an offset
 //! (`assign`), which tansu and Apache Kafka both do the same way.
+//!
+//! The membership task ([`Membership::keep`]) heartbeats on its own schedule, so a slow lane or a
+//! full channel never delays it, and publishes which partitions this worker owns ([`Ownership`]);
+//! the receive loop ([`crate::consumer`]) claims them afresh whenever that changes.
 
+use crate::health::Health;
 use sqlx::PgPool;
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// The partitions (of `partitions`) that `me` owns among `members` (sorted, deduplicated).
@@ -107,6 +117,75 @@ impl Membership {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+/// The partitions the receive loop should have lanes for; a new generation means "claim them
+/// again", even when the set is the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ownership {
+    pub generation: u64,
+    pub partitions: Vec<i32>,
+}
+
+impl Membership {
+    /// Renews the membership every third of a lease, until `stop`, and publishes what this
+    /// worker owns on `ownership`: a new generation when the owned set changed, when the member
+    /// rejoined or the lease had lapsed, or when `reclaim` was set (a lane ended, a take-over
+    /// failed). When the lease has run out (no heartbeat got through for a whole lease, or the
+    /// member was forgotten meanwhile), others may have claimed its partitions: it owns nothing
+    /// until a heartbeat gets through, then claims afresh.
+    pub async fn keep(
+        &self,
+        health: &Health,
+        reclaim: &AtomicBool,
+        stop: &CancellationToken,
+        ownership: watch::Sender<Ownership>,
+    ) {
+        let lease = self.lease;
+        let mut tick = tokio::time::interval(lease / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_ok: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let beat = tokio::time::timeout(lease / 3, self.heartbeat()).await;
+            let lapsed = last_ok.is_none_or(|at| at.elapsed() >= lease);
+            match beat {
+                Ok(Ok(beat)) => {
+                    last_ok = Some(Instant::now());
+                    health.beat();
+                    let again = lapsed || beat.rejoined || reclaim.swap(false, Ordering::SeqCst);
+                    ownership.send_if_modified(|current| {
+                        if !again && current.partitions == beat.owned {
+                            return false;
+                        }
+                        current.generation += 1;
+                        current.partitions = beat.owned;
+                        true
+                    });
+                }
+                failed => {
+                    let error = match failed {
+                        Ok(Err(error)) => error.to_string(),
+                        _ => "timed out".to_owned(),
+                    };
+                    tracing::warn!(%error, lease_lapsed = lapsed, "membership heartbeat failed");
+                    if lapsed {
+                        ownership.send_if_modified(|current| {
+                            if current.partitions.is_empty() {
+                                return false;
+                            }
+                            current.generation += 1;
+                            current.partitions.clear();
+                            true
+                        });
+                    }
+                }
+            }
+        }
     }
 }
 

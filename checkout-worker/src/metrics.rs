@@ -1,6 +1,6 @@
 //! Every metric the checkout worker exports, declared in this one place.
 
-use crate::batch::{BatchResult, Outcome};
+use crate::batch::{decide::Outcome, BatchResult};
 use chrono::Utc;
 use std::time::Duration;
 

@@ -10,6 +10,7 @@
 use crate::{
     config::WorkerSettings,
     dead_letter::{self, DeadLetter},
+    pool::connect,
 };
 use rdkafka::{
     consumer::{Consumer, StreamConsumer},
@@ -51,7 +52,7 @@ pub async fn park_record(
     offset: i64,
 ) -> Result<(), ParkError> {
     let topic = &settings.kafka.inventory_topic;
-    let pool = crate::connect(settings).await?;
+    let pool = connect(settings).await?;
     let saved_position = || {
         sqlx::query_scalar::<_, i64>(
             "SELECT next_offset FROM consumer_positions

@@ -8,6 +8,12 @@
 //! crash or a lapsed claim between the acknowledgement and the delete sends those rows again:
 //! consumers dedupe (commands by the ledger, events by `event_id`). Nothing is deleted before
 //! the broker has it.
+//!
+//! An idle relay waits, longer and longer, between rounds; its [`Wake`] ends the wait when rows
+//! were written (by a batch of this process, or announced on `outbox::WRITTEN_CHANNEL`, which
+//! [`crate::wake`] listens to). After a round that produced inventory commands it announces their
+//! partitions ([`COMMANDS_PRODUCED`]) to the workers that stopped fetching them while idle, and
+//! after order events it announces those to the notifiers (`outbox::ORDER_EVENTS_PRODUCED`).
 
 use crate::{
     config::WorkerSettings,
@@ -23,6 +29,7 @@ use rdkafka::{
 use shop_domain::ProductId;
 use shop_infra::{
     dead_letters::{self, Record, Source},
+    orders::settle,
     outbox::{self, Message},
 };
 use sqlx::PgPool;
@@ -79,57 +86,13 @@ pub async fn relay_once(
     producer: &FutureProducer,
     settings: &WorkerSettings,
 ) -> Result<usize, RelayError> {
-    let claim_ms = i64::try_from(settings.relay_claim.as_millis()).unwrap_or(i64::MAX);
-    let rows: Vec<Row> = sqlx::query_as(
-        "UPDATE outbox SET claimed_until = now() + make_interval(secs => $2::DOUBLE PRECISION / 1000)
-         WHERE id IN (SELECT id FROM outbox WHERE claimed_until < now()
-                      ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, stream, message_key, payload",
-    )
-    .bind(settings.relay_batch)
-    .bind(claim_ms)
-    .fetch_all(pool)
-    .await?;
+    let rows = claim(pool, settings).await?;
     if rows.is_empty() {
         return Ok(0);
     }
-    let kafka = &settings.kafka;
-    let mut messages = Vec::with_capacity(rows.len());
     let mut unroutable = Vec::new();
-    for row in &rows {
-        match outbox::unbundle(&row.stream, &row.message_key, &row.payload) {
-            Ok(held) => messages.extend(held.into_iter().enumerate().map(|(i, m)| (row.id, i, m))),
-            Err(error) => unroutable.push(DeadLetter::unreadable(
-                Record::in_outbox(row.id.to_string(), &row.message_key, &row.payload),
-                &format!("outbox row {} is not a bundle of messages: {error}", row.id),
-            )),
-        }
-    }
-    let mut records = Vec::with_capacity(messages.len());
-    let mut produced_to = BTreeSet::new();
-    for (id, index, message) in &messages {
-        match route(*id, message, kafka) {
-            Ok(record) => {
-                if let Some(partition) = record.partition {
-                    produced_to.insert(partition);
-                }
-                records.push(record.key(&message.key).payload(&message.payload));
-            }
-            Err(reason) => unroutable.push(DeadLetter::unreadable(
-                Record::in_outbox(
-                    // A bundle's messages are told apart by their place in it.
-                    if *index == 0 {
-                        id.to_string()
-                    } else {
-                        format!("{id}/{index}")
-                    },
-                    &message.key,
-                    &message.payload,
-                ),
-                &reason.to_string(),
-            )),
-        }
-    }
+    let messages = unbundle(&rows, &mut unroutable);
+    let (records, produced_to) = records(&messages, &settings.kafka, &mut unroutable);
     if !unroutable.is_empty() {
         park(pool, &unroutable).await?;
     }
@@ -157,6 +120,72 @@ pub async fn relay_once(
         metrics::relayed(&message.stream);
     }
     Ok(rows.len())
+}
+
+/// Claims the oldest unclaimed rows (up to `RELAY_BATCH`) for `RELAY_CLAIM_MS`.
+async fn claim(pool: &PgPool, settings: &WorkerSettings) -> Result<Vec<Row>, sqlx::Error> {
+    let claim_ms = i64::try_from(settings.relay_claim.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query_as(
+        "UPDATE outbox SET claimed_until = now() + make_interval(secs => $2::DOUBLE PRECISION / 1000)
+         WHERE id IN (SELECT id FROM outbox WHERE claimed_until < now()
+                      ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, stream, message_key, payload",
+    )
+    .bind(settings.relay_batch)
+    .bind(claim_ms)
+    .fetch_all(pool)
+    .await
+}
+
+/// The messages the rows hold, each with its row's id and its place in the row; a row that is
+/// not a bundle of messages joins `unroutable`.
+fn unbundle(rows: &[Row], unroutable: &mut Vec<DeadLetter>) -> Vec<(i64, usize, Message)> {
+    let mut messages = Vec::with_capacity(rows.len());
+    for row in rows {
+        match outbox::unbundle(&row.stream, &row.message_key, &row.payload) {
+            Ok(held) => messages.extend(held.into_iter().enumerate().map(|(i, m)| (row.id, i, m))),
+            Err(error) => unroutable.push(DeadLetter::unreadable(
+                Record::in_outbox(row.id.to_string(), &row.message_key, &row.payload),
+                &format!("outbox row {} is not a bundle of messages: {error}", row.id),
+            )),
+        }
+    }
+    messages
+}
+
+/// The Kafka records of `messages`, and the inventory partitions they go to; a message that
+/// cannot be routed joins `unroutable`.
+fn records<'a>(
+    messages: &'a [(i64, usize, Message)],
+    kafka: &'a KafkaSettings,
+    unroutable: &mut Vec<DeadLetter>,
+) -> (Vec<FutureRecord<'a, str, str>>, BTreeSet<i32>) {
+    let mut records = Vec::with_capacity(messages.len());
+    let mut produced_to = BTreeSet::new();
+    for (id, index, message) in messages {
+        match route(*id, message, kafka) {
+            Ok(record) => {
+                if let Some(partition) = record.partition {
+                    produced_to.insert(partition);
+                }
+                records.push(record.key(&message.key).payload(&message.payload));
+            }
+            Err(reason) => unroutable.push(DeadLetter::unreadable(
+                Record::in_outbox(
+                    // A bundle's messages are told apart by their place in it.
+                    if *index == 0 {
+                        id.to_string()
+                    } else {
+                        format!("{id}/{index}")
+                    },
+                    &message.key,
+                    &message.payload,
+                ),
+                &reason.to_string(),
+            )),
+        }
+    }
+    (records, produced_to)
 }
 
 /// The PostgreSQL channel on which relays announce the inventory partitions they have just
@@ -219,14 +248,26 @@ async fn park(pool: &PgPool, letters: &[DeadLetter]) -> Result<(), RelayError> {
     Ok(())
 }
 
+/// What wakes an idle relay of this process early: outbox rows were written, by a batch here or
+/// (announced on `outbox::WRITTEN_CHANNEL`) by another process.
+#[derive(Debug, Default)]
+pub struct Wake(Notify);
+
+impl Wake {
+    /// Outbox rows were written: an idle relay looks at once, a busy one right after its round.
+    pub fn rows_written(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// Relays until `stop` is cancelled. Errors (broker or database down) are retried. An idle
-/// relay's wait doubles up to `RELAY_IDLE_POLL_MAX_MS`, and ends early when `written` says rows
+/// relay's wait doubles up to `RELAY_IDLE_POLL_MAX_MS`, and ends early when `wake` says rows
 /// were written.
 pub async fn run(
     pool: PgPool,
     producer: FutureProducer,
     settings: WorkerSettings,
-    written: Arc<Notify>,
+    wake: Arc<Wake>,
     stop: CancellationToken,
 ) {
     let mut failures = 0u32;
@@ -259,30 +300,21 @@ pub async fn run(
         };
         tokio::select! {
             () = stop.cancelled() => {}
-            () = written.notified(), if wakeable => idle = settings.relay_idle_poll,
+            () = wake.0.notified(), if wakeable => idle = settings.relay_idle_poll,
             () = tokio::time::sleep(pause) => {}
         }
     }
 }
 
-/// Reports the outbox backlog every few seconds until `stop` is cancelled.
+/// Reports the outbox and order backlog every [`shop_infra::metrics::REPORT_EVERY`] until `stop`
+/// is cancelled.
 pub async fn report_backlog(pool: PgPool, stop: CancellationToken) {
-    while !stop.is_cancelled() {
-        let backlog = sqlx::query_as::<_, (i64, i64, f64)>(
-            "SELECT (SELECT count(*) FROM outbox),
-                    count(*),
-                    COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::FLOAT8, 0)
-             FROM orders WHERE status = 'PENDING'",
-        )
-        .fetch_one(&pool)
-        .await;
+    shop_infra::metrics::report_every(stop.cancelled_owned(), || async {
+        let backlog = async { settle::backlog(&mut *pool.acquire().await?).await }.await;
         match backlog {
             Ok((rows, pending, oldest)) => metrics::backlog(rows, pending, oldest),
             Err(error) => tracing::warn!(%error, "cannot read the backlog"),
         }
-        tokio::select! {
-            () = stop.cancelled() => {}
-            () = tokio::time::sleep(Duration::from_secs(5)) => {}
-        }
-    }
+    })
+    .await;
 }

@@ -1,4 +1,4 @@
-use crate::{Result, ValidationError};
+use crate::error::{Result, ValidationError};
 use serde::Serialize;
 use std::fmt;
 

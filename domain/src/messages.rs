@@ -9,7 +9,10 @@
 //! a change that is not backward compatible bumps `v`.
 
 pub use crate::order::{OrderStatus, UnknownStatus};
-use crate::{OrderId, ProductId, Quantity, Units, UserId};
+use crate::{
+    ids::{OrderId, ProductId, UserId},
+    quantity::{Quantity, Units},
+};
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u16 = 1;

@@ -1,4 +1,7 @@
-use crate::{Quantity, Result, ValidationError};
+use crate::{
+    error::{Result, ValidationError},
+    quantity::Quantity,
+};
 use serde::{Deserialize, Serialize};
 
 /// An amount of money in integer minor units (cents). Never negative, never a float.

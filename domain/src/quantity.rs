@@ -1,4 +1,4 @@
-use crate::{Result, ValidationError};
+use crate::error::{Result, ValidationError};
 use serde::{Deserialize, Serialize};
 
 /// The most units of one product a single cart line or order line may hold.

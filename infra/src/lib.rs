@@ -1,11 +1,14 @@
-//! Plumbing shared by the shop's services (API and checkout worker): the Redis key layout and
-//! the versioned cache both write, the transactional outbox both fill, reading settings from the environment, telemetry, metrics
-//! export and graceful shutdown.
+//! Plumbing shared by the shop's services: the API, the checkout worker and the notifier (which
+//! the worker runs); the inventory partitioner, the benchmark and the test kit use parts of it.
+//! Here are the settings every service shares and reading settings from the environment, the
+//! schema and its migrations, the order store, the transactional outbox, the notification queue's
+//! writers, dead letters, one-time codes, the Redis key layout and versioned cache, telemetry,
+//! metrics export and graceful shutdown.
 
 pub mod cache;
 pub mod dead_letters;
 pub mod env;
-pub mod fulfilment;
+pub mod listen;
 pub mod metrics;
 pub mod notifications;
 pub mod orders;

@@ -1,8 +1,9 @@
-//! The process-wide Prometheus recorder. Each service declares its own metric names.
+//! The process-wide Prometheus recorder, and the loop that refreshes gauges read from
+//! PostgreSQL ([`report_every`]). Each service declares its own metric names.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
-use std::sync::OnceLock;
+use std::{future::Future, sync::OnceLock, time::Duration};
 
 /// PostgreSQL pool connections of this process. Label `state`: `in_use`, `idle` or `max`.
 pub const DB_POOL_CONNECTIONS: &str = "shop_db_pool_connections";
@@ -11,6 +12,28 @@ pub const CLIENT_ERRORS: &str = "shop_client_errors_total";
 
 pub fn client_error(client: &'static str, operation: &'static str) {
     metrics::counter!(CLIENT_ERRORS, "client" => client, "operation" => operation).increment(1);
+}
+
+/// How often the gauges read from PostgreSQL (the worker's outbox and order backlog, the
+/// notifier's queue) are read again.
+pub const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs `report` at once and then every [`REPORT_EVERY`] until `stop` completes (pass
+/// `CancellationToken::cancelled_owned`). `report` reads its numbers, sets its gauges and logs
+/// its own failures; one that fails is simply tried again at the next round.
+pub async fn report_every<F, R>(stop: impl Future<Output = ()>, mut report: F)
+where
+    F: FnMut() -> R,
+    R: Future<Output = ()>,
+{
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        report().await;
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(REPORT_EVERY) => {}
+        }
+    }
 }
 
 /// The scrape body, with the pool's gauges read at this moment.

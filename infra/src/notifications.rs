@@ -39,13 +39,13 @@ text_enum!(
     }
 );
 impl Kind {
-    /// Whether the message is a one-time code: made at each attempt, and sent before any order
-    /// mail (someone is waiting for it).
+    /// The one-time codes: made at each attempt, and sent before any order mail (someone is
+    /// waiting for one).
+    pub const CODES: [Self; 3] = [Self::SignInCode, Self::RegistrationCode, Self::PhoneCode];
+
+    /// Whether the message is one of [`Kind::CODES`].
     pub fn is_code(self) -> bool {
-        matches!(
-            self,
-            Self::SignInCode | Self::RegistrationCode | Self::PhoneCode
-        )
+        Self::CODES.contains(&self)
     }
 }
 

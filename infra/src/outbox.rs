@@ -56,7 +56,8 @@ pub struct Columns {
 }
 
 impl Outbox {
-    /// An inventory command, keyed by its product (the relay routes it to the product's lane).
+    /// An inventory command, keyed by its product in decimal (the same text as
+    /// `inventory_partitioner::product_key`; the relay routes it to the product's lane).
     pub fn command(&mut self, command: &InventoryCommand) -> Result<(), OutboxError> {
         self.push(INVENTORY, command.product_id.to_string(), command)
     }
@@ -66,6 +67,8 @@ impl Outbox {
         self.push(ORDER_EVENTS, event.order_id().to_string(), event)
     }
 
+    /// A message of `stream` keyed by `key`: what [`Outbox::command`] and [`Outbox::event`] do
+    /// with the key and stream right for the message. Prefer those.
     pub fn push(
         &mut self,
         stream: &'static str,

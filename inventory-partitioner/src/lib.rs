@@ -1,5 +1,13 @@
 //! Which partition of the inventory topic owns a product, and the topics themselves.
 //!
+//! ## The topics
+//! [`KafkaSettings`] names them (each read from the environment, and defaulted, here):
+//! - the inventory commands (`INVENTORY_TOPIC`): `reserve`, `release` and `restock`
+//!   (`shop_domain::messages::InventoryCommand`), keyed by product, on the product's partition;
+//! - the order events (`ORDER_EVENTS_TOPIC`): `OrderCreated`, `OrderConfirmed`, `OrderRejected`
+//!   and `OrderCancelled` (`shop_domain::messages::OrderEvent`), keyed by order;
+//! - the dead letters (`DEAD_LETTER_TOPIC`, one partition): records the pipeline parked.
+//!
 //! ## The mapping
 //! A product's inventory commands are keyed by the product id in decimal (`"42"`), and go to
 //! partition `(murmur2(key) & 0x7fffffff) % partitions` — exactly what Apache Kafka's Java
@@ -9,7 +17,8 @@
 //! partitions: drain the topic first (see README, "Re-partitioning").
 //!
 //! Every producer (the outbox relay) and the worker (which checks that each command arrived on
-//! the partition it should) go through [`partition_for`].
+//! the partition it should) go through [`partition_for`], which takes the product's
+//! [`ProductId`] (the key's text is made only to be hashed, as Kafka's client would).
 
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
@@ -55,9 +64,10 @@ pub fn murmur2(data: &[u8]) -> i32 {
     h as i32
 }
 
-/// The message key of a product's inventory commands.
+/// The message key of a product's inventory commands: the id in decimal, as [`ProductId`]
+/// displays it (which is also the key `shop_infra::outbox::Outbox::command` writes).
 pub fn product_key(product: ProductId) -> String {
-    product.get().to_string()
+    product.to_string()
 }
 
 /// The partition that owns `product` when the inventory topic has `partitions` partitions.
@@ -90,16 +100,21 @@ pub enum Error {
     },
 }
 
+/// `KAFKA_BROKERS`'s local default.
+pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
+
 /// The broker and the topics of the pipeline, from the environment.
 #[derive(Debug, Clone)]
 pub struct KafkaSettings {
     /// `KAFKA_BROKERS`: bootstrap servers.
     pub brokers: String,
-    /// `INVENTORY_TOPIC`: reserve/release commands, keyed and partitioned by product.
+    /// `INVENTORY_TOPIC`: reserve, release and restock commands, keyed and partitioned by
+    /// product.
     pub inventory_topic: String,
     /// `INVENTORY_PARTITIONS`: partitions of the inventory topic (the unit of parallelism).
     pub inventory_partitions: i32,
-    /// `ORDER_EVENTS_TOPIC`: OrderCreated / OrderConfirmed / OrderRejected, keyed by order.
+    /// `ORDER_EVENTS_TOPIC`: OrderCreated, OrderConfirmed, OrderRejected and OrderCancelled,
+    /// keyed by order.
     pub order_events_topic: String,
     /// `ORDER_EVENTS_PARTITIONS`: partitions of the order events topic.
     pub order_events_partitions: i32,
@@ -110,7 +125,7 @@ pub struct KafkaSettings {
 impl KafkaSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            brokers: var("KAFKA_BROKERS", "127.0.0.1:9092")?,
+            brokers: var("KAFKA_BROKERS", DEFAULT_BROKERS)?,
             inventory_topic: var("INVENTORY_TOPIC", "shop.inventory-commands")?,
             inventory_partitions: var("INVENTORY_PARTITIONS", "8")?,
             order_events_topic: var("ORDER_EVENTS_TOPIC", "shop.order-events")?,
@@ -273,6 +288,13 @@ mod tests {
             "{counts:?}"
         );
         assert_eq!(partition_for(ProductId::new(5)?, 1), 0);
+        let product = ProductId::new(42)?;
+        assert_eq!(product_key(product), "42");
+        assert_eq!(
+            product_key(product),
+            product.to_string(),
+            "the outbox's key"
+        );
         Ok(())
     }
 }

@@ -1,9 +1,12 @@
 //! Every setting of the notifier, read from the environment in this one place, with local
-//! defaults that point at the development mail sink (`scripts/mailsink.py`).
+//! defaults that point at the development mail sink (`scripts/mailsink.py`). The settings it
+//! shares with the other services (the sign-in code key and lifetime) come from the process's
+//! one [`Shared`], which the host process reads once and hands in.
 
 use shop_infra::{
     env::{var, ConfigError},
-    sign_in::{self, CodeKey},
+    settings::Shared,
+    sign_in::CodeKey,
 };
 use std::time::Duration;
 
@@ -22,9 +25,10 @@ pub struct NotifierSettings {
     pub sms_gateway_token: String,
     /// `SMS_MAIL_DOMAIN`: the domain text messages are mailed to without a gateway.
     pub sms_mail_domain: String,
-    /// `SIGN_IN_CODE_KEY`: keys the stored hashes of sign-in codes; the API's must be the same.
+    /// `SIGN_IN_CODE_KEY` ([`Shared::sign_in_code_key`]): keys the stored hashes of sign-in
+    /// codes; the API's must be the same.
     pub code_key: CodeKey,
-    /// `SIGN_IN_CODE_TTL_SECS`: how long a code works.
+    /// `SIGN_IN_CODE_TTL_SECS` ([`Shared::sign_in_code_ttl`]): how long a code works.
     pub code_ttl: Duration,
     /// `NOTIFY_MAX_ATTEMPTS`: sends of one message before it is parked.
     pub max_attempts: i32,
@@ -57,15 +61,16 @@ pub struct NotifierSettings {
 }
 
 impl NotifierSettings {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    /// The notifier's own settings from the environment, and the shared ones from `shared`.
+    pub fn from_env(shared: &Shared) -> Result<Self, ConfigError> {
         Ok(Self {
             smtp_url: var("SMTP_URL", "smtp://127.0.0.1:1025")?,
             mail_from: var("MAIL_FROM", "Shop <shop@shop.localhost>")?,
             sms_gateway_url: var("SMS_GATEWAY_URL", "")?,
             sms_gateway_token: var("SMS_GATEWAY_TOKEN", "")?,
             sms_mail_domain: var("SMS_MAIL_DOMAIN", "sms.shop.localhost")?,
-            code_key: var("SIGN_IN_CODE_KEY", sign_in::DEVELOPMENT_KEY)?,
-            code_ttl: Duration::from_secs(var("SIGN_IN_CODE_TTL_SECS", "600")?),
+            code_key: shared.sign_in_code_key.clone(),
+            code_ttl: shared.sign_in_code_ttl,
             max_attempts: var("NOTIFY_MAX_ATTEMPTS", "10")?,
             retry_base: Duration::from_millis(var("NOTIFY_RETRY_BASE_MS", "500")?),
             retry_max: Duration::from_millis(var("NOTIFY_RETRY_MAX_MS", "60000")?),

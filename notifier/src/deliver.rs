@@ -20,7 +20,7 @@ use shop_infra::{
     Keys,
 };
 use sqlx::PgPool;
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -65,15 +65,9 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Sends until `stop`.
-    pub async fn run(self, stop: CancellationToken) {
-        let wake = Arc::new(Notify::new());
-        tokio::spawn(crate::listen(
-            self.pool.clone(),
-            queue::WRITTEN_CHANNEL,
-            wake.clone(),
-            stop.clone(),
-        ));
+    /// Sends until `stop`; `wake` is notified when rows are written
+    /// ([`queue::WRITTEN_CHANNEL`]).
+    pub async fn run(self, wake: Arc<Notify>, stop: CancellationToken) {
         let this = Arc::new(self);
         while !stop.is_cancelled() {
             let due = match queue::claim(&this.pool, this.settings.batch, this.settings.claim).await
@@ -261,18 +255,16 @@ fn message_id(event_id: &str, kind: Kind, attempt: i32) -> String {
     }
 }
 
-/// Publishes the queue's gauges every few seconds until `stop`.
+/// Publishes the queue's gauges every few seconds until `stop` (the loop is the worker's too:
+/// [`shop_infra::metrics::report_every`]).
 pub async fn report_backlog(pool: PgPool, stop: CancellationToken) {
-    loop {
+    shop_infra::metrics::report_every(stop.cancelled_owned(), || async {
         match queue::backlog(&pool).await {
             Ok((pending, parked, oldest)) => metrics::backlog(pending, parked, oldest),
             Err(error) => tracing::debug!(%error, "cannot read the notification backlog"),
         }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(5)) => {}
-        }
-    }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -1,29 +1,27 @@
 //! Reads the order events (`ORDER_EVENTS_TOPIC`, every partition) and queues a mail for each
-//! `OrderConfirmed`, `OrderRejected` and `OrderCancelled`.
+//! `OrderConfirmed`, `OrderRejected` and `OrderCancelled` (an `OrderCreated` sends nothing).
 //!
 //! Partitions are assigned, not subscribed (the broker's group protocol is not relied on), from
-//! positions kept in PostgreSQL: each batch of messages becomes rows and moves the positions in
-//! one transaction ([`queue::ingest`]). A crash before the commit reads the batch again; an event
-//! that Kafka delivers twice (the relay sends again after a crash) has the same `event_id`, which
-//! the queue's unique key turns into one row. Several notifiers may read the same log: they
-//! queue the same rows, once. A record that is no order event of this version, or names an
+//! positions kept in PostgreSQL ([`positions`]): each batch of messages becomes rows and moves
+//! the positions in one transaction ([`queue::ingest`]). A crash before the commit reads the
+//! batch again; an event that Kafka delivers twice (the relay sends again after a crash) has the
+//! same `event_id`, which the queue's unique key turns into one row. Several notifiers may read
+//! the same log: they queue the same rows, once. A record that is no order event of this version, or names an
 //! order that is not its shopper's, is parked in `dead_letters` with its bytes, in the same
 //! transaction.
 
 use crate::{
-    metrics,
+    metrics, positions,
     queue::{self, Channel, Kind, NewNotification},
 };
 use rdkafka::{
     consumer::{Consumer, StreamConsumer},
+    error::KafkaError,
     message::Message,
     Offset, TopicPartitionList,
 };
 use shop_domain::messages::{OrderEvent, SCHEMA_VERSION};
-use shop_infra::{
-    dead_letters::{self, Letter, Record, Source},
-    outbox,
-};
+use shop_infra::dead_letters::{self, Letter, Record, Source};
 use sqlx::PgPool;
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use tokio::sync::Notify;
@@ -98,8 +96,9 @@ pub struct Pace {
 }
 
 /// Reads `topic`'s `partitions` until `stop`: fetches while events come, and stops fetching
-/// (no partition assigned) after `pace.idle` without one, until a relay announces events or a
-/// look at the log's end finds it grew. An idle notifier therefore sends the broker no fetch at
+/// (no partition assigned) after `pace.idle` without one, until a relay announces events
+/// (`announced` is notified: [`shop_infra::outbox::ORDER_EVENTS_PRODUCED`]) or a look at the
+/// log's end finds it grew. An idle notifier therefore sends the broker no fetch at
 /// all: cheaper, and it keeps clear of a librdkafka crash on tansu's answers to fetches during
 /// a restart (RELIABILITY.md, "Known issues").
 pub async fn run(
@@ -108,16 +107,10 @@ pub async fn run(
     topic: String,
     partitions: i32,
     pace: Pace,
+    announced: Arc<Notify>,
     stop: CancellationToken,
-) -> Result<(), crate::Error> {
+) -> Result<(), KafkaError> {
     let consumer = Arc::new(consumer);
-    let announced = Arc::new(Notify::new());
-    tokio::spawn(crate::listen(
-        pool.clone(),
-        outbox::ORDER_EVENTS_PRODUCED,
-        announced.clone(),
-        stop.clone(),
-    ));
     tracing::info!(%topic, partitions, "notifier reading order events");
     loop {
         let Some(positions) = read_positions(&pool, &topic, &stop).await else {
@@ -158,7 +151,7 @@ async fn read_positions(
     stop: &CancellationToken,
 ) -> Option<BTreeMap<i32, i64>> {
     loop {
-        match queue::positions(pool, topic).await {
+        match positions::read(pool, topic).await {
             Ok(rows) => return Some(rows.into_iter().collect()),
             Err(error) => {
                 tracing::warn!(%error, "cannot read the notifier's positions; retrying");

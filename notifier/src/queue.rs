@@ -7,6 +7,7 @@
 //! attempt and holds the row for `NOTIFY_CLAIM_MS` by moving its `next_attempt_at`; then [`sent`]
 //! or [`failed`]. A sender that dies mid-send leaves the row due again when its claim lapses.
 
+use crate::positions;
 use shop_infra::{
     dead_letters::{self, Letter, Record},
     outbox::OutboxError,
@@ -48,16 +49,14 @@ pub async fn claim(pool: &PgPool, limit: i64, claim: Duration) -> sqlx::Result<V
     sqlx::query_as(
         "WITH codes AS (
              SELECT id FROM notifications
-             WHERE status = 'pending' AND next_attempt_at <= now()
-               AND kind IN ('sign_in_code', 'registration_code', 'phone_code')
+             WHERE status = $3 AND next_attempt_at <= now() AND kind = ANY($4)
              ORDER BY next_attempt_at LIMIT $1
              FOR UPDATE SKIP LOCKED
          ), others AS (
              SELECT id FROM notifications n
-             WHERE status = 'pending' AND next_attempt_at <= now()
-               AND kind NOT IN ('sign_in_code', 'registration_code', 'phone_code')
+             WHERE status = $3 AND next_attempt_at <= now() AND kind <> ALL($4)
                AND NOT EXISTS (SELECT 1 FROM notifications e
-                               WHERE e.order_id = n.order_id AND e.status = 'pending' AND e.id < n.id)
+                               WHERE e.order_id = n.order_id AND e.status = $3 AND e.id < n.id)
              ORDER BY next_attempt_at LIMIT $1 - (SELECT count(*) FROM codes)
              FOR UPDATE SKIP LOCKED
          ), due AS (
@@ -83,6 +82,8 @@ pub async fn claim(pool: &PgPool, limit: i64, claim: Duration) -> sqlx::Result<V
     )
     .bind(limit)
     .bind(claim.as_secs_f64())
+    .bind(Status::Pending.as_str())
+    .bind(Kind::CODES.map(Kind::as_str))
     .fetch_all(pool)
     .await
 }
@@ -90,11 +91,13 @@ pub async fn claim(pool: &PgPool, limit: i64, claim: Duration) -> sqlx::Result<V
 /// Marks a claimed row sent.
 pub async fn sent(pool: &PgPool, id: i64) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL,
+        "UPDATE notifications SET status = $2, sent_at = now(), last_error = NULL,
                 email = NULL, phone_number = NULL
-         WHERE id = $1 AND status = 'pending'",
+         WHERE id = $1 AND status = $3",
     )
     .bind(id)
+    .bind(Status::Sent.as_str())
+    .bind(Status::Pending.as_str())
     .execute(pool)
     .await?;
     Ok(())
@@ -103,12 +106,14 @@ pub async fn sent(pool: &PgPool, id: i64) -> sqlx::Result<()> {
 /// Marks a claimed row dropped: it has nobody to go to any more.
 pub async fn dropped(pool: &PgPool, id: i64, reason: &str) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE notifications SET status = 'dropped', last_error = $2,
+        "UPDATE notifications SET status = $3, last_error = $2,
                 email = NULL, phone_number = NULL
-         WHERE id = $1 AND status = 'pending'",
+         WHERE id = $1 AND status = $4",
     )
     .bind(id)
     .bind(reason)
+    .bind(Status::Dropped.as_str())
+    .bind(Status::Pending.as_str())
     .execute(pool)
     .await?;
     Ok(())
@@ -131,14 +136,15 @@ pub async fn failed(
     sqlx::query(
         "UPDATE notifications
          SET status = $2, next_attempt_at = now() + make_interval(secs => $3), last_error = $4,
-             email = CASE WHEN $2 = 'pending' THEN email END,
-             phone_number = CASE WHEN $2 = 'pending' THEN phone_number END
-         WHERE id = $1 AND status = 'pending'",
+             email = CASE WHEN $2 = $5 THEN email END,
+             phone_number = CASE WHEN $2 = $5 THEN phone_number END
+         WHERE id = $1 AND status = $5",
     )
     .bind(due.id)
     .bind(status.as_str())
     .bind(retry_after.as_secs_f64())
     .bind(error)
+    .bind(Status::Pending.as_str())
     .execute(pool)
     .await?;
     Ok(status)
@@ -156,21 +162,15 @@ pub fn backoff(attempts: i32, base: Duration, max: Duration) -> Duration {
 /// Rows waiting to be sent, rows parked, and the age in seconds of the oldest waiting one.
 pub async fn backlog(pool: &PgPool) -> sqlx::Result<(i64, i64, f64)> {
     sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE status = 'pending'),
-                count(*) FILTER (WHERE status = 'parked'),
-                COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = 'pending')), 0)::FLOAT8
-         FROM notifications WHERE status IN ('pending', 'parked')",
+        "SELECT count(*) FILTER (WHERE status = $1),
+                count(*) FILTER (WHERE status = $2),
+                COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status = $1)), 0)::FLOAT8
+         FROM notifications WHERE status IN ($1, $2)",
     )
+    .bind(Status::Pending.as_str())
+    .bind(Status::Parked.as_str())
     .fetch_one(pool)
     .await
-}
-
-/// Each partition's next offset to read, as last committed for `topic`.
-pub async fn positions(pool: &PgPool, topic: &str) -> sqlx::Result<Vec<(i32, i64)>> {
-    sqlx::query_as("SELECT partition, next_offset FROM notifier_positions WHERE topic = $1")
-        .bind(topic)
-        .fetch_all(pool)
-        .await
 }
 
 /// What one batch of order events became.
@@ -184,8 +184,8 @@ pub struct Ingested {
 
 /// Queues `rows` (each with the record it was read from), parks `letters` and the rows whose
 /// order does not exist or is not their shopper's (an event nobody here wrote), and moves
-/// `topic`'s positions to `next` (partition, next offset), in one transaction; positions only
-/// move forward, so notifiers reading the same log agree.
+/// `topic`'s positions to `next` (partition, next offset; [`positions::advance`]), in one
+/// transaction.
 pub async fn ingest(
     pool: &PgPool,
     topic: &str,
@@ -226,17 +226,7 @@ pub async fn ingest(
             OutboxError::Encode(error) => sqlx::Error::Decode(Box::new(error)),
         })?
         .len();
-    sqlx::query(
-        "INSERT INTO notifier_positions (topic, partition, next_offset)
-         SELECT $1, * FROM UNNEST($2::INT[], $3::BIGINT[])
-         ON CONFLICT ON CONSTRAINT notifier_positions_pkey
-         DO UPDATE SET next_offset = GREATEST(notifier_positions.next_offset, EXCLUDED.next_offset)",
-    )
-    .bind(topic)
-    .bind(next.iter().map(|(p, _)| *p).collect::<Vec<_>>())
-    .bind(next.iter().map(|(_, o)| *o).collect::<Vec<_>>())
-    .execute(&mut *tx)
-    .await?;
+    positions::advance(&mut tx, topic, next).await?;
     tx.commit().await?;
     Ok(Ingested { queued, parked })
 }

@@ -1,12 +1,13 @@
 //! A real SMTP server for a test: `scripts/mailsink.py` (aiosmtpd) as a process of the test's
 //! own, on free ports, read over its HTTP interface. Killed when dropped.
 
+use crate::poll::eventually;
 use serde_json::Value;
 use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 pub struct MailSink {
@@ -135,19 +136,16 @@ impl MailSink {
         count: usize,
         within: Duration,
     ) -> Vec<Value> {
-        let deadline = Instant::now() + within;
-        loop {
+        let what = format!("{count} mails for {to:?} about {subject:?}");
+        eventually(within, &what, || async move {
             let messages = self.messages_about(to, subject).await;
             if messages.len() >= count {
-                return messages;
+                Ok(messages)
+            } else {
+                Err(messages)
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} mails for {to:?} about {subject:?} after {within:?}, wanted {count}: {messages:?}",
-                messages.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 }
 

@@ -1,7 +1,7 @@
 //! The checkout worker beside a [`TestApp`]: in this process, or as a process of its own that is
 //! killed when its guard is dropped, pass or fail.
 
-use crate::TestApp;
+use crate::app::TestApp;
 use checkout_worker::{config::WorkerSettings, Worker};
 use inventory_partitioner::KafkaSettings;
 use std::process::{Child, Command, Stdio};
@@ -72,9 +72,14 @@ impl TestApp {
         let mut settings = self.worker_settings();
         configure(&mut settings);
         let worker = Worker::build(settings).await.expect("worker builds");
+        let metrics = worker.metrics_addr().expect("metrics address");
         let stop = CancellationToken::new();
         let handle = tokio::spawn(worker.run(stop.clone()));
-        RunningWorker { stop, handle }
+        RunningWorker {
+            health: format!("http://{metrics}/healthz"),
+            stop,
+            handle,
+        }
     }
 
     /// A `checkout-worker` process (the binary at `binary`) on this app's stores; killed when the
@@ -100,12 +105,19 @@ impl TestApp {
     }
 }
 
+/// A checkout worker running in the test's process.
 pub struct RunningWorker {
+    health: String,
     stop: CancellationToken,
     handle: tokio::task::JoinHandle<Result<(), checkout_worker::Error>>,
 }
 
 impl RunningWorker {
+    /// Its `/healthz` URL.
+    pub fn health_url(&self) -> &str {
+        &self.health
+    }
+
     /// Stops it as SIGTERM would: finish the batch in hand, commit, leave the group.
     pub async fn stop(self) {
         self.stop.cancel();

@@ -6,16 +6,18 @@
 //! A dispatcher takes what has queued up (up to `CHECKOUT_INTAKE_MAX_BATCH`) as soon as one of
 //! `CHECKOUT_INTAKE_WRITERS` writers is free, so nothing waits for a batch to fill. A batch holds
 //! at most one checkout per shopper (a second one waits for the next batch), so the per-order
-//! rules are those of [`NewOrder::insert`]: the cart's lines are locked and must still be the
+//! rules are those of one order written alone (`shop_infra::orders::place`): the cart's lines are locked and must still be the
 //! snapshot's, and the idempotency key's unique constraint settles retries. The statement wakes
 //! the relays (`NOTIFY` on `outbox::WRITTEN_CHANNEL`, sent at its commit). A batch that fails
 //! as a whole (a deadlock between writers, a row that breaks a constraint) is written again
 //! order by order, so one bad checkout never fails the others.
 
-use super::{NewOrder, Written};
 use crate::error::ApiError;
 use shop_domain::messages::OrderStatus;
-use shop_infra::outbox::{Columns, Outbox};
+use shop_infra::{
+    orders::place::{self, NewOrder, Written},
+    outbox::{Columns, Outbox},
+};
 use sqlx::PgPool;
 use std::{collections::HashSet, collections::VecDeque, sync::Arc};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -43,8 +45,9 @@ impl Intake {
     }
 
     /// Writes `order` PENDING with its lines and `messages` (its outbox row), taking its lines out
-    /// of the cart; what [`NewOrder::insert`] does, in a batch with whatever arrives meanwhile.
-    pub(super) async fn write(
+    /// of the cart, as one order alone would be written, in a batch with whatever arrives
+    /// meanwhile.
+    pub(crate) async fn write(
         &self,
         order: &NewOrder,
         messages: &Outbox,
@@ -144,16 +147,16 @@ async fn write_batch(pool: &PgPool, batch: Vec<Submission>) {
     }
 }
 
-/// One checkout on its own ([`NewOrder::insert`]).
+/// One checkout on its own.
 async fn alone(pool: &PgPool, submission: &Submission) -> Result<Written, ApiError> {
     let mut conn = pool.acquire().await?;
-    submission
+    Ok(submission
         .order
         .insert(&mut conn, OrderStatus::Pending, &submission.messages)
-        .await
+        .await?)
 }
 
-/// The batch's orders in one statement ([`NewOrder::insert_all`]).
+/// The batch's orders in one statement (`place::insert_all`).
 async fn insert_batch(
     pool: &PgPool,
     batch: &[Submission],
@@ -161,5 +164,5 @@ async fn insert_batch(
     let orders: Vec<(&NewOrder, &Columns)> =
         batch.iter().map(|s| (&s.order, &s.messages)).collect();
     let mut conn = pool.acquire().await?;
-    NewOrder::insert_all(&mut conn, &orders, OrderStatus::Pending).await
+    place::insert_all(&mut conn, &orders, OrderStatus::Pending).await
 }

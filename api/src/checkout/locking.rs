@@ -13,14 +13,22 @@
 //!   released by its owner only; the update is still guarded (`available_quantity >= $q`), so a
 //!   lock that expires mid-write cannot oversell.
 
-use super::{replay, short_lines, NewOrder, Placed, Strategy, Written};
-use crate::{error::ApiError, startup::AppState};
+use crate::{
+    checkout::{
+        order::{replay, Placed, TakeStock},
+        stock::{self, short_lines, Guard, Read},
+    },
+    error::ApiError,
+    state::AppState,
+};
 use rand::Rng;
 use shop_domain::messages::{CommandKind, OrderEvent, OrderStatus};
 use shop_infra::{
-    fulfilment::{self, LedgerEntry},
-    outbox::{self, Columns, Outbox},
+    orders::ledger::{self, LedgerEntry},
+    orders::place::{NewOrder, Written},
+    outbox::{Columns, Outbox},
 };
+use sqlx::PgConnection;
 use std::{
     collections::HashMap,
     time::{Duration, Instant},
@@ -34,38 +42,50 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// A lock expires after this long even if its owner died holding it.
 const LOCK_TTL: Duration = Duration::from_secs(5);
 
+/// `optimistic`.
+pub(crate) struct Optimistic;
+/// `row-lock`.
+pub(crate) struct RowLock;
+/// `redis-lock`.
+pub(crate) struct RedisLock;
+
+impl TakeStock for Optimistic {
+    async fn place(&self, state: &AppState, order: &NewOrder) -> Result<Placed, ApiError> {
+        confirm(state, order, Read::Plain, Guard::Version).await
+    }
+}
+
+impl TakeStock for RowLock {
+    async fn place(&self, state: &AppState, order: &NewOrder) -> Result<Placed, ApiError> {
+        confirm(state, order, Read::Locked, Guard::Available).await
+    }
+}
+
+impl TakeStock for RedisLock {
+    async fn place(&self, state: &AppState, order: &NewOrder) -> Result<Placed, ApiError> {
+        let locks = ProductLocks::acquire(state, order).await?;
+        let result = confirm(state, order, Read::Plain, Guard::Available).await;
+        locks.release(state).await;
+        result
+    }
+}
+
 enum Attempt {
     Placed(Placed),
     /// A product changed between the read and the update: try again.
     Contended,
 }
 
-pub(super) async fn decide(
+/// [`try_once`] until it places the order or fails, backing off after each contended attempt.
+async fn confirm(
     state: &AppState,
-    strategy: Strategy,
     order: &NewOrder,
+    read: Read,
+    guard: Guard,
 ) -> Result<Placed, ApiError> {
     let writes = Writes::of(order)?;
-    let locks = match strategy {
-        Strategy::RedisLock => Some(ProductLocks::acquire(state, order).await?),
-        _ => None,
-    };
-    let result = with_retries(state, strategy, order, &writes).await;
-    if let Some(locks) = locks {
-        locks.release(state).await;
-    }
-    result
-}
-
-/// [`try_once`] until it places the order or fails, backing off after each contended attempt.
-async fn with_retries(
-    state: &AppState,
-    strategy: Strategy,
-    order: &NewOrder,
-    writes: &Writes,
-) -> Result<Placed, ApiError> {
     for attempt in 0..MAX_ATTEMPTS {
-        match try_once(state, strategy, order, writes).await? {
+        match try_once(state, order, &writes, read, guard).await? {
             Attempt::Placed(placed) => return Ok(placed),
             Attempt::Contended => backoff(attempt).await,
         }
@@ -83,18 +103,19 @@ struct Writes {
 impl Writes {
     fn of(order: &NewOrder) -> Result<Self, ApiError> {
         let mut messages = Outbox::default();
-        let key = order.id.to_string();
-        messages.push(outbox::ORDER_EVENTS, key.clone(), &order.created_event())?;
-        let confirmed =
-            OrderEvent::confirmed(order.id, order.user, chrono::Utc::now().timestamp_millis());
-        messages.push(outbox::ORDER_EVENTS, key, &confirmed)?;
+        messages.event(&order.created_event())?;
+        messages.event(&OrderEvent::confirmed(
+            order.id,
+            order.user,
+            chrono::Utc::now().timestamp_millis(),
+        ))?;
         let ledger = order
             .lines
             .iter()
             .map(|l| LedgerEntry {
                 order_id: order.id.as_uuid(),
                 product_id: l.product.get(),
-                kind: CommandKind::Reserve.as_str(),
+                kind: CommandKind::Reserve,
                 quantity: i32::from(l.quantity),
                 applied: true,
             })
@@ -120,11 +141,14 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_micros(micros)).await;
 }
 
+/// One transaction: the order CONFIRMED with its lines, events and ledger entries, then the
+/// stock ([`take_stock`]); committed only if every product had the units.
 async fn try_once(
     state: &AppState,
-    strategy: Strategy,
     order: &NewOrder,
     writes: &Writes,
+    read: Read,
+    guard: Guard,
 ) -> Result<Attempt, ApiError> {
     let mut tx = state.db.begin().await?;
     let written = order
@@ -134,74 +158,57 @@ async fn try_once(
         tx.rollback().await?;
         return Ok(Attempt::Placed(replay(state, order, written).await?));
     }
-    fulfilment::record_ledger(&mut tx, &writes.ledger).await?;
-
-    // The stock, last. Lines are sorted by product id, so row locks are taken in that order.
-    let ids: Vec<i64> = order.lines.iter().map(|l| l.product.get()).collect();
-    let read = match strategy {
-        Strategy::RowLock => {
-            "SELECT id, available_quantity, version FROM products WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE"
-        }
-        _ => "SELECT id, available_quantity, version FROM products WHERE id = ANY($1)",
-    };
-    let rows: Vec<(i64, i32, i64)> = sqlx::query_as(read).bind(&ids).fetch_all(&mut *tx).await?;
-    let stock: HashMap<i64, i64> = rows.iter().map(|r| (r.0, i64::from(r.1))).collect();
-    let short = short_lines(&order.lines, &stock);
-    if !short.is_empty() {
-        tx.rollback().await?;
-        return Err(ApiError::OutOfStock(short));
-    }
-    let versions: HashMap<i64, i64> = rows.iter().map(|r| (r.0, r.2)).collect();
-    let guard = match strategy {
-        Strategy::Optimistic => "p.version = v.version",
-        _ => "p.available_quantity >= v.quantity",
-    };
-    let updated: Result<Vec<(i64, i32, i64)>, _> = sqlx::query_as(&format!(
-        "UPDATE products p
-         SET available_quantity = p.available_quantity - v.quantity, version = p.version + 1,
-             updated_at = now()
-         FROM UNNEST($1::BIGINT[], $2::INT[], $3::BIGINT[]) AS v(id, quantity, version)
-         WHERE p.id = v.id AND {guard}
-         RETURNING p.id, p.available_quantity, p.version"
-    ))
-    .bind(&ids)
-    .bind(
-        order
-            .lines
-            .iter()
-            .map(|l| i32::from(l.quantity))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        ids.iter()
-            .map(|id| versions.get(id).copied().unwrap_or(0))
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(&mut *tx)
-    .await;
-    // Two updates that reach shared rows in different orders deadlock; PostgreSQL aborts one of
-    // them, which is contention like any other: roll back and try again.
-    let updated = match updated {
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01") => {
+    ledger::record_ledger(&mut tx, &writes.ledger).await?;
+    let updated = match take_stock(&mut tx, order, read, guard).await {
+        Ok(Some(updated)) => updated,
+        Ok(None) => {
             tx.rollback().await?;
             return Ok(Attempt::Contended);
         }
-        other => other?,
+        Err(short @ ApiError::OutOfStock(_)) => {
+            tx.rollback().await?;
+            return Err(short);
+        }
+        Err(other) => return Err(other),
     };
-    if updated.len() < ids.len() {
-        tx.rollback().await?;
-        return Ok(Attempt::Contended);
-    }
     tx.commit().await?;
     if let Err(error) = state.cache.put_stock(&state.keys, &updated).await {
         tracing::warn!(%error, "hot inventory update failed");
     }
     tracing::info!(order_id = %order.id, lines = order.lines.len(), "checkout confirmed");
-    Ok(Attempt::Placed(Placed {
-        order_id: order.id.as_uuid(),
-        status: OrderStatus::Confirmed,
-        replayed: false,
-    }))
+    Ok(Attempt::Placed(Placed::new(order, OrderStatus::Confirmed)))
+}
+
+/// Takes the order's stock, last in the transaction: the rows changed, `None` when another
+/// checkout got there first (the caller rolls back and tries again), 409 `out_of_stock` when a
+/// line is short. Lines are sorted by product id, so row locks are taken in that order.
+async fn take_stock(
+    tx: &mut PgConnection,
+    order: &NewOrder,
+    read: Read,
+    guard: Guard,
+) -> Result<Option<Vec<(i64, i32, i64)>>, ApiError> {
+    let ids: Vec<i64> = order.lines.iter().map(|l| l.product.get()).collect();
+    let rows = stock::read(&mut *tx, &ids, read).await?;
+    let available: HashMap<i64, i64> = rows.iter().map(|r| (r.0, i64::from(r.1))).collect();
+    let short = short_lines(&order.lines, &available);
+    if !short.is_empty() {
+        return Err(ApiError::OutOfStock(short));
+    }
+    let versions: HashMap<i64, i64> = rows.iter().map(|r| (r.0, r.2)).collect();
+    let quantities: Vec<i32> = order.lines.iter().map(|l| i32::from(l.quantity)).collect();
+    let read_versions: Vec<i64> = ids
+        .iter()
+        .map(|id| versions.get(id).copied().unwrap_or(0))
+        .collect();
+    let updated = stock::take(&mut *tx, &ids, &quantities, &read_versions, guard).await;
+    // Two updates that reach shared rows in different orders deadlock; PostgreSQL aborts one of
+    // them, which is contention like any other: roll back and try again.
+    let updated = match updated {
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01") => return Ok(None),
+        other => other?,
+    };
+    Ok((updated.len() >= ids.len()).then_some(updated))
 }
 
 /// Unlocks `KEYS` that still hold this owner's token (`ARGV[1]`).

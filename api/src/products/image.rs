@@ -2,8 +2,8 @@
 //! (colour and emblem) and its name (initials), at `/products/{id}/image.svg`. Deterministic, so
 //! browsers and proxies cache it (`ETag` is the product's version).
 
-use super::product_in_path;
-use crate::{error::ApiError, extract::Path, startup::AppState};
+use crate::products::store::product_in_path;
+use crate::{error::ApiError, extract::Path, state::AppState};
 use axum::{
     extract::State,
     http::{header, HeaderMap, StatusCode},
@@ -16,7 +16,7 @@ use axum::{
     responses(
         (status = 200, description = "An SVG image", body = String, content_type = "image/svg+xml"),
         (status = 304, description = "Not modified (`If-None-Match`)"),
-        (status = 404, description = "No such product", body = crate::error::ErrorBody),
+        crate::error::responses::NoSuchProduct,
     ))]
 pub(crate) async fn drawn(
     State(state): State<AppState>,

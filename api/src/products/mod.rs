@@ -5,21 +5,27 @@
 //! every write refreshes the cached copy. The available quantity changes with every checkout, so
 //! it is cached apart (`stock:<id>`, kept by the checkout worker) and laid over the cached product
 //! when it is newer. In front of Redis, each process keeps answers for up to
-//! `PRODUCT_LOCAL_CACHE_MS` ([`local`]).
+//! `PRODUCT_LOCAL_CACHE_MS` ([`crate::local_cache`]). A product as stored and answered is in
+//! [`store`]; request bodies in [`fields`], search in `search`, drawn images in [`image`], restocks
+//! in [`restock`].
 
-pub(crate) mod cursor;
-mod fields;
+pub(crate) mod fields;
 pub(crate) mod image;
-pub mod local;
 pub(crate) mod restock;
 mod search;
+pub(crate) mod store;
 
 use crate::{
     error::{ApiError, ErrorBody},
     extract::{Json, Path, Query},
     metrics::cache_lookup,
+    paging::{next_page, page_limit, Cursor},
+    products::{
+        fields::{CreateProduct, NewProduct, ProductChanges, UpdateProduct},
+        store::{find, not_seller, product_in_path, Product, COLUMNS},
+    },
     sessions::CurrentUser,
-    startup::AppState,
+    state::AppState,
 };
 use axum::{
     extract::State,
@@ -28,15 +34,9 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use chrono::{DateTime, Utc};
-use cursor::Cursor;
-pub(crate) use fields::{CreateProduct, UpdateProduct};
-use fields::{NewProduct, ProductChanges};
 use serde::{Deserialize, Serialize};
 use shop_domain::ProductId;
 use utoipa::{IntoParams, ToSchema};
-
-pub use fields::category;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,51 +45,6 @@ pub fn router() -> Router<AppState> {
         .route("/products/{id}/image.svg", get(image::drawn))
         .route("/products/{id}/restock", post(restock::restock))
         .route("/categories", get(categories))
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
-pub struct Product {
-    pub id: i64,
-    pub name: String,
-    pub description: String,
-    /// Integer minor units (cents).
-    pub price_cents: i64,
-    pub available_quantity: i32,
-    pub image_url: Option<String>,
-    pub category: String,
-    pub seller_id: i64,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-const COLUMNS: &str = "id, name, description, price_cents, available_quantity, image_url, \
-                       category, seller_id, version, created_at, updated_at";
-
-pub const DEFAULT_PAGE: i64 = 20;
-pub const MAX_PAGE: i64 = 100;
-
-/// A product id from a path: anything that is not a positive integer names no product.
-pub fn product_id(raw: i64) -> Result<ProductId, ApiError> {
-    ProductId::new(raw).map_err(|_| ApiError::not_found("product"))
-}
-
-/// A product id from a path segment: anything but a positive integer names no product (404).
-fn product_in_path(raw: &str) -> Result<ProductId, ApiError> {
-    product_id(raw.parse().map_err(|_| ApiError::not_found("product"))?)
-}
-
-/// A page size from a query: `DEFAULT_PAGE` when absent, 422 outside 1..=`MAX_PAGE`.
-pub fn page_limit(requested: Option<i64>) -> Result<i64, ApiError> {
-    let limit = requested.unwrap_or(DEFAULT_PAGE);
-    if (1..=MAX_PAGE).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(ApiError::unprocessable(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ))
-    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -139,7 +94,7 @@ pub(crate) async fn list(
     if let Some(q) = query.q.as_deref() {
         let seen = Cursor::seen(query.cursor.as_deref())?;
         let mut items = search::run(&state.db, q, category.as_deref(), seen, limit + 1).await?;
-        let next_cursor = cursor::next_page(&mut items, limit, |_| Cursor::Seen(seen + limit));
+        let next_cursor = next_page(&mut items, limit, |_| Cursor::Seen(seen + limit));
         return Ok(Json(ProductPage { items, next_cursor }));
     }
     let after = Cursor::after_id(query.cursor.as_deref())?;
@@ -165,7 +120,7 @@ pub(crate) async fn list(
             .await?
         }
     };
-    let next_cursor = cursor::next_page(&mut items, limit, |p| Cursor::After(p.id));
+    let next_cursor = next_page(&mut items, limit, |p| Cursor::After(p.id));
     Ok(Json(ProductPage { items, next_cursor }))
 }
 
@@ -221,7 +176,7 @@ fn json_response(status: StatusCode, json: impl Into<axum::body::Body>) -> Respo
 /// down slows this path but does not fail it.
 #[utoipa::path(get, path = "/products/{id}", tag = "catalog", params(("id" = i64, Path, description = "Product id", minimum = 1)), responses(
     (status = 200, description = "The product, with its available quantity", body = Product),
-    (status = 404, description = "No such product", body = ErrorBody),
+    crate::error::responses::NoSuchProduct,
 ))]
 pub(crate) async fn show(
     State(state): State<AppState>,
@@ -275,15 +230,6 @@ async fn read_through(state: &AppState, id: ProductId) -> Result<String, ApiErro
     publish(state, &product).await
 }
 
-pub async fn find(state: &AppState, id: ProductId) -> Result<Option<Product>, ApiError> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM products WHERE id = $1"))
-            .bind(id.get())
-            .fetch_optional(&state.db)
-            .await?,
-    )
-}
-
 /// Serialises a product and offers it, and its stock, to the cache at its version (this
 /// process's copy is dropped, to be read afresh). Returns the JSON.
 async fn publish(state: &AppState, product: &Product) -> Result<String, ApiError> {
@@ -308,19 +254,11 @@ async fn publish(state: &AppState, product: &Product) -> Result<String, ApiError
     Ok(json)
 }
 
-fn not_seller() -> ApiError {
-    ApiError::client(
-        StatusCode::FORBIDDEN,
-        "not_seller",
-        "only the product's seller may change it",
-    )
-}
-
 /// `POST /products`: the signed-in user lists a product and becomes its seller.
 #[utoipa::path(post, path = "/products", tag = "catalog", security(("session" = [])), request_body = CreateProduct, responses(
     (status = 201, description = "Listed", body = Product,
         headers(("Location" = String, description = "The product's URL"))),
-    (status = 401, description = "No valid session token", body = ErrorBody),
+    crate::error::responses::NoSession,
     (status = 422, description = "A field failed validation", body = ErrorBody),
 ))]
 pub(crate) async fn create(
@@ -359,9 +297,9 @@ pub(crate) async fn create(
 #[utoipa::path(patch, path = "/products/{id}", tag = "catalog", security(("session" = [])),
     params(("id" = i64, Path, description = "Product id", minimum = 1)), request_body = UpdateProduct, responses(
     (status = 200, description = "The product after the change", body = Product),
-    (status = 401, description = "No valid session token", body = ErrorBody),
-    (status = 403, description = "`not_seller`", body = ErrorBody),
-    (status = 404, description = "No such product", body = ErrorBody),
+    crate::error::responses::NoSession,
+    crate::error::responses::NotSeller,
+    crate::error::responses::NoSuchProduct,
     (status = 409, description = "`version_conflict`", body = ErrorBody),
     (status = 422, description = "A field failed validation, or `expected_version_required` (`available_quantity` without `expected_version`)", body = ErrorBody),
 ))]

@@ -7,14 +7,13 @@
 //! is slower than [`WAIT`] (the restock is recorded and will be applied; repeating the request
 //! with the same `Idempotency-Key` asks again for its result).
 
-use super::{find, product_in_path};
 use crate::{
-    checkout::idempotency_key,
     error::{ApiError, ErrorBody},
     extract::{Integer, Json, Path},
-    metrics,
+    idempotency, metrics,
+    products::store::{find, not_seller, product_in_path},
     sessions::CurrentUser,
-    startup::AppState,
+    state::AppState,
 };
 use axum::{
     extract::State,
@@ -22,9 +21,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use shop_domain::{messages::InventoryCommand, OrderId, ProductId, Units, UserId};
-use shop_infra::outbox::{self, Outbox};
+use shop_domain::{messages::InventoryCommand, OrderId, ProductId, Units};
+use shop_infra::{orders::view, outbox::Outbox};
 use std::time::Duration;
 use tokio::time::Instant;
 use utoipa::ToSchema;
@@ -86,9 +84,9 @@ pub(crate) struct Restock {
     (status = 200, description = "Applied (or refused) by the product's lane", body = Restock),
     (status = 202, description = "Recorded; the lane has not applied it yet", body = Restock),
     (status = 400, description = "`invalid_idempotency_key`, `malformed_json`", body = ErrorBody),
-    (status = 401, description = "No valid session token", body = ErrorBody),
-    (status = 403, description = "`not_seller`", body = ErrorBody),
-    (status = 404, description = "No such product", body = ErrorBody),
+    crate::error::responses::NoSession,
+    crate::error::responses::NotSeller,
+    crate::error::responses::NoSuchProduct,
     (status = 409, description = "`idempotency_key_reused`: the key restocked another quantity", body = ErrorBody),
     (status = 422, description = "`invalid_quantity`", body = ErrorBody),
 ))]
@@ -100,16 +98,16 @@ pub(crate) async fn restock(
     Json(body): Json<RestockRequest>,
 ) -> Result<Response, ApiError> {
     let product = product_in_path(&id)?;
-    let key = idempotency_key(&headers)?;
+    let key = idempotency::key(&headers)?;
     let quantity = Units::new(body.quantity.0)?;
     let seller = find(&state, product)
         .await?
         .ok_or_else(|| ApiError::not_found("product"))?
         .seller_id;
     if seller != user.id.get() {
-        return Err(super::not_seller());
+        return Err(not_seller());
     }
-    let restock_id = restock_id(user.id, product, key.as_deref());
+    let restock_id = idempotency::derived_id("restock", user.id, product, key.as_ref());
     // A repeated key whose restock is decided gets its result; nothing is sent again.
     let earlier = match key {
         Some(_) => decision(&state, restock_id, product).await?,
@@ -151,18 +149,6 @@ pub(crate) async fn restock(
     Ok((code, axum::Json(answer)).into_response())
 }
 
-/// A fresh id, or with an Idempotency-Key the same id for every request of the seller's that
-/// repeats the key for this product (the lane applies an id once).
-fn restock_id(seller: UserId, product: ProductId, key: Option<&str>) -> Uuid {
-    let Some(key) = key else {
-        return Uuid::now_v7();
-    };
-    let digest = Sha256::digest(format!("restock\n{seller}\n{product}\n{key}").as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
-}
-
 /// Puts the restock command in the outbox, for the product's lane, and wakes the relays.
 async fn send(
     state: &AppState,
@@ -171,11 +157,11 @@ async fn send(
     quantity: Units,
 ) -> Result<(), ApiError> {
     let mut messages = Outbox::default();
-    messages.push(
-        outbox::INVENTORY,
-        product.to_string(),
-        &InventoryCommand::restock(OrderId::from_uuid(restock_id), product, quantity),
-    )?;
+    messages.command(&InventoryCommand::restock(
+        OrderId::from_uuid(restock_id),
+        product,
+        quantity,
+    ))?;
     let mut tx = state.db.begin().await?;
     messages.insert_and_wake(&mut tx).await?;
     tx.commit().await?;
@@ -196,15 +182,7 @@ async fn decision(
     restock_id: Uuid,
     product: ProductId,
 ) -> Result<Option<Decided>, ApiError> {
-    Ok(sqlx::query_as(
-        "SELECT l.applied, l.quantity, p.available_quantity AS stock FROM inventory_ledger l
-         JOIN products p ON p.id = l.product_id
-         WHERE l.order_id = $1 AND l.product_id = $2 AND l.kind = 'restock'",
-    )
-    .bind(restock_id)
-    .bind(product.get())
-    .fetch_optional(&state.db)
-    .await?)
+    Ok(view::restock(&state.db, restock_id, product).await?)
 }
 
 /// Polls for the lane's decision until it comes or [`WAIT`] passes (`None`).
@@ -220,25 +198,5 @@ async fn wait_for_lane(
             return Ok(decided);
         }
         tokio::time::sleep(LOOK).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_key_names_one_restock_per_seller_and_product() -> Result<(), Box<dyn std::error::Error>> {
-        let (seller, product) = (UserId::new(1)?, ProductId::new(7)?);
-        let id = restock_id(seller, product, Some("k-1"));
-        assert_eq!(id, restock_id(seller, product, Some("k-1")));
-        assert_ne!(id, restock_id(seller, product, Some("k-2")));
-        assert_ne!(id, restock_id(UserId::new(2)?, product, Some("k-1")));
-        assert_ne!(id, restock_id(seller, ProductId::new(8)?, Some("k-1")));
-        assert_ne!(
-            restock_id(seller, product, None),
-            restock_id(seller, product, None)
-        );
-        Ok(())
     }
 }

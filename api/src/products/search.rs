@@ -16,8 +16,8 @@
 //! every row (`GIN_SEARCH_MODE_ALL`). The typo step also checks for trigrams itself, as the
 //! database's locale may count fewer characters as letters than Rust does.
 
-use super::{Product, COLUMNS};
 use crate::error::ApiError;
+use crate::products::store::{Product, COLUMNS};
 use sqlx::PgPool;
 
 /// Matches that are ranked, in either step: the first this many the index yields. A query that

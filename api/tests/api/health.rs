@@ -18,9 +18,7 @@ async fn startup_refuses_to_run_without_redis() {
     // A port where nothing listens.
     settings.redis_url = "redis://127.0.0.1:1".into();
     assert!(
-        shop_api::startup::AppState::connect(settings)
-            .await
-            .is_err(),
+        shop_api::state::AppState::connect(settings).await.is_err(),
         "startup must fail loudly without Redis"
     );
 }

@@ -5,16 +5,18 @@
 //!
 //! | module     | written by                 | statements                                              |
 //! |------------|----------------------------|---------------------------------------------------------|
-//! | `place`    | the API's checkout         | new orders and their lines, the cart they came from     |
-//! | `view`     | the API's order and seller views | reading orders and lines                          |
-//! | `cancel`   | the API's cancel           | a buyer's cancel                                        |
-//! | `lane`     | the worker's lanes         | the ledger, the stock, the lines' decisions             |
-//! | `settle`   | the worker's lanes         | orders whose last line was decided; the cart's return   |
+//! | `place`    | the API's checkout         | new orders and their lines, the cart they came from, Idempotency-Key claims |
+//! | `view`     | the API's order, seller and restock views | reading orders and lines, a restock's ledger entry |
+//! | `cancel`   | the API's cancel           | a buyer's cancel: the order, its releases in the outbox |
+//! | `lane`     | the worker's lanes         | the ledger, the stock, the lines' decisions, the orders' line counters (storing the status the worker decided for an order's last line) |
+//! | `ledger`   | the lanes and the API's synchronous strategies | one ledger row per inventory change of an order |
+//! | `settle`   | the worker's lanes         | what follows an order's last line: the cart's return, releases and its terminal event in the outbox; the PENDING backlog |
 //! | `audit`    | tests and the fault suite  | what is still unsettled; the pipeline's invariants      |
 
 pub mod audit;
 pub mod cancel;
 pub mod lane;
+pub mod ledger;
 pub mod place;
 pub mod settle;
 pub mod view;

@@ -2,9 +2,11 @@
 //! a cancel races; restocks add to stock that checkouts are taking at the same moment; and the
 //! conservation invariant (initial + restocks = available + units on CONFIRMED orders) holds.
 
-use crate::{buyer, checkout_all, post_as, product, status_counts};
+use crate::{buyer, checkout_all, post_as, product, shop_with_buyers, status_counts};
 use reqwest::StatusCode;
 use shop_api::checkout::Strategy;
+use shop_domain::OrderStatus;
+use shop_infra::orders::audit;
 use shop_testkit::{expect_error, expect_json, TestApp};
 use std::time::Duration;
 
@@ -93,24 +95,18 @@ async fn a_cancel_gives_the_units_back_once() {
 async fn cancels_racing_decisions_end_consistent() {
     let app = TestApp::spawn().await;
     let worker = app.spawn_worker().await;
-    let seller = app.new_user().await;
-    let mut products = Vec::new();
-    for i in 0..6 {
-        products.push(product(&app, &seller, 4 + i % 3).await);
-    }
-    let initial = app.stock().await;
-    let mut buyers = Vec::new();
-    for i in 0..36usize {
-        let lines: Vec<(i64, i64)> = (0..1 + i % 3)
+    let (_, buyers) = shop_with_buyers(&app, (0..6).map(|i| 4 + i % 3), 36, |i, products| {
+        (0..1 + i % 3)
             .map(|j| {
                 (
                     products[(i * 5 + j * 2) % products.len()],
                     1 + (i % 2) as i64,
                 )
             })
-            .collect();
-        buyers.push(buyer(&app, &lines).await);
-    }
+            .collect()
+    })
+    .await;
+    let initial = app.stock().await;
     let orders = checkout_all(&app, &buyers).await;
     // Every other accepted order is cancelled at once, concurrently.
     let mut cancels = tokio::task::JoinSet::new();
@@ -137,7 +133,9 @@ async fn cancels_racing_decisions_end_consistent() {
     app.assert_invariants(&initial).await;
     let counts = status_counts(&app).await;
     assert!(
-        counts.get("CANCELLED").is_some_and(|&n| n > 0),
+        counts
+            .get(OrderStatus::Cancelled.as_str())
+            .is_some_and(|&n| n > 0),
         "{counts:?}"
     );
     worker.stop().await;
@@ -232,12 +230,11 @@ async fn restocks_concurrent_with_checkouts_conserve_stock() {
     assert_eq!(added, 10, "five distinct keys of two units");
     app.wait_until_settled(SETTLE).await;
     app.assert_invariants(&initial).await;
-    let restocked: i64 = sqlx::query_scalar(
-        "SELECT SUM(quantity)::BIGINT FROM inventory_ledger WHERE kind = 'restock' AND applied",
-    )
-    .fetch_one(&app.db)
-    .await
-    .expect("restocked");
+    let restocked: i64 = audit::applied_restocks(&app.db)
+        .await
+        .expect("restocked")
+        .values()
+        .sum();
     assert_eq!(restocked, 10, "a repeated key added its units once");
     let metrics = app.metrics().await;
     assert!(
@@ -290,8 +287,9 @@ async fn the_invariants_catch_a_cancelled_order_holding_units() {
     app.assert_invariants(&initial).await;
     worker.stop().await;
     // Cancelled, but nothing given back: what a lost release would leave.
-    sqlx::query("UPDATE orders SET status = 'CANCELLED', cancelled_at = now() WHERE id = $1::UUID")
+    sqlx::query("UPDATE orders SET status = $2, cancelled_at = now() WHERE id = $1::UUID")
         .bind(&order)
+        .bind(OrderStatus::Cancelled.as_str())
         .execute(&app.db)
         .await
         .expect("corrupt");

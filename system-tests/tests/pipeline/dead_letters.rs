@@ -9,7 +9,7 @@ use rdkafka::{
     Message, Offset, TopicPartitionList,
 };
 use shop_infra::outbox::{self, Message as OutboxMessage};
-use shop_testkit::TestApp;
+use shop_testkit::{eventually, TestApp};
 use std::time::{Duration, Instant};
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -177,44 +177,12 @@ async fn a_saved_position_outside_the_log_stops_its_partition_loudly() {
     .execute(&app.db)
     .await
     .expect("position");
-    let worker = checkout_worker::Worker::build(settings.clone())
-        .await
-        .expect("worker");
-    let health = format!("http://{}/healthz", worker.metrics_addr().expect("addr"));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let running = tokio::spawn(worker.run(stop.clone()));
-    let deadline = Instant::now() + SETTLE;
-    let reason = loop {
-        let answer = app.client.get(&health).send().await.expect("healthz");
-        if answer.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-            let body: serde_json::Value = answer.json().await.expect("json");
-            let message = body["error"]["message"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            if message.contains("partition 1") {
-                break message;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the worker never said partition 1 stopped"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let worker = app.spawn_worker_with(|s| *s = settings.clone()).await;
+    let reason = stopped_saying(&app, worker.health_url(), "partition 1").await;
     assert!(reason.contains("past the end"), "{reason}");
     // The other partitions work; partition 1's position was not reset behind anyone's back.
     let seller = app.new_user().await;
-    let elsewhere = loop {
-        let id = product(&app, &seller, 5).await;
-        let p = inventory_partitioner::partition_for(
-            shop_domain::ProductId::new(id).expect("id"),
-            settings.kafka.inventory_partitions,
-        );
-        if p != 1 {
-            break id;
-        }
-    };
+    let elsewhere = product_on(&app, &seller, 1, false).await;
     let shopper = buyer(&app, &[(elsewhere, 1)]).await;
     let order = app.checkout_accepted(&shopper.token).await;
     let decided = app.wait_for_terminal(&shopper.token, &order, SETTLE).await;
@@ -227,8 +195,7 @@ async fn a_saved_position_outside_the_log_stops_its_partition_loudly() {
     .await
     .expect("position");
     assert_eq!(saved, 1000);
-    stop.cancel();
-    running.await.expect("task").expect("worker stops cleanly");
+    worker.stop().await;
 }
 
 /// A product listed until one lands on (`same`) or off (`!same`) `partition`.
@@ -249,6 +216,19 @@ async fn product_on(
             return id;
         }
     }
+}
+
+/// Waits until the worker's `/healthz` says it is unhealthy for a reason with `words` in it, and
+/// returns the reason.
+async fn stopped_saying(app: &TestApp, health: &str, words: &str) -> String {
+    let what = format!("the worker saying {words:?}");
+    eventually(SETTLE, &what, || async move {
+        match unhealthy(app, health).await {
+            Some(reason) if reason.contains(words) => Ok(reason),
+            other => Err(other),
+        }
+    })
+    .await
 }
 
 /// The worker's `/healthz` answer: `None` when healthy, else its reason.
@@ -300,12 +280,8 @@ async fn a_record_its_lane_cannot_apply_stops_only_its_partition_until_an_operat
     .await
     .expect("trigger");
 
-    let worker = checkout_worker::Worker::build(settings.clone())
-        .await
-        .expect("worker");
-    let health = format!("http://{}/healthz", worker.metrics_addr().expect("addr"));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let running = tokio::spawn(worker.run(stop.clone()));
+    let worker = app.spawn_worker_with(|s| *s = settings.clone()).await;
+    let health = worker.health_url();
 
     let stuck = buyer(&app, &[(cursed, 1)]).await;
     let stuck_order = app.checkout_accepted(&stuck.token).await;
@@ -323,19 +299,7 @@ async fn a_record_its_lane_cannot_apply_stops_only_its_partition_until_an_operat
         .await;
     assert_eq!(decided["status"], "CONFIRMED", "{decided}");
     // The stop is loud, and says what to do.
-    let deadline = Instant::now() + SETTLE;
-    let reason = loop {
-        if let Some(reason) = unhealthy(&app, &health).await {
-            if reason.contains("park-record") {
-                break reason;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the worker never said the partition stopped"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let reason = stopped_saying(&app, health, "park-record").await;
     assert!(
         reason.contains(&format!("partition {partition}")),
         "{reason}"
@@ -365,11 +329,11 @@ async fn a_record_its_lane_cannot_apply_stops_only_its_partition_until_an_operat
         let decided = app.wait_for_terminal(&shopper.token, order, SETTLE).await;
         assert_eq!(decided["status"], "CONFIRMED", "{decided}");
     }
-    let deadline = Instant::now() + SETTLE;
-    while let Some(reason) = unhealthy(&app, &health).await {
-        assert!(Instant::now() < deadline, "still unhealthy: {reason}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let shop = &app;
+    eventually(SETTLE, "the worker healthy again", || async move {
+        unhealthy(shop, health).await.map_or(Ok(()), Err)
+    })
+    .await;
     let parked: (String, Vec<u8>) = sqlx::query_as(
         r#"SELECT reason, payload FROM dead_letters WHERE "partition" = $1 AND "offset" = $2"#,
     )
@@ -382,6 +346,5 @@ async fn a_record_its_lane_cannot_apply_stops_only_its_partition_until_an_operat
     let command: serde_json::Value =
         serde_json::from_slice(&parked.1).expect("the command's bytes");
     assert_eq!(command["product_id"], cursed);
-    stop.cancel();
-    running.await.expect("task").expect("worker stops cleanly");
+    worker.stop().await;
 }

@@ -1,8 +1,9 @@
 //! Faults: a worker process killed mid-stream, workers joining and leaving the group.
 
-use crate::{buyer, checkout_all, product, status_counts};
-use shop_testkit::{TestApp, TestUser, WorkerProcess};
-use std::time::{Duration, Instant};
+use crate::{checkout_all, shop_with_buyers, status_counts};
+use shop_domain::{messages::CommandKind, OrderStatus};
+use shop_testkit::{eventually, TestApp, TestUser, WorkerProcess};
+use std::time::Duration;
 
 const SETTLE: Duration = Duration::from_secs(90);
 
@@ -11,7 +12,8 @@ fn start_worker_process(app: &TestApp) -> WorkerProcess {
 }
 
 async fn decided(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM orders WHERE status <> 'PENDING'")
+    sqlx::query_scalar("SELECT count(*) FROM orders WHERE status <> $1")
+        .bind(OrderStatus::Pending.as_str())
         .fetch_one(&app.db)
         .await
         .expect("count")
@@ -19,18 +21,12 @@ async fn decided(app: &TestApp) -> i64 {
 
 /// A shop with a few products and `n` buyers with one- to three-line carts.
 async fn shop(app: &TestApp, n: usize) -> Vec<TestUser> {
-    let seller = app.new_user().await;
-    let mut products = Vec::new();
-    for _ in 0..6 {
-        products.push(product(app, &seller, 40).await);
-    }
-    let mut buyers = Vec::new();
-    for i in 0..n {
-        let lines: Vec<(i64, i64)> = (0..1 + i % 3)
+    let (_, buyers) = shop_with_buyers(app, [40; 6], n, |i, products| {
+        (0..1 + i % 3)
             .map(|j| (products[(i + j * 2) % products.len()], 1 + (i % 2) as i64))
-            .collect();
-        buyers.push(buyer(app, &lines).await);
-    }
+            .collect()
+    })
+    .await;
     buyers
 }
 
@@ -43,11 +39,14 @@ async fn a_worker_killed_mid_stream_and_restarted_loses_and_repeats_nothing() {
     let (early, late) = buyers.split_at(60);
     let accepted_early = checkout_all(&app, early).await;
     // Kill it with work under way: some orders decided, not all.
-    let deadline = Instant::now() + SETTLE;
-    while decided(&app).await == 0 {
-        assert!(Instant::now() < deadline, "the worker decided nothing");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let app_ref = &app;
+    eventually(SETTLE, "an order decided", || async move {
+        match decided(app_ref).await {
+            0 => Err(0),
+            _ => Ok(()),
+        }
+    })
+    .await;
     worker.kill();
     let accepted = accepted_early.iter().filter(|o| o.is_some()).count() as i64;
     let checked = decided(&app).await;
@@ -62,11 +61,11 @@ async fn a_worker_killed_mid_stream_and_restarted_loses_and_repeats_nothing() {
         .fetch_one(&app.db)
         .await
         .expect("lines");
-    let reserves: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM inventory_ledger WHERE kind = 'reserve'")
-            .fetch_one(&app.db)
-            .await
-            .expect("ledger");
+    let reserves: i64 = sqlx::query_scalar("SELECT count(*) FROM inventory_ledger WHERE kind = $1")
+        .bind(CommandKind::Reserve.as_str())
+        .fetch_one(&app.db)
+        .await
+        .expect("ledger");
     assert_eq!(reserves, lines, "each line reserved exactly once");
 }
 
@@ -82,27 +81,25 @@ async fn two_workers_split_the_partitions_and_a_rebalance_keeps_the_invariants()
     // A second worker joins: the partitions are split between the two while orders flow.
     let b = app.spawn_worker().await;
     let group = app.worker_settings().consumer_group;
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        // The split itself: each of the two live members has claimed half of the partitions.
+    // The split itself: each of the two live members has claimed half of the partitions.
+    let (db, group) = (&app.db, &group);
+    eventually(SETTLE, "the partitions split two and two", || async move {
         let owned: Vec<i64> = sqlx::query_scalar(
             "SELECT count(*) FROM consumer_positions p
              JOIN consumer_members m ON m.consumer_group = p.consumer_group AND m.member = p.owner
              WHERE p.consumer_group = $1 GROUP BY p.owner ORDER BY 1",
         )
-        .bind(&group)
-        .fetch_all(&app.db)
+        .bind(group)
+        .fetch_all(db)
         .await
         .expect("owners");
         if owned == [2, 2] {
-            break;
+            Ok(())
+        } else {
+            Err(owned)
         }
-        assert!(
-            Instant::now() < deadline,
-            "the partitions were never split two and two: {owned:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     checkout_all(&app, second).await;
     // The first leaves (SIGTERM): its partitions move to the second.
     a.stop().await;
@@ -110,6 +107,10 @@ async fn two_workers_split_the_partitions_and_a_rebalance_keeps_the_invariants()
     app.wait_until_settled(SETTLE).await;
     app.assert_invariants(&initial).await;
     let counts = status_counts(&app).await;
-    assert_eq!(counts.get("PENDING"), None, "{counts:?}");
+    assert_eq!(
+        counts.get(OrderStatus::Pending.as_str()),
+        None,
+        "{counts:?}"
+    );
     b.stop().await;
 }

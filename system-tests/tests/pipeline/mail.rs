@@ -11,10 +11,13 @@ use rdkafka::{
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use shop_domain::{messages::OrderEvent, OrderId, UserId};
-use shop_testkit::{code_in, expect_error, expect_json, MailSink, RunningWorker, TestApp};
+use shop_infra::notifications::{Kind, Status};
+use shop_testkit::{
+    code_in, eventually, expect_error, expect_json, MailSink, RunningWorker, TestApp,
+};
 use std::{
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 const WITHIN: Duration = Duration::from_secs(60);
@@ -111,23 +114,21 @@ async fn a_shopper_registers_and_signs_in_with_the_codes_from_the_mail_and_the_t
     .await;
     signed_in_by(&app, &by_text, &code_in(&texts[1])).await;
     // The addresses a registration or a phone code named are not kept once it is sent.
-    let deadline = std::time::Instant::now() + WITHIN;
-    loop {
+    let db = &app.db;
+    eventually(WITHIN, "no row keeping addresses", || async move {
         let kept: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM notifications WHERE email IS NOT NULL OR phone_number IS NOT NULL",
         )
-        .fetch_one(&app.db)
+        .fetch_one(db)
         .await
         .expect("count");
         if kept == 0 {
-            break;
+            Ok(())
+        } else {
+            Err(kept)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{kept} rows keep addresses"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 
     // Nothing is sent for an address no account has.
     let (nobody, _) = shop_testkit::unique_contact();
@@ -245,14 +246,12 @@ async fn texts_go_through_the_http_gateway_with_its_credential() {
     let nth = |n: usize| {
         let received = received.clone();
         async move {
-            let deadline = Instant::now() + WITHIN;
-            loop {
-                if let Some(text) = received.lock().expect("lock").get(n).cloned() {
-                    return text;
-                }
-                assert!(Instant::now() < deadline, "the gateway got {n} texts");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let what = format!("text {n} at the gateway");
+            eventually(WITHIN, &what, || {
+                let text = received.lock().expect("lock").get(n).cloned();
+                async move { text.ok_or("not there") }
+            })
+            .await
         }
     };
     // The code that proves the number, then a sign-in code: both by the gateway.
@@ -293,7 +292,6 @@ async fn decided_order(app: &TestApp, product: i64) -> (String, String, i64) {
 
 /// Waits until the notifier has read the order events up to their end.
 async fn wait_until_read(app: &TestApp) {
-    let deadline = Instant::now() + WITHIN;
     let topic = app.worker_settings().kafka.order_events_topic;
     let consumer: rdkafka::consumer::BaseConsumer = app
         .worker_settings()
@@ -301,12 +299,13 @@ async fn wait_until_read(app: &TestApp) {
         .client_config()
         .create()
         .expect("consumer");
-    loop {
-        let mut behind = false;
+    let (topic, consumer) = (&topic, &consumer);
+    eventually(WITHIN, "the notifier caught up", || async move {
+        let mut behind = Vec::new();
         for partition in 0..app.worker_settings().kafka.order_events_partitions {
             let (_, high) = rdkafka::consumer::Consumer::fetch_watermarks(
-                &consumer,
-                &topic,
+                consumer,
+                topic,
                 partition,
                 Duration::from_secs(5),
             )
@@ -314,19 +313,22 @@ async fn wait_until_read(app: &TestApp) {
             let next: Option<i64> = sqlx::query_scalar(
                 "SELECT next_offset FROM notifier_positions WHERE topic = $1 AND partition = $2",
             )
-            .bind(&topic)
+            .bind(topic)
             .bind(partition)
             .fetch_optional(&app.db)
             .await
             .expect("position");
-            behind |= next.unwrap_or(0) < high;
+            if next.unwrap_or(0) < high {
+                behind.push(partition);
+            }
         }
-        if !behind {
-            return;
+        if behind.is_empty() {
+            Ok(())
+        } else {
+            Err(behind)
         }
-        assert!(Instant::now() < deadline, "the notifier did not catch up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -411,19 +413,16 @@ async fn a_message_held_by_a_notifier_that_died_is_sent_when_its_claim_lapses() 
     .expect("held row");
     let worker = app.spawn_worker_with(mail_to(&sink)).await;
     let mails = sink.wait_for(&user.email, 1, WITHIN).await;
-    let deadline = Instant::now() + WITHIN;
-    let sent_at = loop {
+    let db = &app.db;
+    let sent_at = eventually(WITHIN, "the message marked sent", || async move {
         let sent_at: Option<chrono::DateTime<chrono::Utc>> =
             sqlx::query_scalar("SELECT sent_at FROM notifications")
-                .fetch_one(&app.db)
+                .fetch_one(db)
                 .await
                 .expect("row");
-        if let Some(sent_at) = sent_at {
-            break sent_at;
-        }
-        assert!(Instant::now() < deadline, "never marked sent");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        sent_at.ok_or("not sent")
+    })
+    .await;
     assert!(sent_at >= held_until, "sent while another notifier held it");
     signed_in_by(&app, &json!({ "email": user.email }), &code_in(&mails[0])).await;
     worker.stop().await;
@@ -449,19 +448,21 @@ async fn with_the_mail_server_down_mail_waits_and_then_arrives_once() {
         orders.push(decided_order(&app, id).await);
     }
     // Every mail failed at least once and none was given up.
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        let rows = statuses(&app).await;
+    let app_ref = &app;
+    let rows = eventually(WITHIN, "every mail failed twice", || async move {
+        let rows = statuses(app_ref).await;
         if rows.len() == 3 && rows.iter().all(|(_, attempts)| *attempts >= 2) {
-            assert!(
-                rows.iter().all(|(status, _)| status == "pending"),
-                "{rows:?}"
-            );
-            break;
+            Ok(rows)
+        } else {
+            Err(rows)
         }
-        assert!(Instant::now() < deadline, "no failed attempts: {rows:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    assert!(
+        rows.iter()
+            .all(|(status, _)| status == Status::Pending.as_str()),
+        "{rows:?}"
+    );
     sink.restart();
     for (email, order, _) in &orders {
         let mails = sink.wait_for(email, 1, WITHIN).await;
@@ -469,15 +470,18 @@ async fn with_the_mail_server_down_mail_waits_and_then_arrives_once() {
             .as_str()
             .is_some_and(|s| s.contains(order.as_str())));
     }
-    let deadline = Instant::now() + WITHIN;
-    while statuses(&app)
-        .await
-        .iter()
-        .any(|(status, _)| status != "sent")
-    {
-        assert!(Instant::now() < deadline, "rows not marked sent");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(WITHIN, "every row marked sent", || async move {
+        let rows = statuses(app_ref).await;
+        if rows
+            .iter()
+            .all(|(status, _)| status == Status::Sent.as_str())
+        {
+            Ok(())
+        } else {
+            Err(rows)
+        }
+    })
+    .await;
     for (email, _, _) in &orders {
         assert_eq!(sink.messages(email).await.len(), 1, "{email} mailed twice");
     }
@@ -501,15 +505,20 @@ async fn a_message_that_keeps_failing_is_parked() {
         StatusCode::ACCEPTED,
     )
     .await;
-    let deadline = Instant::now() + WITHIN;
-    loop {
-        let rows = statuses(&app).await;
-        if rows == [("parked".to_owned(), 2)] {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not parked: {rows:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let app_ref = &app;
+    eventually(
+        WITHIN,
+        "the message parked after two attempts",
+        || async move {
+            let rows = statuses(app_ref).await;
+            if rows == [(Status::Parked.as_str().to_owned(), 2)] {
+                Ok(())
+            } else {
+                Err(rows)
+            }
+        },
+    )
+    .await;
     let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM notifications")
         .fetch_one(&app.db)
         .await
@@ -623,32 +632,34 @@ async fn a_sign_in_code_goes_out_before_a_backlog_of_order_mails() {
     )
     .await;
     // The API queues the code after answering.
-    let deadline = Instant::now() + WITHIN;
-    while sqlx::query_scalar::<_, i64>(
-        "SELECT count(*) FROM notifications WHERE kind = 'sign_in_code'",
-    )
-    .fetch_one(&app.db)
-    .await
-    .expect("count")
-        == 0
-    {
-        assert!(Instant::now() < deadline, "the code was never queued");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let worker = app.spawn_worker_with(mail_to(&sink)).await;
-    let deadline = Instant::now() + WITHIN;
-    let position = loop {
-        let mails = sink.messages(&user.email).await;
-        if let Some(at) = mails.iter().position(|m| {
-            m["subject"]
-                .as_str()
-                .is_some_and(|s| s.contains("sign-in code"))
-        }) {
-            break at;
+    let db = &app.db;
+    eventually(WITHIN, "the code queued", || async move {
+        let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE kind = $1")
+            .bind(Kind::SignInCode.as_str())
+            .fetch_one(db)
+            .await
+            .expect("count");
+        if queued == 0 {
+            Err(queued)
+        } else {
+            Ok(())
         }
-        assert!(Instant::now() < deadline, "no code within {WITHIN:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
+    let worker = app.spawn_worker_with(mail_to(&sink)).await;
+    let (sink, email) = (&sink, &user.email);
+    let position = eventually(WITHIN, "a sign-in code mailed", || async move {
+        let mails = sink.messages(email).await;
+        mails
+            .iter()
+            .position(|m| {
+                m["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("sign-in code"))
+            })
+            .ok_or(mails.len())
+    })
+    .await;
     let batch = usize::try_from(app.worker_settings().notifier.batch).expect("batch");
     assert!(
         position < batch,

@@ -34,6 +34,26 @@ pub async fn buyer(app: &TestApp, lines: &[(i64, i64)]) -> TestUser {
     user
 }
 
+/// A seller's products, one per stock in `stocks`, and `count` buyers, buyer `i`'s cart holding
+/// `lines(i, &products)`. Returns the products and the buyers.
+pub async fn shop_with_buyers(
+    app: &TestApp,
+    stocks: impl IntoIterator<Item = i64>,
+    count: usize,
+    lines: impl Fn(usize, &[i64]) -> Vec<(i64, i64)>,
+) -> (Vec<i64>, Vec<TestUser>) {
+    let seller = app.new_user().await;
+    let mut products = Vec::new();
+    for stock in stocks {
+        products.push(product(app, &seller, stock).await);
+    }
+    let mut buyers = Vec::new();
+    for i in 0..count {
+        buyers.push(buyer(app, &lines(i, &products)).await);
+    }
+    (products, buyers)
+}
+
 /// Every buyer checks out at once. Returns, per buyer, the order id (accepted, or confirmed by a
 /// synchronous strategy) or `None` when the checkout was refused (409, sold out). A buyer told
 /// `contention` tries again, as a real client would.

@@ -3,12 +3,12 @@
 //! conserved under a concurrent mix. The `queue` strategy is decided by a worker; the others in
 //! the request (the worker still relays their order events).
 
-use crate::{buyer, checkout_all, product, status_counts};
+use crate::{buyer, checkout_all, product, shop_with_buyers, status_counts};
 use inventory_partitioner::partition_for;
 use reqwest::StatusCode;
 use serde_json::json;
 use shop_api::checkout::Strategy;
-use shop_domain::ProductId;
+use shop_domain::{OrderStatus, ProductId};
 use shop_testkit::{expect_error, expect_json, TestApp};
 use std::time::Duration;
 
@@ -70,12 +70,19 @@ async fn one_hot_product_never_oversells(strategy: Strategy) {
     app.wait_until_settled(SETTLE).await;
     let counts = status_counts(&app).await;
     assert_eq!(
-        counts.get("CONFIRMED").copied().unwrap_or(0),
+        counts
+            .get(OrderStatus::Confirmed.as_str())
+            .copied()
+            .unwrap_or(0),
         stock,
         "{counts:?}"
     );
     assert_eq!(
-        counts.get("REJECTED").copied().unwrap_or(0) + refused_at_once,
+        counts
+            .get(OrderStatus::Rejected.as_str())
+            .copied()
+            .unwrap_or(0)
+            + refused_at_once,
         demand - stock
     );
     assert_eq!(app.stock().await[&hot], 0);
@@ -153,7 +160,12 @@ async fn a_short_line_fails_the_whole_order(strategy: Strategy) {
         worker.stop().await;
         &second
     };
-    assert_eq!(status_counts(&app).await.get("CONFIRMED"), Some(&1));
+    assert_eq!(
+        status_counts(&app)
+            .await
+            .get(OrderStatus::Confirmed.as_str()),
+        Some(&1)
+    );
     let stock = app.stock().await;
     assert_eq!(
         [
@@ -247,30 +259,26 @@ async fn an_idempotency_key_yields_one_order(strategy: Strategy) {
 async fn a_concurrent_mix_conserves_stock(strategy: Strategy) {
     let app = TestApp::spawn_with(strategy).await;
     let worker = app.spawn_worker().await;
-    let seller = app.new_user().await;
-    let mut products = Vec::new();
-    for i in 0..8 {
-        products.push(product(&app, &seller, 3 + i % 4).await);
-    }
-    let initial = app.stock().await;
-    let mut buyers = Vec::new();
-    for i in 0..40usize {
-        let lines: Vec<(i64, i64)> = (0..1 + i % 3)
+    let (_, buyers) = shop_with_buyers(&app, (0..8).map(|i| 3 + i % 4), 40, |i, products| {
+        (0..1 + i % 3)
             .map(|j| {
                 (
                     products[(i * 7 + j * 3) % products.len()],
                     1 + ((i + j) % 2) as i64,
                 )
             })
-            .collect();
-        buyers.push(buyer(&app, &lines).await);
-    }
+            .collect()
+    })
+    .await;
+    let initial = app.stock().await;
     checkout_all(&app, &buyers).await;
     app.wait_until_settled(SETTLE).await;
     app.assert_invariants(&initial).await;
     let counts = status_counts(&app).await;
     assert!(
-        counts.get("CONFIRMED").is_some_and(|&n| n > 0),
+        counts
+            .get(OrderStatus::Confirmed.as_str())
+            .is_some_and(|&n| n > 0),
         "{counts:?}"
     );
     worker.stop().await;

@@ -1,10 +1,26 @@
-//! Page cursors at the HTTP edge. [`Cursor`] (in `shop-domain`, where `fuzz/` exercises it) encodes
-//! and reads them; a cursor of the other kind, or one this API did not issue, is 400
-//! `invalid_cursor`.
+//! Pages at the HTTP edge: their sizes (`limit`) and cursors. [`Cursor`] (in `shop-domain`, where
+//! `fuzz/` exercises it) encodes and reads them; a cursor of the other kind, or one this API did
+//! not issue, is 400 `invalid_cursor`.
 
 use crate::error::ApiError;
 pub use shop_domain::Cursor;
 use shop_domain::InvalidCursor;
+
+pub const DEFAULT_PAGE: i64 = 20;
+pub const MAX_PAGE: i64 = 100;
+
+/// A page size from a query: `DEFAULT_PAGE` when absent, 422 outside 1..=`MAX_PAGE`.
+pub fn page_limit(requested: Option<i64>) -> Result<i64, ApiError> {
+    let limit = requested.unwrap_or(DEFAULT_PAGE);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ))
+    }
+}
 
 impl From<InvalidCursor> for ApiError {
     fn from(error: InvalidCursor) -> Self {

@@ -1,0 +1,168 @@
+//! What checkout knows of stock: which lines are short, the early refusal from the hot inventory
+//! view, and the statements of the synchronous strategies that read and take products' stock.
+
+use crate::{error::ApiError, state::AppState};
+use shop_domain::messages::ShortLine;
+use shop_infra::orders::place::Line;
+use sqlx::PgConnection;
+use std::collections::HashMap;
+
+/// The lines whose product has less than the line asks for; `stock` maps product ids to their
+/// available quantity (a product missing from it has none).
+pub(crate) fn short_lines(lines: &[Line], stock: &HashMap<i64, i64>) -> Vec<ShortLine> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let available = stock.get(&line.product.get()).copied().unwrap_or(0);
+            (available < i64::from(line.quantity.get())).then_some(ShortLine {
+                product_id: line.product,
+                requested: line.quantity.get(),
+                available,
+            })
+        })
+        .collect()
+}
+
+/// Refuses at once (409) a line whose product is short. The hot inventory view in Redis only
+/// nominates suspects: its entries may lag or be stale (a lost write, an older version), so a
+/// refusal is confirmed against PostgreSQL's stock, which also repairs the view. An unknown
+/// stock passes, and the strategy makes the real decision.
+pub(crate) async fn refuse_known_shortages(
+    state: &AppState,
+    lines: &[Line],
+) -> Result<(), ApiError> {
+    let keys: Vec<String> = lines
+        .iter()
+        .map(|l| state.keys.stock(l.product.get()))
+        .collect();
+    let cached = match state.cache.get_many(&keys).await {
+        Ok(cached) => cached,
+        Err(error) => {
+            tracing::warn!(%error, "hot inventory unavailable; leaving the decision to the strategy");
+            return Ok(());
+        }
+    };
+    let known: HashMap<i64, i64> = lines
+        .iter()
+        .zip(cached)
+        .filter_map(|(line, entry)| Some((line.product.get(), entry?.value.parse().ok()?)))
+        .collect();
+    let suspects: Vec<i64> = short_lines(lines, &known)
+        .iter()
+        .map(|s| s.product_id.get())
+        .filter(|id| known.contains_key(id))
+        .collect();
+    if suspects.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(i64, i32, i64)> =
+        sqlx::query_as("SELECT id, available_quantity, version FROM products WHERE id = ANY($1)")
+            .bind(&suspects)
+            .fetch_all(&state.db)
+            .await?;
+    if let Err(error) = state.cache.put_stock(&state.keys, &rows).await {
+        tracing::warn!(%error, "cannot repair the hot inventory");
+    }
+    let stock: HashMap<i64, i64> = rows
+        .iter()
+        .map(|&(id, available, _)| (id, i64::from(available)))
+        .collect();
+    let suspect_lines: Vec<Line> = lines
+        .iter()
+        .filter(|l| suspects.contains(&l.product.get()))
+        .copied()
+        .collect();
+    let short = short_lines(&suspect_lines, &stock);
+    if short.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::OutOfStock(short))
+}
+
+/// How a synchronous strategy reads the products' stock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Read {
+    /// A plain read of each product's stock and version.
+    Plain,
+    /// `SELECT … FOR NO KEY UPDATE` in product-id order (`FOR UPDATE` would also block the
+    /// key-share locks that the same transaction's order lines take on their products, and two
+    /// checkouts would deadlock).
+    Locked,
+}
+
+/// What the stock update requires of each product row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Guard {
+    /// Its version is still the one read (optimistic).
+    Version,
+    /// It still has the units (behind a lock, or under one taken elsewhere).
+    Available,
+}
+
+/// Each product's `(id, available quantity, version)`.
+pub(crate) async fn read(
+    tx: &mut PgConnection,
+    ids: &[i64],
+    how: Read,
+) -> Result<Vec<(i64, i32, i64)>, sqlx::Error> {
+    let read = match how {
+        Read::Locked => {
+            "SELECT id, available_quantity, version FROM products WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE"
+        }
+        Read::Plain => "SELECT id, available_quantity, version FROM products WHERE id = ANY($1)",
+    };
+    sqlx::query_as(read).bind(ids).fetch_all(tx).await
+}
+
+/// Takes `quantities` of the products `ids` (with the `versions` read) where `guard` holds;
+/// returns the rows it changed, `(id, available quantity, version)`.
+pub(crate) async fn take(
+    tx: &mut PgConnection,
+    ids: &[i64],
+    quantities: &[i32],
+    versions: &[i64],
+    guard: Guard,
+) -> Result<Vec<(i64, i32, i64)>, sqlx::Error> {
+    let guard = match guard {
+        Guard::Version => "p.version = v.version",
+        Guard::Available => "p.available_quantity >= v.quantity",
+    };
+    sqlx::query_as(&format!(
+        "UPDATE products p
+         SET available_quantity = p.available_quantity - v.quantity, version = p.version + 1,
+             updated_at = now()
+         FROM UNNEST($1::BIGINT[], $2::INT[], $3::BIGINT[]) AS v(id, quantity, version)
+         WHERE p.id = v.id AND {guard}
+         RETURNING p.id, p.available_quantity, p.version"
+    ))
+    .bind(ids)
+    .bind(quantities)
+    .bind(versions)
+    .fetch_all(tx)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shop_domain::{Money, ProductId, Quantity};
+
+    fn line(product: i64, quantity: i64) -> Line {
+        Line {
+            product: ProductId::new(product).expect("id"),
+            quantity: Quantity::new(quantity).expect("quantity"),
+            price: Money::new(100).expect("price"),
+        }
+    }
+
+    #[test]
+    fn short_lines_name_each_line_that_asks_for_more_than_there_is() {
+        let stock = HashMap::from([(1, 5), (2, 1)]);
+        let short = short_lines(&[line(1, 5), line(2, 2), line(3, 1)], &stock);
+        let named: Vec<_> = short
+            .iter()
+            .map(|s| (s.product_id.get(), s.requested, s.available))
+            .collect();
+        assert_eq!(named, [(2, 2, 1), (3, 1, 0)]);
+    }
+}

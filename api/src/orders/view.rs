@@ -1,0 +1,70 @@
+//! An order as its buyer sees it (its summary, its lines), read through
+//! `shop_infra::orders::view`, and what every order endpoint needs: the order id from a path and
+//! the rule that someone else's order is indistinguishable from none.
+
+use crate::{error::ApiError, state::AppState};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use shop_domain::{LineStatus, OrderStatus, UserId};
+use shop_infra::orders::view;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct OrderSummary {
+    pub id: Uuid,
+    /// PENDING, then CONFIRMED or REJECTED; CANCELLED by the buyer (from PENDING or CONFIRMED).
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
+    pub total_cents: i64,
+    pub delivery_address: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct OrderLine {
+    pub product_id: i64,
+    pub quantity: i32,
+    pub price_at_purchase_cents: i64,
+    /// PENDING, RESERVED, SHORT (with `reason`), RELEASED (its units went back after a rejection
+    /// or a cancel), or CANCELLED (its order was cancelled before the line was decided).
+    #[sqlx(try_from = "String")]
+    pub status: LineStatus,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderDetail {
+    #[serde(flatten)]
+    pub order: OrderSummary,
+    pub items: Vec<OrderLine>,
+}
+
+/// An order id from a path; anything else names no order.
+pub(crate) fn order_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("order"))
+}
+
+/// The order, if it belongs to `user`. Someone else's order is indistinguishable from none (404).
+pub(crate) async fn owned_order(
+    state: &AppState,
+    user: UserId,
+    id: Uuid,
+) -> Result<OrderSummary, ApiError> {
+    view::order(&state.db, user, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("order"))
+}
+
+/// The order with its lines, if it belongs to `user`.
+pub(crate) async fn show_order(
+    state: &AppState,
+    user: UserId,
+    id: Uuid,
+) -> Result<OrderDetail, ApiError> {
+    let order = owned_order(state, user, id).await?;
+    let items = view::lines(&state.db, order.id).await?;
+    Ok(OrderDetail { order, items })
+}

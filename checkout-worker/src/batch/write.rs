@@ -1,0 +1,139 @@
+//! A batch's writes, inside its transaction (statements in `shop_infra::orders::lane`): lock the
+//! batch's products in id order, refuse the commands that name nothing they may change, read
+//! which commands the ledger has seen, [`decide`] the rest in memory, then write the ledger, the
+//! stock, the order lines and (through [`crate::finalize`]) the orders' counters in a few
+//! set-based statements, finalising the orders whose last line this decided.
+
+use super::decide::{self, Decision, Outcome};
+use crate::finalize::{self, LineCounts};
+use shop_domain::{
+    messages::{CommandKind, InventoryCommand},
+    ProductId,
+};
+use shop_infra::orders::{
+    lane::{self, Line, LineDecision, LineKey},
+    settle::Settled,
+};
+use sqlx::PgConnection;
+use std::collections::HashMap;
+
+/// What a batch's commands changed.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub decisions: Vec<Decision>,
+    /// `(product id, available quantity, version)` after the batch.
+    pub stock: Vec<(i64, i32, i64)>,
+    pub finalized: Vec<Settled>,
+}
+
+/// The commands' part of a batch, inside its transaction. Returns, beside what it did, the
+/// commands it refused (by their place in `all`, with the reason): those of unknown products,
+/// and reserves or releases of order lines that do not exist as they say.
+pub async fn apply_commands(
+    conn: &mut PgConnection,
+    all: &[InventoryCommand],
+) -> Result<(Written, Vec<(usize, String)>), sqlx::Error> {
+    if all.is_empty() {
+        return Ok((Written::default(), Vec::new()));
+    }
+    let products: Vec<ProductId> = all.iter().map(|c| c.product_id).collect();
+    let mut stock = lane::lock_stock(conn, &products).await?;
+    let before = stock.clone();
+    let lines = lane::order_lines(conn, all).await?;
+    let (commands, refused) = sort_out(all, &stock, &lines);
+    if commands.is_empty() {
+        return Ok((Written::default(), refused));
+    }
+    let recorded = decide::recorded(lane::seen(conn, &commands).await?);
+    let decisions = decide::decide(&commands, &mut stock, recorded);
+    let fresh: Vec<&Decision> = decisions
+        .iter()
+        .filter(|d| d.outcome != Outcome::Duplicate)
+        .collect();
+    if fresh.is_empty() {
+        return Ok((
+            Written {
+                decisions,
+                ..Written::default()
+            },
+            refused,
+        ));
+    }
+    let (stock, finalized) = write(conn, &fresh, &before, &stock).await?;
+    Ok((
+        Written {
+            decisions,
+            stock,
+            finalized,
+        },
+        refused,
+    ))
+}
+
+/// The commands that may be applied, and the others (by their place in `all`) with the reason.
+fn sort_out(
+    all: &[InventoryCommand],
+    stock: &HashMap<ProductId, i64>,
+    lines: &HashMap<LineKey, Line>,
+) -> (Vec<InventoryCommand>, Vec<(usize, String)>) {
+    let mut refused = Vec::new();
+    let mut commands = Vec::with_capacity(all.len());
+    for (i, command) in all.iter().enumerate() {
+        let line = lines.get(&(command.order_id, command.product_id)).copied();
+        match decide::refusal(command, stock.contains_key(&command.product_id), line) {
+            Some(reason) => refused.push((i, reason)),
+            None => commands.push(*command),
+        }
+    }
+    (commands, refused)
+}
+
+/// Writes the `fresh` decisions (no duplicates): the ledger, the stock that changed from
+/// `before` to `after`, the order lines, and the orders' counters. Returns the stock written and
+/// the orders finalised.
+async fn write(
+    conn: &mut PgConnection,
+    fresh: &[&Decision],
+    before: &HashMap<ProductId, i64>,
+    after: &HashMap<ProductId, i64>,
+) -> Result<(Vec<(i64, i32, i64)>, Vec<Settled>), sqlx::Error> {
+    // The ledger first: a concurrent worker applying the same command fails here and retries.
+    let decided: Vec<(InventoryCommand, bool)> = fresh
+        .iter()
+        .map(|d| (d.command, d.outcome.applied()))
+        .collect();
+    lane::record(conn, &decided).await?;
+
+    let changed: Vec<(ProductId, i32)> = after
+        .iter()
+        .filter(|(id, after)| before.get(id).is_some_and(|b| b != *after))
+        .map(|(id, after)| (*id, i32::try_from(*after).unwrap_or(i32::MAX)))
+        .collect();
+    let stock = lane::write_stock(conn, &changed).await?;
+
+    // Order lines: what reserves and releases did to them (restocks have none; a release that
+    // held nothing leaves its line as it is). A line reserved and released in one batch gets its
+    // last status: an UPDATE … FROM applies only one of several rows that match a line.
+    let mut last: HashMap<LineKey, LineDecision> = HashMap::new();
+    for d in fresh {
+        if let Some(decision) = decide::line_decision(d) {
+            last.insert(decision.line, decision);
+        }
+    }
+    let lines: Vec<LineDecision> = last.into_values().collect();
+    lane::decide_lines(conn, &lines).await?;
+
+    // Orders: count decided and short lines (a withdrawn reserve belongs to a cancelled order,
+    // which the count leaves alone).
+    let mut counts = LineCounts::new();
+    for d in fresh
+        .iter()
+        .filter(|d| d.command.kind == CommandKind::Reserve)
+    {
+        let entry = counts.entry(d.command.order_id.as_uuid()).or_default();
+        entry.0 += 1;
+        entry.1 += i32::from(matches!(d.outcome, Outcome::Short { .. }));
+    }
+    let finalized = finalize::count_and_finalize(conn, &counts).await?;
+    Ok((stock, finalized))
+}
