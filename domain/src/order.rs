@@ -34,7 +34,7 @@ impl OrderStatus {
         Self::Cancelled,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "PENDING",
             Self::Confirmed => "CONFIRMED",
@@ -116,7 +116,7 @@ impl LineStatus {
         Self::Cancelled,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "PENDING",
             Self::Reserved => "RESERVED",

@@ -122,9 +122,10 @@ async fn a_watcher_whose_announcement_was_lost_still_sees_the_decision_under_tra
         }
     });
     sqlx::query(
-        "UPDATE orders SET status = 'CONFIRMED', pending_lines = 0, completed_at = now() WHERE id = $1::UUID",
+        "UPDATE orders SET status = $2, pending_lines = 0, completed_at = now() WHERE id = $1::UUID",
     )
     .bind(&order)
+    .bind(OrderStatus::Confirmed.as_str())
     .execute(&app.db)
     .await
     .expect("decide");
@@ -269,11 +270,12 @@ async fn checkouts_that_arrive_together_share_a_statement_and_each_ends_once() {
         .count();
     assert_eq!((accepted, refused), (24, 24));
     let (orders, lines, outbox, carts): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING'),
+        "SELECT (SELECT count(*) FROM orders WHERE status = $1),
                 (SELECT count(*) FROM order_items WHERE quantity = 2),
                 (SELECT count(*) FROM outbox),
                 (SELECT count(*) FROM cart_items)",
     )
+    .bind(OrderStatus::Pending.as_str())
     .fetch_one(&app.db)
     .await
     .expect("counts");

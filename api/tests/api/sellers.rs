@@ -3,6 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use shop_api::checkout::Strategy;
+use shop_domain::OrderStatus;
 use shop_testkit::{expect_error, expect_json, TestApp};
 
 #[tokio::test]
@@ -35,8 +36,9 @@ async fn a_seller_sees_stock_sales_reservations_and_the_lines_that_bought_them()
         orders.push(placed["order_id"].as_str().expect("id").to_owned());
     }
     // The second order, caught while its lines are being decided: taken, not yet sold.
-    sqlx::query("UPDATE orders SET status = 'PENDING', completed_at = NULL WHERE id = $1::UUID")
+    sqlx::query("UPDATE orders SET status = $2, completed_at = NULL WHERE id = $1::UUID")
         .bind(&orders[1])
+        .bind(OrderStatus::Pending.as_str())
         .execute(&app.db)
         .await
         .expect("order pending again");

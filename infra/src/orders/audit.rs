@@ -34,22 +34,30 @@ impl Unsettled {
     }
 }
 
+/// Lines whose units are still to be given back (see [`Unsettled::unreleased`]), over `o`
+/// (orders) and `i` (their lines), with the statuses of [`UNRELEASED_STATUSES`] as `$2` to `$5`.
+const UNRELEASED: &str =
+    "(o.status = $2 AND i.status = $3) OR (o.status = $4 AND i.status IN ($5, $3))";
+const UNRELEASED_STATUSES: [&str; 4] = [
+    OrderStatus::Rejected.as_str(),
+    LineStatus::Reserved.as_str(),
+    OrderStatus::Cancelled.as_str(),
+    LineStatus::Pending.as_str(),
+];
+
 /// What is unsettled over the whole database.
 pub async fn unsettled(pool: &PgPool) -> Result<Unsettled, sqlx::Error> {
-    let (pending, outbox, unreleased) = sqlx::query_as(
+    let sql = format!(
         "SELECT (SELECT count(*) FROM orders WHERE status = $1),
                 (SELECT count(*) FROM outbox),
                 (SELECT count(*) FROM order_items i JOIN orders o ON o.id = i.order_id
-                 WHERE (o.status = $2 AND i.status = $3)
-                    OR (o.status = $4 AND i.status IN ($5, $3)))",
-    )
-    .bind(OrderStatus::Pending.as_str())
-    .bind(OrderStatus::Rejected.as_str())
-    .bind(LineStatus::Reserved.as_str())
-    .bind(OrderStatus::Cancelled.as_str())
-    .bind(LineStatus::Pending.as_str())
-    .fetch_one(pool)
-    .await?;
+                 WHERE {UNRELEASED})"
+    );
+    let mut query = sqlx::query_as(&sql).bind(OrderStatus::Pending.as_str());
+    for status in UNRELEASED_STATUSES {
+        query = query.bind(status);
+    }
+    let (pending, outbox, unreleased) = query.fetch_one(pool).await?;
     Ok(Unsettled {
         pending,
         outbox,
@@ -78,19 +86,16 @@ pub async fn unsettled_of(pool: &PgPool, users: &[i64]) -> Result<Unsettled, sql
             unreleased: 0,
         });
     }
-    let unreleased = sqlx::query_scalar(
+    let sql = format!(
         "SELECT count(*) FROM order_items i JOIN orders o ON o.id = i.order_id
          JOIN UNNEST($1::BIGINT[]) u(id) ON o.user_id = u.id
-         WHERE (o.status = $2 AND i.status = $3)
-            OR (o.status = $4 AND i.status IN ($5, $3))",
-    )
-    .bind(users)
-    .bind(OrderStatus::Rejected.as_str())
-    .bind(LineStatus::Reserved.as_str())
-    .bind(OrderStatus::Cancelled.as_str())
-    .bind(LineStatus::Pending.as_str())
-    .fetch_one(pool)
-    .await?;
+         WHERE {UNRELEASED}"
+    );
+    let mut query = sqlx::query_scalar(&sql).bind(users);
+    for status in UNRELEASED_STATUSES {
+        query = query.bind(status);
+    }
+    let unreleased = query.fetch_one(pool).await?;
     Ok(Unsettled {
         pending,
         outbox,
