@@ -18,7 +18,7 @@ use rdkafka::{
 };
 use shop_infra::dead_letters::{Record, Source};
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
     time::Duration,
 };
@@ -62,21 +62,84 @@ impl Lanes {
 
     /// Fetches exactly the owned partitions that are neither paused nor held, each from the
     /// offset after the last command received (so nothing is skipped or received twice).
+    ///
+    /// Changes the consumer's assignment incrementally: only the partitions that stop or start
+    /// being fetched are removed or added. A whole new assignment stops every partition and
+    /// starts it again, and librdkafka 2.12 aborts the process (`rd_kafka_assignment_partition_
+    /// stopped: Assertion rktp->rktp_started failed`, librdkafka issue 5573, fixed after 2.15)
+    /// when a partition is stopped twice before its first stop is confirmed, which two whole
+    /// assignments a few milliseconds apart did (seen once in the test suite, as a hold followed
+    /// the parking of records). Falls back to a whole assignment if librdkafka refuses.
     pub fn fetch_active(&self, next: &HashMap<i32, i64>, idle: &Idle, held: &HashMap<i32, i64>) {
-        let mut list = TopicPartitionList::new();
-        for (&partition, &offset) in next {
-            if idle.is_paused(partition) || held.contains_key(&partition) {
-                continue;
+        let want: BTreeMap<i32, i64> = next
+            .iter()
+            .filter(|(p, _)| !idle.is_paused(**p) && !held.contains_key(*p))
+            .map(|(&p, &o)| (p, o))
+            .collect();
+        let now: BTreeSet<i32> = match self.consumer.assignment() {
+            Ok(list) => list.elements().iter().map(|e| e.partition()).collect(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the partitions fetched");
+                return self.assign_all(&want);
             }
-            if let Err(error) =
-                list.add_partition_offset(&self.membership.topic, partition, Offset::Offset(offset))
-            {
-                tracing::warn!(%error, partition, "cannot list a partition to fetch");
-            }
+        };
+        let stop: Vec<(i32, Option<i64>)> = now
+            .iter()
+            .filter(|p| !want.contains_key(p))
+            .map(|&p| (p, None))
+            .collect();
+        let start: Vec<(i32, Option<i64>)> = want
+            .iter()
+            .filter(|(p, _)| !now.contains(p))
+            .map(|(&p, &o)| (p, Some(o)))
+            .collect();
+        let mut changed = Ok(());
+        if !stop.is_empty() {
+            changed = self
+                .partition_list(&stop)
+                .and_then(|list| self.consumer.incremental_unassign(&list));
         }
-        if let Err(error) = self.consumer.assign(&list) {
+        if changed.is_ok() && !start.is_empty() {
+            changed = self
+                .partition_list(&start)
+                .and_then(|list| self.consumer.incremental_assign(&list));
+        }
+        if let Err(error) = changed {
+            tracing::warn!(%error, "cannot change the partitions fetched one by one; assigning them all");
+            self.assign_all(&want);
+        }
+    }
+
+    /// Assigns the consumer exactly `want`, each partition from its offset.
+    fn assign_all(&self, want: &BTreeMap<i32, i64>) {
+        let all: Vec<(i32, Option<i64>)> = want.iter().map(|(&p, &o)| (p, Some(o))).collect();
+        let assigned = self
+            .partition_list(&all)
+            .and_then(|list| self.consumer.assign(&list));
+        if let Err(error) = assigned {
             tracing::warn!(%error, "cannot change the partitions fetched");
         }
+    }
+
+    /// The consumer's topic's `partitions`, each from its offset if it has one.
+    fn partition_list(
+        &self,
+        partitions: &[(i32, Option<i64>)],
+    ) -> rdkafka::error::KafkaResult<TopicPartitionList> {
+        let mut list = TopicPartitionList::new();
+        for &(partition, offset) in partitions {
+            match offset {
+                Some(offset) => list.add_partition_offset(
+                    &self.membership.topic,
+                    partition,
+                    Offset::Offset(offset),
+                )?,
+                None => {
+                    list.add_partition(&self.membership.topic, partition);
+                }
+            }
+        }
+        Ok(list)
     }
 
     /// The first and the next offset of `partition`'s log.
