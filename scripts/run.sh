@@ -45,7 +45,9 @@ supervise() {
 stop() {
   rm -f "$run_dir/running"
   for file in "$run_dir"/*.pid; do [ -e "$file" ] && kill "$(cat "$file")" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Only the supervisors: a bare `wait` would also wait for the broker and the mail sink when
+  # ensure_services started them from this shell, and they keep running on purpose.
+  if [ "${#supervisors[@]}" -gt 0 ]; then wait "${supervisors[@]}" 2>/dev/null || true; fi
   rm -rf "$run_dir"
 }
 trap stop EXIT
