@@ -6,7 +6,7 @@ use shop_domain::{
     messages::{OrderStatus, OrderStatusChanged},
     OrderId,
 };
-use shop_testkit::{expect_json, TestApp};
+use shop_testkit::{eventually, expect_json, TestApp};
 use std::time::Duration;
 
 /// A product with `stock` units, and a shopper whose cart holds `quantity` of it.
@@ -171,23 +171,25 @@ async fn an_idempotency_key_never_gets_no_order_before_an_order() {
                 .expect("sent")
         })
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&app.db)
-        .await
-        .expect("activity");
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first request never stalled"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let db = &app.db;
+    eventually(
+        Duration::from_secs(10),
+        "the first request stalled (sessions waiting on a lock)",
+        || async move {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(db)
+            .await
+            .expect("activity");
+            if waiting > 0 {
+                Ok(())
+            } else {
+                Err(waiting)
+            }
+        },
+    )
+    .await;
     // Meanwhile the product sells out, and the hot inventory knows it.
     let version: i64 = sqlx::query_scalar(
         "UPDATE products SET available_quantity = 0, version = version + 1 WHERE id = $1 RETURNING version",

@@ -3,7 +3,7 @@
 //! the test says.
 
 use reqwest::{Method, StatusCode};
-use shop_testkit::TestApp;
+use shop_testkit::{eventually, TestApp};
 use std::time::{Duration, Instant};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -169,30 +169,39 @@ async fn one_address_holds_at_most_its_cap_of_connections() {
     );
     // One closes; once the server has seen it, a new connection is served.
     drop(held.pop());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if served(&mut connect(&app).await).await {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no connection was served after one closed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let app = &app;
+    eventually(
+        Duration::from_secs(5),
+        "a connection served after one closed",
+        || async move {
+            if served(&mut connect(app).await).await {
+                Ok(())
+            } else {
+                Err("a new connection unanswered")
+            }
+        },
+    )
+    .await;
     // Refusals are counted (all connections dropped, so /metrics itself gets through).
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Ok(response) = app.client.get(app.url("/metrics")).send().await {
-            let text = response.text().await.unwrap_or_default();
-            if text.contains(r#"shop_api_connections_refused_total{reason="per_ip_cap"}"#) {
-                break;
+    eventually(
+        Duration::from_secs(5),
+        "a refusal in /metrics",
+        || async move {
+            match app.client.get(app.url("/metrics")).send().await {
+                Ok(response) => {
+                    let text = response.text().await.unwrap_or_default();
+                    if text.contains(r#"shop_api_connections_refused_total{reason="per_ip_cap"}"#) {
+                        Ok(())
+                    } else {
+                        Err("no per_ip_cap refusal counted".to_owned())
+                    }
+                }
+                Err(error) => Err(format!("/metrics unanswered: {error}")),
             }
-        }
-        assert!(Instant::now() < deadline, "no refusal in /metrics");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

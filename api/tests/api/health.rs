@@ -1,5 +1,6 @@
 use reqwest::StatusCode;
-use shop_testkit::{expect_error, expect_json, TestApp};
+use shop_testkit::{eventually, expect_error, expect_json, TestApp};
+use std::time::Duration;
 
 #[tokio::test]
 async fn liveness_and_readiness_report_up() {
@@ -133,28 +134,33 @@ async fn sigterm_turns_readiness_off_first_then_ends_streams_and_exits() {
 
     app.terminate();
     // Draining: still serving, but unready, so load balancers stop sending traffic.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    loop {
+    let app = &app;
+    let unready = eventually(Duration::from_secs(2), "/readyz unready", || async move {
         let response = app.get("/readyz", None).await;
-        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
-            let body = expect_json(response, StatusCode::SERVICE_UNAVAILABLE).await;
-            assert_eq!(body["status"], "shutting_down");
-            break;
+        match response.status() {
+            StatusCode::SERVICE_UNAVAILABLE => Ok(response),
+            ready => Err(ready),
         }
-        assert!(std::time::Instant::now() < deadline, "/readyz stayed ready");
-    }
+    })
+    .await;
+    let body = expect_json(unready, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(body["status"], "shutting_down");
     // The open stream ends rather than holding the shutdown up.
-    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
         while stream.chunk().await.expect("stream").is_some() {}
     })
     .await;
     assert!(ended.is_ok(), "the SSE stream must end on shutdown");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !app.has_exited() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the API did not exit after its drain"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "the API exited after its drain",
+        || async move {
+            if app.has_exited() {
+                Ok(())
+            } else {
+                Err("still running")
+            }
+        },
+    )
+    .await;
 }

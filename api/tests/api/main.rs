@@ -7,6 +7,7 @@ mod catalog;
 mod checkout;
 mod edge;
 mod health;
+mod helpers;
 mod limits;
 mod products;
 mod search_bounds;

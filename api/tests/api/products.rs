@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shop_testkit::{expect_error, expect_json, TestApp};
-use std::collections::HashSet;
+use shop_testkit::{eventually, expect_error, expect_json, TestApp};
+use std::{collections::HashSet, time::Duration};
 
 #[tokio::test]
 async fn a_seller_lists_a_product_and_anyone_reads_it() {
@@ -230,14 +230,20 @@ async fn reads_are_cached_and_every_write_refreshes_the_cache() {
     // With Redis emptied, reads fall back to PostgreSQL once this process's copy has expired
     // (PRODUCT_LOCAL_CACHE_MS).
     app.flush_redis().await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while product(&app, id).await["name"] != "sneaky" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still not read from PostgreSQL"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let app = &app;
+    eventually(
+        Duration::from_secs(10),
+        "read from PostgreSQL (the name changed there)",
+        || async move {
+            let name = product(app, id).await["name"].clone();
+            if name == "sneaky" {
+                Ok(())
+            } else {
+                Err(name)
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -2,11 +2,16 @@
 //! stored the way the notifier stores them (`TestApp::issue_code`); the system tests send them
 //! through a real SMTP server.
 
+use crate::helpers::{
+    answer, client_at, expect_invalid_code, expect_too_many_code_requests, expect_unauthorized,
+    post_from, verify_from, with_send_budgets,
+};
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
-use shop_testkit::{expect_error, expect_json, other_than, unique_contact, TestApp, TestUser};
+use shop_testkit::{
+    eventually, expect_error, expect_json, other_than, unique_contact, TestApp, TestUser,
+};
 use std::{
-    net::IpAddr,
     sync::{
         atomic::{AtomicBool, Ordering},
         Mutex,
@@ -38,24 +43,14 @@ async fn a_code_signs_in_once_and_records_the_login() {
     expect_json(app.get("/cart", Some(token)).await, StatusCode::OK).await;
     expect_json(app.get("/cart", Some(&user.token)).await, StatusCode::OK).await;
     // Used once: the same code again is refused.
-    expect_error(
-        app.verify_code(&address, &code).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_invalid_code(app.verify_code(&address, &code).await).await;
     // A new code replaces the old one. (By a phone number once it is proven.)
     app.verify_phone(&user).await;
     let first = app.issue_text_code(user.id).await;
     let second = app.issue_text_code(user.id).await;
     let by_phone = json!({ "phone_number": user.phone_number });
     if first != second {
-        expect_error(
-            app.verify_code(&by_phone, &first).await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
-        )
-        .await;
+        expect_invalid_code(app.verify_code(&by_phone, &first).await).await;
     }
     expect_json(
         app.verify_code(&by_phone, &second).await,
@@ -79,43 +74,20 @@ async fn a_code_used_twice_at_once_signs_in_once() {
     assert_eq!(statuses, [StatusCode::CREATED, StatusCode::UNAUTHORIZED]);
 }
 
-/// A client that connects from `ip` (any of 127/8 is this machine), to play a second client.
-fn client_at(ip: [u8; 4]) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(IpAddr::from(ip))
-        .build()
-        .expect("client")
-}
-
-/// `POST /sessions/verify` from `client`.
-async fn verify_from(
-    app: &TestApp,
-    client: &reqwest::Client,
-    address: &Value,
-    code: &str,
-) -> reqwest::Response {
-    let mut body = address.clone();
-    body["code"] = json!(code);
-    client
-        .post(app.url("/sessions/verify"))
-        .json(&body)
-        .send()
-        .await
-        .expect("sent")
-}
-
 /// `POST /sessions` from `client`.
 async fn request_from(
     app: &TestApp,
     client: &reqwest::Client,
     address: &Value,
 ) -> reqwest::Response {
-    client
-        .post(app.url("/sessions"))
-        .json(address)
-        .send()
-        .await
-        .expect("sent")
+    post_from(app, client, "/sessions", address).await
+}
+
+/// Five wrong codes for `address` (none of them `code`), each refused: enough to kill a code.
+async fn five_wrong_codes(app: &TestApp, address: &Value, code: &str) {
+    for _ in 0..5 {
+        expect_invalid_code(app.verify_code(address, &other_than(code)).await).await;
+    }
 }
 
 /// The seconds of a 429's `Retry-After`, after checking its error code.
@@ -145,21 +117,9 @@ async fn a_code_dies_after_five_wrong_tries_and_a_new_one_works() {
     let user = app.new_user().await;
     let code = app.issue_code(user.id).await;
     let address = json!({ "email": user.email });
-    for _ in 0..5 {
-        expect_error(
-            app.verify_code(&address, &other_than(&code)).await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
-        )
-        .await;
-    }
+    five_wrong_codes(&app, &address, &code).await;
     // The code is dead, right or not; the shopper asks for a new one, and it works at once.
-    expect_error(
-        app.verify_code(&address, &code).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_invalid_code(app.verify_code(&address, &code).await).await;
     let fresh = app.issue_code(user.id).await;
     expect_json(app.verify_code(&address, &fresh).await, StatusCode::CREATED).await;
 }
@@ -177,14 +137,7 @@ async fn wrong_codes_make_the_account_wait_a_growing_delay_up_to_a_cap() {
     let user = app.new_user().await;
     let address = json!({ "email": user.email });
     let code = app.issue_code(user.id).await;
-    for _ in 0..5 {
-        expect_error(
-            app.verify_code(&address, &other_than(&code)).await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
-        )
-        .await;
-    }
+    five_wrong_codes(&app, &address, &code).await;
     // The fifth wrong code killed the code and started the wait: even a new, right code waits,
     // the base delay and a tenth of it for each of this address's five wrong codes.
     let code = app.issue_code(user.id).await;
@@ -194,12 +147,7 @@ async fn wrong_codes_make_the_account_wait_a_growing_delay_up_to_a_cap() {
     // second of these would be four seconds uncapped.
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_secs(wait)).await;
-        expect_error(
-            app.verify_code(&address, &other_than(&code)).await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
-        )
-        .await;
+        expect_invalid_code(app.verify_code(&address, &other_than(&code)).await).await;
         wait = retry_after(app.verify_code(&address, &code).await, "too_many_attempts").await;
         assert!((1..=whole_seconds(cap + base)).contains(&wait), "{wait}");
     }
@@ -216,12 +164,7 @@ async fn wrong_codes_make_the_account_wait_a_growing_delay_up_to_a_cap() {
     };
     expect_json(response, StatusCode::CREATED).await;
     // Signing in forgot the wrong codes: the first address is judged at once again.
-    expect_error(
-        app.verify_code(&address, "123456").await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_invalid_code(app.verify_code(&address, "123456").await).await;
 }
 
 /// The lockout of issue 21: a stranger at another address sends wrong codes and code requests
@@ -301,7 +244,7 @@ async fn signed_in_despite(app: &TestApp, owner: &TestUser, address: &Value, dea
                 }
                 // The stranger's tries killed this code: she asks for another.
                 _ => {
-                    expect_error(response, StatusCode::UNAUTHORIZED, "invalid_code").await;
+                    expect_invalid_code(response).await;
                     break;
                 }
             }
@@ -322,11 +265,9 @@ async fn codes_tried_are_limited_per_client_address_across_accounts() {
         users.push(app.new_user().await);
     }
     for user in &users[..3] {
-        expect_error(
+        expect_invalid_code(
             app.verify_code(&json!({ "email": user.email }), "123456")
                 .await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
         )
         .await;
     }
@@ -365,19 +306,6 @@ async fn concurrent_guesses_get_five_tries_in_all() {
         .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
         .count();
     assert_eq!((judged, refused), (5, 15));
-}
-
-/// Status, body and `Retry-After` of an answer.
-async fn answer(response: reqwest::Response) -> (StatusCode, Value, Option<String>) {
-    let retry = response
-        .headers()
-        .get(header::RETRY_AFTER)
-        .map(|v| v.to_str().expect("ascii").to_owned());
-    (
-        response.status(),
-        response.json().await.expect("JSON"),
-        retry,
-    )
 }
 
 #[tokio::test]
@@ -424,20 +352,26 @@ async fn a_code_request_queues_one_message_for_an_active_account_only() {
             app.settings.sign_in_code_ttl.as_secs()
         );
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let rows: Vec<(String, String, i64)> = loop {
-        let rows = sqlx::query_as(
-            "SELECT kind, channel, user_id FROM notifications
+    let db = &app.db;
+    let rows = eventually(
+        Duration::from_secs(10),
+        "two sign-in codes queued",
+        || async move {
+            let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT kind, channel, user_id FROM notifications
              WHERE kind = 'sign_in_code' ORDER BY channel",
-        )
-        .fetch_all(&app.db)
-        .await
-        .expect("rows");
-        if rows.len() >= 2 || Instant::now() > deadline {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+            )
+            .fetch_all(db)
+            .await
+            .expect("rows");
+            if rows.len() >= 2 {
+                Ok(rows)
+            } else {
+                Err(rows)
+            }
+        },
+    )
+    .await;
     assert_eq!(
         rows,
         vec![
@@ -468,43 +402,36 @@ async fn an_accepted_code_request_is_queued_through_database_failures() {
         StatusCode::ACCEPTED,
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let queued: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM notifications WHERE user_id = $1")
-                .bind(user.id)
-                .fetch_one(&app.db)
-                .await
-                .expect("count");
-        if queued == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the accepted request was dropped after a failed write"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (db, user_id) = (&app.db, user.id);
+    eventually(
+        Duration::from_secs(20),
+        "the accepted request queued once, not dropped after a failed write",
+        || async move {
+            let queued: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM notifications WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_one(db)
+                    .await
+                    .expect("count");
+            if queued == 1 {
+                Ok(())
+            } else {
+                Err(queued)
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn code_requests_are_limited_per_address_and_per_client() {
-    let app = TestApp::spawn_configured(|s| {
-        s.sign_in_sends_per_account = 2;
-        s.sign_in_send_window = Duration::from_secs(3600);
-        s.sign_in_sends_per_ip = 3;
-        s.sign_in_send_ip_window = Duration::from_secs(3600);
-    })
-    .await;
+    let app = with_send_budgets(2, 3).await;
     let (email, _) = unique_contact();
     let address = json!({ "email": email });
     for _ in 0..2 {
         expect_json(app.request_code(&address).await, StatusCode::ACCEPTED).await;
     }
-    let (status, body, retry) = answer(app.request_code(&address).await).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
-    assert_eq!(body["error"]["code"], "too_many_code_requests");
-    assert!(retry.is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1)));
+    expect_too_many_code_requests(app.request_code(&address).await).await;
     // Another address from the same client: the refused request above spent nothing, so this
     // is the client's third, and its fourth is refused.
     let (other, _) = unique_contact();
@@ -518,14 +445,8 @@ async fn code_requests_are_limited_per_address_and_per_client() {
 /// as his own lets him: his refused requests count for nothing.
 #[tokio::test]
 async fn code_requests_refused_to_a_stranger_do_not_spend_the_owners() {
-    let app = TestApp::spawn_configured(|s| {
-        // The owner's registration mailed the address one code of the four.
-        s.sign_in_sends_per_account = 4;
-        s.sign_in_send_window = Duration::from_secs(3600);
-        s.sign_in_sends_per_ip = 2;
-        s.sign_in_send_ip_window = Duration::from_secs(3600);
-    })
-    .await;
+    // The owner's registration mailed the address one code of the four.
+    let app = with_send_budgets(4, 2).await;
     let owner = app.new_user().await;
     let address = json!({ "email": owner.email });
     let stranger = client_at([127, 0, 0, 2]);
@@ -611,12 +532,7 @@ async fn sessions_are_listed_and_ended_one_by_one_or_all_at_once() {
 
     let ended = delete(&app, &format!("/sessions/{first_id}"), &second).await;
     assert_eq!(ended.status(), StatusCode::NO_CONTENT);
-    expect_error(
-        app.get("/cart", Some(&user.token)).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    )
-    .await;
+    expect_unauthorized(app.get("/cart", Some(&user.token)).await).await;
     let listed = expect_json(app.get("/sessions", Some(&second)).await, StatusCode::OK).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
 
@@ -624,12 +540,7 @@ async fn sessions_are_listed_and_ended_one_by_one_or_all_at_once() {
     let everywhere = delete(&app, "/sessions", &third).await;
     assert_eq!(everywhere.status(), StatusCode::NO_CONTENT);
     for token in [&second, &third] {
-        expect_error(
-            app.get("/cart", Some(token)).await,
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-        )
-        .await;
+        expect_unauthorized(app.get("/cart", Some(token)).await).await;
     }
     expect_json(
         app.get("/cart", Some(&stranger.token)).await,
@@ -748,22 +659,10 @@ async fn wrong_codes_for_an_email_do_not_make_the_same_accounts_phone_wait() {
     app.verify_phone(&user).await;
     let email = json!({ "email": user.email });
     let code = app.issue_code(user.id).await;
-    for _ in 0..5 {
-        expect_error(
-            app.verify_code(&email, &other_than(&code)).await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
-        )
-        .await;
-    }
+    five_wrong_codes(&app, &email, &code).await;
     retry_after(app.verify_code(&email, &code).await, "too_many_attempts").await;
     let phone = json!({ "phone_number": user.phone_number });
-    expect_error(
-        app.verify_code(&phone, "000000").await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_invalid_code(app.verify_code(&phone, "000000").await).await;
 }
 
 #[tokio::test]
@@ -778,19 +677,9 @@ async fn a_texted_code_does_not_sign_in_by_mail_nor_a_mailed_one_by_text() {
         json!({ "phone_number": user.phone_number }),
     );
     let texted = app.issue_text_code(user.id).await;
-    expect_error(
-        app.verify_code(&email, &texted).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_invalid_code(app.verify_code(&email, &texted).await).await;
     expect_json(app.verify_code(&phone, &texted).await, StatusCode::CREATED).await;
     let mailed = app.issue_code(user.id).await;
-    expect_error(
-        app.verify_code(&phone, &mailed).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_invalid_code(app.verify_code(&phone, &mailed).await).await;
     expect_json(app.verify_code(&email, &mailed).await, StatusCode::CREATED).await;
 }

@@ -2,26 +2,16 @@
 //! (issue 21). Codes are stored the way the notifier stores them
 //! (`TestApp::issue_registration_code`, `TestApp::issue_phone_code`); the system tests mail them.
 
-use reqwest::{header, StatusCode};
-use serde_json::{json, Value};
-use shop_testkit::{expect_error, expect_json, other_than, unique_contact, TestApp, TestUser};
-use std::{
-    net::IpAddr,
-    time::{Duration, Instant},
+use crate::helpers::{
+    answer, client_at, expect_invalid_code, expect_too_many_code_requests, expect_unauthorized,
+    post_from, verify_from, with_send_budgets,
 };
-
-/// Status, body and `Retry-After` of an answer.
-async fn answer(response: reqwest::Response) -> (StatusCode, Value, Option<String>) {
-    let retry = response
-        .headers()
-        .get(header::RETRY_AFTER)
-        .map(|v| v.to_str().expect("ascii").to_owned());
-    (
-        response.status(),
-        response.json().await.expect("JSON"),
-        retry,
-    )
-}
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use shop_testkit::{
+    eventually, expect_error, expect_json, other_than, unique_contact, TestApp, TestUser,
+};
+use std::time::Duration;
 
 async fn accounts_with(app: &TestApp, email: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM users WHERE email = $1")
@@ -31,44 +21,33 @@ async fn accounts_with(app: &TestApp, email: &str) -> i64 {
         .expect("count")
 }
 
-/// A client that connects from `ip` (any of 127/8 is this machine): a second person.
-fn client_at(ip: [u8; 4]) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(IpAddr::from(ip))
-        .build()
-        .expect("client")
-}
-
+/// `POST /users/register` from `client`.
 async fn register_from(
     app: &TestApp,
     client: &reqwest::Client,
     email: &str,
     phone: &str,
 ) -> reqwest::Response {
-    client
-        .post(app.url("/users/register"))
-        .json(&json!({ "email": email, "phone_number": phone }))
-        .send()
-        .await
-        .expect("sent")
-}
-
-async fn verify_from(
-    app: &TestApp,
-    client: &reqwest::Client,
-    email: &str,
-    code: &str,
-) -> reqwest::Response {
-    client
-        .post(app.url("/sessions/verify"))
-        .json(&json!({ "email": email, "code": code }))
-        .send()
-        .await
-        .expect("sent")
+    let body = json!({ "email": email, "phone_number": phone });
+    post_from(app, client, "/users/register", &body).await
 }
 
 async fn me(app: &TestApp, token: &str) -> Value {
     expect_json(app.get("/users/me", Some(token)).await, StatusCode::OK).await
+}
+
+/// The account of `token` claims `number`, and a code is texted to it to prove it (202).
+async fn claim_phone(app: &TestApp, token: &str, number: &str) {
+    expect_json(
+        app.post(
+            "/users/me/phone",
+            Some(token),
+            &json!({ "phone_number": number }),
+        )
+        .await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -104,12 +83,7 @@ async fn registration_answers_202_and_its_code_makes_the_normalised_account() {
     expect_json(app.get("/cart", Some(token)).await, StatusCode::OK).await;
     assert_eq!(&me(&app, token).await, user);
     // Used once.
-    expect_error(
-        app.verify_code(&address, &code).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_invalid_code(app.verify_code(&address, &code).await).await;
     assert_eq!(accounts_with(&app, "ana.lopez@example.com").await, 1);
 }
 
@@ -188,16 +162,12 @@ async fn a_squatter_who_registers_someone_elses_email_gets_no_account_and_no_way
     assert_eq!(phones, [squatter_phone.as_str(), owner_phone.as_str()]);
     let squatters = app.issue_registration_code(&victim, &phones[0]).await;
     let owners = app.issue_registration_code(&victim, &phones[1]).await;
+    let by_mail = json!({ "email": victim });
     if squatters != owners {
-        expect_error(
-            verify_from(&app, &squatter, &victim, &squatters).await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
-        )
-        .await;
+        expect_invalid_code(verify_from(&app, &squatter, &by_mail, &squatters).await).await;
     }
     let body = expect_json(
-        app.verify_code(&json!({ "email": victim }), &owners).await,
+        app.verify_code(&by_mail, &owners).await,
         StatusCode::CREATED,
     )
     .await;
@@ -215,48 +185,36 @@ async fn a_squatter_who_registers_someone_elses_email_gets_no_account_and_no_way
         let by_phone = json!({ "phone_number": phone });
         expect_json(app.request_code(&by_phone).await, StatusCode::ACCEPTED).await;
         let live = app.issue_code(owner_id).await;
-        expect_error(
-            app.verify_code(&by_phone, &live).await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
-        )
-        .await;
+        expect_invalid_code(app.verify_code(&by_phone, &live).await).await;
     }
     // Nor by mail: the code goes to the owner. Asked after the phones, the owner's code is
     // queued after theirs would have been; none was.
-    expect_json(
-        app.request_code(&json!({ "email": victim })).await,
-        StatusCode::ACCEPTED,
+    expect_json(app.request_code(&by_mail).await, StatusCode::ACCEPTED).await;
+    let db = &app.db;
+    let channels = eventually(
+        Duration::from_secs(10),
+        "the owner's code queued",
+        || async move {
+            let channels: Vec<String> = sqlx::query_scalar(
+                "SELECT channel FROM notifications WHERE kind = 'sign_in_code' ORDER BY id",
+            )
+            .fetch_all(db)
+            .await
+            .expect("rows");
+            if channels.is_empty() {
+                Err(channels)
+            } else {
+                Ok(channels)
+            }
+        },
     )
     .await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let channels: Vec<String> = loop {
-        let channels: Vec<String> = sqlx::query_scalar(
-            "SELECT channel FROM notifications WHERE kind = 'sign_in_code' ORDER BY id",
-        )
-        .fetch_all(&app.db)
-        .await
-        .expect("rows");
-        if !channels.is_empty() {
-            break channels;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the owner's code was never queued"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
     assert_eq!(
         channels,
         ["email"],
         "a code was texted to a number nobody proved"
     );
-    expect_error(
-        verify_from(&app, &squatter, &victim, "123456").await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_invalid_code(verify_from(&app, &squatter, &by_mail, "123456").await).await;
 }
 
 /// A squatter and the owner register one address at the same moment: two codes are mailed to
@@ -282,16 +240,16 @@ async fn racing_registrations_of_one_address_make_one_account_for_the_holder_of_
     let newer = app.issue_registration_code(&email, &phones[1]).await;
     let address = json!({ "email": email });
     let (a, b, c) = tokio::join!(
-        verify_from(&app, &squatter, &email, &older),
+        verify_from(&app, &squatter, &address, &older),
         app.verify_code(&address, &newer),
-        verify_from(&app, &squatter, &email, &newer),
+        verify_from(&app, &squatter, &address, &newer),
     );
     let mut made = Vec::new();
     for response in [a, b, c] {
         match response.status() {
             StatusCode::CREATED => made.push(response.json::<Value>().await.expect("JSON")),
             _ => {
-                expect_error(response, StatusCode::UNAUTHORIZED, "invalid_code").await;
+                expect_invalid_code(response).await;
             }
         }
     }
@@ -299,12 +257,7 @@ async fn racing_registrations_of_one_address_make_one_account_for_the_holder_of_
     assert_eq!(made[0]["user"]["phone_number"], phones[1].as_str());
     assert_eq!(accounts_with(&app, &email).await, 1);
     for code in [&older, &newer] {
-        expect_error(
-            app.verify_code(&address, code).await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
-        )
-        .await;
+        expect_invalid_code(app.verify_code(&address, code).await).await;
     }
     // A registration now mails a code that signs in to that account: never a second one.
     expect_json(
@@ -380,12 +333,7 @@ async fn the_first_proof_of_a_legacy_accounts_email_ends_its_sessions_and_detach
         .await;
         let by_phone = json!({ "phone_number": squatter_phone });
         let live = app.issue_code(squatter.id).await;
-        expect_error(
-            app.verify_code(&by_phone, &live).await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
-        )
-        .await;
+        expect_invalid_code(app.verify_code(&by_phone, &live).await).await;
 
         // The owner proves the address: she signs in with a mailed code, or registers it.
         let code = if by_registration {
@@ -426,20 +374,10 @@ async fn the_first_proof_of_a_legacy_accounts_email_ends_its_sessions_and_detach
         assert_eq!(phone, None);
 
         // The session issued before the proof is dead; the owner's works.
-        expect_error(
-            app.get("/cart", Some(&squatter.token)).await,
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-        )
-        .await;
+        expect_unauthorized(app.get("/cart", Some(&squatter.token)).await).await;
         expect_json(app.get("/cart", Some(&owner)).await, StatusCode::OK).await;
         let live = app.issue_code(squatter.id).await;
-        expect_error(
-            app.verify_code(&by_phone, &live).await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
-        )
-        .await;
+        expect_invalid_code(app.verify_code(&by_phone, &live).await).await;
         // Only the first proof does this: signing in again ends nothing.
         let again = app
             .sign_in_by_code(&TestUser {
@@ -463,12 +401,7 @@ async fn only_a_proven_phone_signs_in_and_the_latest_proof_takes_the_number() {
     // Unproven: answered as an unknown number, even with the account's live code.
     expect_json(app.request_code(&by_phone).await, StatusCode::ACCEPTED).await;
     let live = app.issue_code(ana.id).await;
-    expect_error(
-        app.verify_code(&by_phone, &live).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_invalid_code(app.verify_code(&by_phone, &live).await).await;
 
     // Ana asks for a code by text message for the number she claims.
     let body = expect_json(
@@ -499,12 +432,7 @@ async fn only_a_proven_phone_signs_in_and_the_latest_proof_takes_the_number() {
     // Neither a wrong code nor her sign-in code proves it.
     let code = app.issue_phone_code(ana.id, &ana.phone_number).await;
     for wrong in [other_than(&code), live] {
-        expect_error(
-            app.verify_phone_code(&ana.token, &wrong).await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
-        )
-        .await;
+        expect_invalid_code(app.verify_phone_code(&ana.token, &wrong).await).await;
     }
     let proven = expect_json(
         app.verify_phone_code(&ana.token, &code).await,
@@ -526,16 +454,7 @@ async fn only_a_proven_phone_signs_in_and_the_latest_proof_takes_the_number() {
 
     // Ben claims the number: an unproven claim takes nothing, and blocks nobody.
     let ben = app.new_user().await;
-    expect_json(
-        app.post(
-            "/users/me/phone",
-            Some(&ben.token),
-            &json!({ "phone_number": ana.phone_number }),
-        )
-        .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
+    claim_phone(&app, &ben.token, &ana.phone_number).await;
     let claimed = me(&app, &ben.token).await;
     assert_eq!(claimed["phone_number"], ana.phone_number.as_str());
     assert_eq!(claimed["phone_verified"], false);
@@ -557,12 +476,7 @@ async fn only_a_proven_phone_signs_in_and_the_latest_proof_takes_the_number() {
     );
     let body = expect_json(signed_in(ben.id).await, StatusCode::CREATED).await;
     assert_eq!(body["user"]["id"], ben.id);
-    expect_error(
-        signed_in(ana.id).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    expect_invalid_code(signed_in(ana.id).await).await;
     expect_error(
         app.post(
             "/users/me/phone/verify",
@@ -578,22 +492,8 @@ async fn only_a_proven_phone_signs_in_and_the_latest_proof_takes_the_number() {
     // A code texted to a number the account no longer claims proves nothing.
     let stale = app.issue_phone_code(ben.id, &ana.phone_number).await;
     let (_, other) = unique_contact();
-    expect_json(
-        app.post(
-            "/users/me/phone",
-            Some(&ben.token),
-            &json!({ "phone_number": other }),
-        )
-        .await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
-    expect_error(
-        app.verify_phone_code(&ben.token, &stale).await,
-        StatusCode::UNAUTHORIZED,
-        "invalid_code",
-    )
-    .await;
+    claim_phone(&app, &ben.token, &other).await;
+    expect_invalid_code(app.verify_phone_code(&ben.token, &stale).await).await;
 }
 
 /// Two accounts prove one number at the same moment: one of them holds it.
@@ -603,16 +503,7 @@ async fn two_accounts_proving_one_number_at_once_leave_it_with_one() {
     let (carl, dana) = (app.new_user().await, app.new_user().await);
     let (_, number) = unique_contact();
     for user in [&carl, &dana] {
-        expect_json(
-            app.post(
-                "/users/me/phone",
-                Some(&user.token),
-                &json!({ "phone_number": number }),
-            )
-            .await,
-            StatusCode::ACCEPTED,
-        )
-        .await;
+        claim_phone(&app, &user.token, &number).await;
     }
     let (carls, danas) = (
         app.issue_phone_code(carl.id, &number).await,
@@ -643,13 +534,7 @@ async fn two_accounts_proving_one_number_at_once_leave_it_with_one() {
 
 #[tokio::test]
 async fn registrations_spend_the_code_budgets_of_sign_in() {
-    let app = TestApp::spawn_configured(|s| {
-        s.sign_in_sends_per_account = 2;
-        s.sign_in_send_window = Duration::from_secs(3600);
-        s.sign_in_sends_per_ip = 3;
-        s.sign_in_send_ip_window = Duration::from_secs(3600);
-    })
-    .await;
+    let app = with_send_budgets(2, 3).await;
     let (email, phone) = unique_contact();
     for _ in 0..2 {
         expect_json(app.register(&email, &phone).await, StatusCode::ACCEPTED).await;
@@ -659,10 +544,7 @@ async fn registrations_spend_the_code_budgets_of_sign_in() {
         app.register(&email, &phone).await,
         app.request_code(&json!({ "email": email })).await,
     ] {
-        let (status, body, retry) = answer(response).await;
-        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
-        assert_eq!(body["error"]["code"], "too_many_code_requests");
-        assert!(retry.is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1)));
+        expect_too_many_code_requests(response).await;
     }
     // The refused requests spent nothing: this client's third is accepted, its fourth not.
     let (other, other_phone) = unique_contact();
@@ -766,12 +648,7 @@ async fn sign_out_revokes_the_token() {
     let user = app.new_user().await;
     let response = app.sign_out(&user.token).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    expect_error(
-        app.get("/cart", Some(&user.token)).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    )
-    .await;
+    expect_unauthorized(app.get("/cart", Some(&user.token)).await).await;
 }
 
 #[tokio::test]
@@ -785,20 +662,10 @@ async fn missing_malformed_or_unknown_tokens_are_unauthorized() {
             .map(|v| v.as_bytes()),
         Some(&b"Bearer"[..])
     );
-    expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    expect_error(
-        app.get("/cart", Some("short")).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    )
-    .await;
+    expect_unauthorized(response).await;
+    expect_unauthorized(app.get("/cart", Some("short")).await).await;
     let unknown = "A".repeat(43);
-    expect_error(
-        app.get("/cart", Some(&unknown)).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    )
-    .await;
+    expect_unauthorized(app.get("/cart", Some(&unknown)).await).await;
     let body = json!({"product_id": 1, "quantity": 1});
     expect_error(
         app.post("/cart/add", Some(&unknown), &body).await,
@@ -813,7 +680,7 @@ async fn missing_malformed_or_unknown_tokens_are_unauthorized() {
             app.post(path, Some(&unknown), &json!({ "code": "123456" }))
                 .await
         };
-        expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+        expect_unauthorized(response).await;
     }
 }
 
@@ -824,34 +691,13 @@ async fn wrong_codes_for_a_number_count_against_the_number_whoever_claims_it() {
     let app = TestApp::spawn().await;
     let owner = app.new_user().await;
     app.verify_phone(&owner).await;
-    let claim = |token: String| {
-        let number = owner.phone_number.clone();
-        let app = &app;
-        async move {
-            expect_json(
-                app.post(
-                    "/users/me/phone",
-                    Some(&token),
-                    &json!({ "phone_number": number }),
-                )
-                .await,
-                StatusCode::ACCEPTED,
-            )
-            .await;
-        }
-    };
     let first = app.new_user().await;
-    claim(first.token.clone()).await;
+    claim_phone(&app, &first.token, &owner.phone_number).await;
     for _ in 0..5 {
-        expect_error(
-            app.verify_phone_code(&first.token, "000000").await,
-            StatusCode::UNAUTHORIZED,
-            "invalid_code",
-        )
-        .await;
+        expect_invalid_code(app.verify_phone_code(&first.token, "000000").await).await;
     }
     let second = app.new_user().await;
-    claim(second.token.clone()).await;
+    claim_phone(&app, &second.token, &owner.phone_number).await;
     expect_error(
         app.verify_phone_code(&second.token, "000000").await,
         StatusCode::TOO_MANY_REQUESTS,
