@@ -205,11 +205,9 @@ clean_test_leftovers() {
         sleep 1
       done
     done
-  if [ -x ./target/debug/checkout-worker ]; then
-    for prefix in test- bench_ shop_readme_ shop_storefront_ shop_observe_ shop_fuzz_; do
-      ./target/debug/checkout-worker delete-topics "$prefix" >/dev/null
-    done
-  fi
+  # Topics stay: tansu 0.6.0 deletes every topic on the broker when it deletes one, a running
+  # shop's too (RELIABILITY.md, "Known issues"), so `checkout-worker delete-topics` refuses while
+  # other topics live there.
   for pattern in 'test:*' 'bench_*' 'shop_readme_*' 'shop_storefront_*' 'shop_observe_*' 'shop_fuzz_*'; do
     redis_delete "$pattern"
   done
@@ -262,7 +260,6 @@ stop_isolated_system() {
   [ ${#SYSTEM_PIDS[@]} -eq 0 ] || kill "${SYSTEM_PIDS[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
   [ -z "${SYSTEM_DB:-}" ] || psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $SYSTEM_DB WITH (FORCE)" >/dev/null 2>&1 || true
-  [ -z "${SYSTEM_DB:-}" ] || ./target/debug/checkout-worker delete-topics "$SYSTEM_DB." >/dev/null 2>&1 || true
   [ -z "${SYSTEM_DB:-}" ] || redis_delete "$SYSTEM_DB:*"
   [ -z "${SYSTEM_WORK:-}" ] || rm -rf "$SYSTEM_WORK"
 }

@@ -1,6 +1,7 @@
 //! A fresh system per strategy: an empty database, a Redis prefix, topics and a consumer group
 //! of its own, and an API and a checkout worker (the release binaries) serving them. Dropped
-//! afterwards: processes stopped, database dropped, Redis keys deleted.
+//! afterwards: processes stopped, database dropped, Redis keys deleted; its topics are left
+//! on the broker (`KafkaSettings::delete_topics_with_prefix` says why).
 
 use crate::{
     env::Environment, error::BenchError, poll, profile::Statements, proxy::Proxy, shop::Codes,
@@ -372,22 +373,9 @@ impl System {
         ))
         .execute(&mut admin)
         .await?;
-        self.delete_topics().await?;
+        // Its topics stay on the broker: tansu 0.6.0 deletes every topic when it deletes one
+        // (`KafkaSettings::delete_topics_with_prefix`).
         self.flush_redis().await
-    }
-
-    /// Deletes the system's topics from the broker.
-    async fn delete_topics(&self) -> Result<(), BenchError> {
-        let mut kafka = inventory_partitioner::KafkaSettings::from_env()
-            .map_err(|e| BenchError::Setup(e.to_string()))?;
-        if let Some((_, brokers)) = self.common.iter().find(|(n, _)| *n == "KAFKA_BROKERS") {
-            kafka.brokers = brokers.clone();
-        }
-        kafka
-            .delete_topics_with_prefix(&format!("{}.", self.name))
-            .await
-            .map(drop)
-            .map_err(|e| BenchError::Setup(format!("cannot delete the system's topics: {e}")))
     }
 
     /// Deletes every Redis key of this system, as a flushed or replaced Redis would have none.

@@ -92,6 +92,9 @@ pub enum Error {
         topic: String,
         code: RDKafkaErrorCode,
     },
+    /// See [`KafkaSettings::delete_topics_with_prefix`].
+    #[error("refused to delete the topics starting with {prefix:?}: {others} other topics live on this broker, and tansu 0.6.0 deletes every topic when it deletes one")]
+    OthersWouldGo { prefix: String, others: usize },
     #[error("topic {topic} has {actual} partitions but {expected} are configured; products would move between partitions")]
     PartitionMismatch {
         topic: String,
@@ -176,32 +179,45 @@ impl KafkaSettings {
         Ok(())
     }
 
-    /// Deletes every topic whose name starts with `prefix` (what tests and benchmarks made), and
-    /// returns their names.
+    /// Deletes every topic whose name starts with `prefix`, and returns their names; refuses
+    /// ([`Error::OthersWouldGo`]) while any other topic lives on the broker. tansu 0.6.0's SQLite
+    /// storage deletes a topic with a statement that matches every topic of the cluster
+    /// (`sql/topic_delete_by.sql`), and its partitions, records and offsets go with them by
+    /// cascade: deleting one test's topics beside a running shop took the shop's commands and
+    /// events (the topics that "vanished after a broker restart"; the restart only showed it).
+    /// So tests and benchmarks leave their topics behind, and this deletes only on a broker
+    /// that holds nothing else.
     pub async fn delete_topics_with_prefix(&self, prefix: &str) -> Result<Vec<String>, Error> {
         if prefix.is_empty() {
             return Ok(Vec::new());
         }
         let consumer: BaseConsumer = self.client_config().create()?;
-        let prefix = prefix.to_owned();
-        let names = tokio_blocking(move || {
+        let all = tokio_blocking(move || {
             let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
             Ok::<_, KafkaError>(
                 metadata
                     .topics()
                     .iter()
                     .map(|t| t.name().to_owned())
-                    .filter(|name| name.starts_with(&prefix))
                     .collect::<Vec<_>>(),
             )
         })
         .await?;
+        let (names, others): (Vec<String>, Vec<String>) =
+            all.into_iter().partition(|name| name.starts_with(prefix));
+        let others = others.iter().filter(|n| !n.starts_with("__")).count();
+        if others > 0 && !names.is_empty() {
+            return Err(Error::OthersWouldGo {
+                prefix: prefix.to_owned(),
+                others,
+            });
+        }
         self.delete_topics(&names).await?;
         Ok(names)
     }
 
     /// Deletes `topics`; one already gone is fine.
-    pub async fn delete_topics(&self, topics: &[String]) -> Result<(), Error> {
+    async fn delete_topics(&self, topics: &[String]) -> Result<(), Error> {
         if topics.is_empty() {
             return Ok(());
         }

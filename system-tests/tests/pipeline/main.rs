@@ -9,6 +9,7 @@ mod mail;
 mod poison;
 mod step;
 mod strategies;
+mod topics;
 
 use reqwest::StatusCode;
 use shop_testkit::{expect_json, TestApp, TestUser};
