@@ -68,8 +68,9 @@ impl Outbox {
     }
 
     /// A message of `stream` keyed by `key`: what [`Outbox::command`] and [`Outbox::event`] do
-    /// with the key and stream right for the message. Prefer those.
-    pub fn push(
+    /// with the key and stream right for the message, and what `dead_letters` does for its
+    /// announcements. Other crates write only typed commands and events.
+    pub(crate) fn push(
         &mut self,
         stream: &'static str,
         key: String,
