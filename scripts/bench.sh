@@ -7,6 +7,7 @@
 #   scripts/bench.sh scale                # 10 million users with live sessions beside 10,000
 #   scripts/bench.sh scale --users 1000000
 #   scripts/bench.sh faults               # the fault suite (RELIABILITY.md); --quick is the CI version
+#   scripts/bench.sh faults --ha --runs 5 # the failover faults on the stores of scripts/ha.sh
 #   scripts/bench.sh idle --seconds 60    # the shop's CPU with no traffic, and the first order after
 # Installs and starts PostgreSQL, Redis and the broker first when they are missing.
 set -euo pipefail
@@ -15,6 +16,13 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_services
+for arg in "$@"; do
+  if [ "$arg" = --ha ]; then
+    # The highly available stores, reached through their HAProxy ports.
+    scripts/ha.sh up >/dev/null
+    eval "$(scripts/ha.sh env)"
+  fi
+done
 
 profile=release
 for arg in "$@"; do [ "$arg" != --smoke ] && [ "$arg" != --quick ] || profile=debug; done

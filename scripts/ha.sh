@@ -14,6 +14,7 @@
 #   scripts/ha.sh destroy       stop everything and delete the data
 #   scripts/ha.sh status        every node and its role
 #   scripts/ha.sh env           the shop's DATABASE_URL and REDIS_URL, as export lines
+#   scripts/ha.sh healthy       whether it is healthy now (exit status)
 #   scripts/ha.sh wait-healthy  until PostgreSQL has a primary and a synchronous standby and
 #                               Redis a master with a replica in sync (fails after 60 s)
 #   scripts/ha.sh kill   pg-primary|pg-standby|redis-master|NODE   SIGKILL of every process of it
@@ -327,7 +328,7 @@ kill_node() {
   local node
   node=$(which_node "$1") || die "no node is $1 now"
   case "$node" in
-    pg*) ip netns pids "$(node_ns "$node")" | xargs -r kill -9 ;;
+    pg*) ip netns pids "$(node_ns "$node")" | xargs -r kill -9 2>/dev/null || true ;;
     redis*)
       local pidfile="$HA_DIR/$node/redis.pid"
       [ -e "$pidfile" ] && kill -9 "$(cat "$pidfile")" 2>/dev/null || true
@@ -416,6 +417,7 @@ case "${1:-}" in
     echo "export DATABASE_URL=postgres://shop:shop@127.0.0.1:$HA_PG_PORT/shop"
     echo "export REDIS_URL=redis://127.0.0.1:$HA_REDIS_PORT"
     ;;
+  healthy) healthy ;;
   wait-healthy) wait_for healthy 60 || { status >&2; die "not healthy within 60 s"; } ;;
   which) which_node "${2:?which node}" ;;
   kill) kill_node "${2:?which node}" ;;

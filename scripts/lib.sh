@@ -126,10 +126,11 @@ ensure_broker() {
   fi
   log "starting the broker on $KAFKA_BROKERS"
   mkdir -p "$SHOP_STATE_DIR/tansu"
-  # Detached from the caller's output: a broker started by a piped command must not hold its pipe.
+  # Detached from the caller's output (a broker started by a piped command must not hold its pipe)
+  # and from its session (a Ctrl-C that stops scripts/run.sh must not reach the broker).
   (
     cd "$SHOP_STATE_DIR/tansu" &&
-      exec nohup "$TANSU" broker --listener-url "tcp://$KAFKA_BROKERS" --advertised-listener-url "tcp://$KAFKA_BROKERS" \
+      exec setsid nohup "$TANSU" broker --listener-url "tcp://$KAFKA_BROKERS" --advertised-listener-url "tcp://$KAFKA_BROKERS" \
         --storage-engine sqlite://tansu.db >>tansu.log 2>&1 </dev/null
   ) &
   wait_for broker_up 30 || die "the broker did not start; see $SHOP_STATE_DIR/tansu/tansu.log"
@@ -163,7 +164,7 @@ ensure_mailsink() {
   log "starting the development mail sink (SMTP $MAILSINK_SMTP, mailbox http://$MAILSINK_HTTP/)"
   mkdir -p "$SHOP_STATE_DIR/mailsink"
   (
-    exec nohup "$SHOP_PYTHON" "$PWD/scripts/mailsink.py" serve --smtp "$MAILSINK_SMTP" --http "$MAILSINK_HTTP" \
+    exec setsid nohup "$SHOP_PYTHON" "$PWD/scripts/mailsink.py" serve --smtp "$MAILSINK_SMTP" --http "$MAILSINK_HTTP" \
       --store "$SHOP_STATE_DIR/mailsink/mail.jsonl" >>"$SHOP_STATE_DIR/mailsink/mailsink.log" 2>&1 </dev/null
   ) &
   wait_for "curl -fsS http://$MAILSINK_HTTP/healthz" 30 || die "the mail sink did not start; see $SHOP_STATE_DIR/mailsink/mailsink.log"

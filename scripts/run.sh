@@ -2,12 +2,29 @@
 # Starts the whole shop on this machine with the demo catalog, and serves until Ctrl-C.
 # Installs and starts PostgreSQL, Redis, the Kafka-protocol broker and the development mail sink
 # first when they are missing.
+#   scripts/run.sh         one PostgreSQL, one Redis: the storefront on http://127.0.0.1:8080/
+#   scripts/run.sh --ha    the same shop on the highly available stores of scripts/ha.sh
+#                          (PostgreSQL under Patroni, Redis under Sentinel; needs root), on
+#                          http://127.0.0.1:8090/, beside the other if it runs
 # Safe to run twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
+ha=
+case "${1:-}" in
+  "") ;;
+  --ha) ha=1 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
+if [ -n "$ha" ]; then
+  # Its own address, topics and consumer group, so that it can run beside the single-node shop
+  # on the one broker.
+  export API_ADDR=${API_ADDR:-127.0.0.1:8090} WORKER_METRICS_ADDR=${WORKER_METRICS_ADDR:-127.0.0.1:9111}
+  export INVENTORY_TOPIC=shopha.inventory ORDER_EVENTS_TOPIC=shopha.order-events
+  export DEAD_LETTER_TOPIC=shopha.dead-letters CONSUMER_GROUP=shopha-checkout-worker
+fi
 export API_ADDR=${API_ADDR:-127.0.0.1:8080}
 api="http://$API_ADDR"
 if curl -fsS "$api/readyz" >/dev/null 2>&1; then
@@ -15,10 +32,18 @@ if curl -fsS "$api/readyz" >/dev/null 2>&1; then
   exit 0
 fi
 
-ensure_services
+if [ -n "$ha" ]; then
+  scripts/ha.sh up
+  eval "$(scripts/ha.sh env)"
+  ensure_tools
+  ensure_broker
+  ensure_mailsink
+else
+  ensure_services
+fi
 
 log "building the services (release)"
-cargo build --release --locked --bins
+cargo build --release --locked --bin shop-api --bin checkout-worker
 
 ./target/release/shop-api load-demo "${DEMO_PRODUCTS:-400}"
 
@@ -32,8 +57,12 @@ supervisors=()
 supervise() {
   local name=$1 rc
   shift
+  # Ctrl-C is for the main shell, which stops everything in order (stop below).
+  trap '' INT
   while [ -e "$run_dir/running" ]; do
-    "$@" &
+    # In a session of its own: a Ctrl-C in the terminal must not reach the service before the
+    # loop knows it is stopping, or the loop would start it again.
+    setsid "$@" &
     echo $! >"$run_dir/$name.pid"
     rc=0
     wait $! || rc=$?
@@ -44,10 +73,15 @@ supervise() {
 }
 stop() {
   rm -f "$run_dir/running"
-  for file in "$run_dir"/*.pid; do [ -e "$file" ] && kill "$(cat "$file")" 2>/dev/null || true; done
-  # Only the supervisors: a bare `wait` would also wait for the broker and the mail sink when
-  # ensure_services started them from this shell, and they keep running on purpose.
-  if [ "${#supervisors[@]}" -gt 0 ]; then wait "${supervisors[@]}" 2>/dev/null || true; fi
+  local pids=() file
+  for file in "$run_dir"/*.pid; do [ -e "$file" ] && pids+=("$(cat "$file")"); done
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill "${pids[@]}" 2>/dev/null || true
+    # Polled, not waited for: bash's `wait` inside a trap can block on every child, the broker
+    # and the mail sink too when ensure_services started them from this shell. Whatever is left
+    # after 10 s is killed: the pipeline is built to survive a kill -9.
+    wait_for "! kill -0 ${pids[*]}" 10 || kill -9 "${pids[@]}" 2>/dev/null || true
+  fi
   rm -rf "$run_dir"
 }
 trap stop EXIT
@@ -79,4 +113,5 @@ cat <<BANNER
   Ctrl-C stops the API and the worker (PostgreSQL, Redis, the broker and the mail sink keep running).
 
 BANNER
+[ -z "$ha" ] || { scripts/ha.sh status; echo "  (scripts/ha.sh down stops them)"; echo; }
 wait "${supervisors[@]}"

@@ -42,3 +42,9 @@ scripts/bench.sh --smoke --out "${TMPDIR:-/tmp}/shop-bench-smoke"
 scripts/bench.sh scale --smoke --users 20000 --baseline 2000 --out "${TMPDIR:-/tmp}/shop-bench-smoke"
 log "fault suite, short version: every fault once, then combined, with the invariant checker"
 scripts/bench.sh faults --quick --out "${TMPDIR:-/tmp}/shop-faults"
+log "failover faults, short version: the highly available stores of scripts/ha.sh under checkout traffic"
+# Started only now and stopped afterwards when this run started them: Patroni, etcd and the
+# Sentinels would take CPU from every test above.
+if scripts/ha.sh healthy; then ha_was_up=1; else ha_was_up=; fi
+scripts/bench.sh faults --ha --quick --out "${TMPDIR:-/tmp}/shop-faults-ha"
+[ -n "$ha_was_up" ] || scripts/ha.sh down

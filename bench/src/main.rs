@@ -16,12 +16,17 @@
 //! of timing.
 //!
 //! ```text
-//! shop-bench faults [--quick] [--bin-dir target/release] [--out results]
+//! shop-bench faults [--quick] [--ha] [--runs 1] [--bin-dir target/release] [--out results]
 //! ```
 //!
 //! `faults`: checkout traffic while faults are injected one at a time and then together; after
-//! each, an invariant check (see `faults/`). Prints the faults × outcomes table and exits
-//! non-zero on any violation.
+//! each, an invariant check (see `faults/`). Prints the faults × outcomes table, writes it as
+//! JSON (`faults-<time>.json`) and exits non-zero on any violation. `--ha`: the failover faults
+//! instead (`Fault::HA`), for stores run by `scripts/ha.sh` (`DATABASE_URL` and `REDIS_URL` are
+//! its HAProxy ports; `scripts/bench.sh faults --ha` sets them); a failover must recover within
+//! 20 s of the injection; written as `faults-ha-<time>.json`. `--runs N`: the whole list N times
+//! over on one system; with `--ha` or N > 1 a second table gives each fault's time to recover
+//! (and a failover's time until orders were accepted again) as the median and the worst run.
 //!
 //! ```text
 //! shop-bench idle [--seconds 60] [--bin-dir target/release] [--out results]
@@ -61,7 +66,7 @@ use std::{path::PathBuf, time::Duration};
 
 const USAGE: &str = "usage: shop-bench suite [--smoke] [--strategies a,b,…] [--scenarios a,b,…] [--notifier] [--bin-dir DIR] [--out DIR]
        shop-bench scale [--users N] [--baseline N] [--smoke] [--bin-dir DIR] [--out DIR]
-       shop-bench faults [--quick] [--bin-dir DIR] [--out DIR]
+       shop-bench faults [--quick] [--ha] [--runs N] [--bin-dir DIR] [--out DIR]
        shop-bench idle [--seconds 60] [--bin-dir DIR] [--out DIR]";
 
 const SCENARIOS: [&str; 7] = [
@@ -204,29 +209,49 @@ async fn idle_command(mut args: impl Iterator<Item = String>) -> anyhow::Result<
     write_figures(&options.out, "idle", &json)
 }
 
-async fn faults_command(args: impl Iterator<Item = String>) -> anyhow::Result<()> {
-    let mut quick = false;
-    let rest: Vec<String> = args
-        .filter(|a| {
-            let flag = a == "--quick";
-            quick |= flag;
-            !flag
-        })
-        .collect();
+async fn faults_command(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let (mut quick, mut ha, mut runs) = (false, false, 1usize);
+    let mut rest = Vec::new();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--ha" => ha = true,
+            "--runs" => runs = args.next().context("--runs needs a number")?.parse()?,
+            _ => rest.push(arg),
+        }
+    }
+    if runs == 0 {
+        bail!("--runs needs at least 1\n{USAGE}");
+    }
     let options = options(rest.into_iter())?;
     let timing = if quick {
         faults::Timing::quick()
     } else {
         faults::Timing::full()
     };
-    let outcomes = faults::run(&options.env, timing, &faults::Fault::ALL).await?;
+    let (list, kind): (&[faults::Fault], _) = if ha {
+        (&faults::Fault::HA, "faults-ha")
+    } else {
+        (&faults::Fault::ALL, "faults")
+    };
+    let outcomes = faults::run(&options.env, timing, &list.repeat(runs)).await?;
     let machine = Machine::describe();
     println!("{}", faults::table(&outcomes));
-    let json = serde_json::json!({ "machine": machine, "timing": timing, "faults": outcomes });
-    write_figures(&options.out, "faults", &json)?;
+    let over_runs = faults::over_runs(&outcomes);
+    if ha || runs > 1 {
+        println!("{}", faults::over_runs_table(&over_runs));
+    }
+    let json = serde_json::json!({
+        "machine": machine,
+        "timing": timing,
+        "runs": runs,
+        "faults": outcomes,
+        "over_runs": over_runs,
+    });
+    write_figures(&options.out, kind, &json)?;
     let violations: u64 = outcomes.iter().map(faults::Outcome::violations).sum();
     if violations > 0 {
-        bail!("{violations} invariant violations (lost, duplicated, oversold, stale, or never recovered)");
+        bail!("{violations} invariant violations (lost, duplicated, oversold, stale, never recovered, or a failover slower than its bound)");
     }
     Ok(())
 }

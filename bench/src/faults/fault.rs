@@ -1,12 +1,16 @@
 //! [`Fault`]: the faults the suite knows, in the order it runs them, and what each one's
-//! injection and repair are (each in a file of its own).
+//! injection and repair are (each in a file of its own). [`Fault::ALL`] acts on the single
+//! PostgreSQL, Redis and broker of `scripts/service.sh`; [`Fault::HA`] on the highly available
+//! stores of `scripts/ha.sh` (and the broker, which stays one node), where the shop recovers from
+//! a failover by itself: the repair only brings the node back for the next phase.
 
 use super::{
-    api_killed, broker_restart, combined, postgres_restart, redis_lost, timing::Timing,
-    worker_cut_off, worker_joins, worker_killed, worker_paused,
+    api_killed, broker_killed, broker_restart, combined, ha::Node, pg_primary_cut_off,
+    pg_primary_killed, pg_standby_killed, postgres_restart, redis_lost, redis_master_killed,
+    timing::Timing, worker_cut_off, worker_joins, worker_killed, worker_paused,
 };
 use crate::{error::BenchError, proxy::Proxy, system::System};
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 /// What is broken, and how it is mended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +37,43 @@ pub enum Fault {
     WorkerCutOff,
     /// The worker and the API killed, the broker and Redis stopped, all at once.
     Combined,
+    /// HA: the PostgreSQL primary's node killed (SIGKILL); Patroni fails over. Then started
+    /// again.
+    PgPrimaryKilled,
+    /// HA: the PostgreSQL primary cut off (half-open); Patroni fails over. Then healed.
+    PgPrimaryCutOff,
+    /// HA: the synchronous standby killed; the primary must go on. Then started again.
+    PgStandbyKilled,
+    /// HA: the Redis master killed; the Sentinels fail over. Then started again.
+    RedisMasterKilled,
+    /// The broker killed (SIGKILL), then started again on its durable storage.
+    BrokerKilled,
+}
+
+/// What a fault leaves in place until [`Fault::repair`]: the proxy of a worker cut off, the node
+/// of the HA topology a failover acted on.
+#[derive(Default)]
+pub struct Broken {
+    pub proxy: Option<Proxy>,
+    pub node: Option<Node>,
+}
+
+impl Broken {
+    /// Keeps the node a failover's injection acted on.
+    async fn hold(
+        &mut self,
+        injected: impl Future<Output = Result<Node, BenchError>>,
+    ) -> Result<(), BenchError> {
+        self.node = Some(injected.await?);
+        Ok(())
+    }
+
+    /// The node kept, for its repair.
+    fn take_node(&mut self) -> Result<Node, BenchError> {
+        self.node
+            .take()
+            .ok_or_else(|| BenchError::Setup("no node to bring back".into()))
+    }
 }
 
 impl Fault {
@@ -48,6 +89,15 @@ impl Fault {
         Fault::Combined,
     ];
 
+    /// The faults of the highly available topology (`shop-bench faults --ha`).
+    pub const HA: [Fault; 5] = [
+        Fault::PgPrimaryKilled,
+        Fault::PgPrimaryCutOff,
+        Fault::PgStandbyKilled,
+        Fault::RedisMasterKilled,
+        Fault::BrokerKilled,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::WorkerKilled => worker_killed::NAME,
@@ -59,6 +109,11 @@ impl Fault {
             Self::WorkerPaused => worker_paused::NAME,
             Self::WorkerCutOff => worker_cut_off::NAME,
             Self::Combined => combined::NAME,
+            Self::PgPrimaryKilled => pg_primary_killed::NAME,
+            Self::PgPrimaryCutOff => pg_primary_cut_off::NAME,
+            Self::PgStandbyKilled => pg_standby_killed::NAME,
+            Self::RedisMasterKilled => redis_master_killed::NAME,
+            Self::BrokerKilled => broker_killed::NAME,
         }
     }
 
@@ -68,7 +123,25 @@ impl Fault {
         matches!(self, Self::WorkerPaused | Self::WorkerCutOff)
     }
 
-    /// How long the fault lasts.
+    /// Whether the shop recovers by itself (a store fails over): its time to recover is measured
+    /// from the injection, held to `Timing::failover_bound`, and the repair waits until then.
+    pub fn fails_over(self) -> bool {
+        matches!(
+            self,
+            Self::PgPrimaryKilled
+                | Self::PgPrimaryCutOff
+                | Self::PgStandbyKilled
+                | Self::RedisMasterKilled
+        )
+    }
+
+    /// Whether sessions issued just before it may be lost (Redis replicates asynchronously):
+    /// the phase counts them.
+    pub fn puts_sessions_at_risk(self) -> bool {
+        self == Self::RedisMasterKilled
+    }
+
+    /// How long a fault the suite mends lasts (a failover lasts until the shop recovers).
     pub fn outage(self, timing: Timing) -> Duration {
         if self.bounded() {
             timing.stall
@@ -77,12 +150,9 @@ impl Fault {
         }
     }
 
-    /// Breaks it. A worker cut off keeps its proxy in `cut` until [`Fault::repair`].
-    pub async fn inject(
-        self,
-        system: &mut System,
-        cut: &mut Option<Proxy>,
-    ) -> Result<(), BenchError> {
+    /// Breaks it. A worker cut off keeps its proxy in `broken` until [`Fault::repair`], a
+    /// failover the node it acted on.
+    pub async fn inject(self, system: &mut System, broken: &mut Broken) -> Result<(), BenchError> {
         match self {
             Self::WorkerKilled => worker_killed::inject(system).await,
             Self::BrokerRestart => broker_restart::inject().await,
@@ -91,29 +161,72 @@ impl Fault {
             Self::ApiKilledBeforeHandOff => api_killed::inject(system).await,
             Self::WorkerJoinsAndLeaves => worker_joins::inject(system).await,
             Self::WorkerPaused => worker_paused::inject(system).await,
-            Self::WorkerCutOff => worker_cut_off::inject(system, cut).await,
+            Self::WorkerCutOff => worker_cut_off::inject(system, &mut broken.proxy).await,
             Self::Combined => combined::inject(system).await,
+            Self::BrokerKilled => broker_killed::inject().await,
+            Self::PgPrimaryKilled => broken.hold(pg_primary_killed::inject()).await,
+            Self::PgPrimaryCutOff => broken.hold(pg_primary_cut_off::inject()).await,
+            Self::PgStandbyKilled => broken.hold(pg_standby_killed::inject()).await,
+            Self::RedisMasterKilled => broken.hold(redis_master_killed::inject()).await,
         }
     }
 
     /// Mends it. For a stalled worker: how many of its batches the fence refused once it came
-    /// back.
+    /// back. For a failover: its node back, and the topology whole again.
     pub async fn repair(
         self,
         system: &mut System,
-        cut: &mut Option<Proxy>,
+        broken: &mut Broken,
     ) -> Result<Option<u64>, BenchError> {
         match self {
             Self::WorkerPaused => return worker_paused::repair(system).await.map(Some),
-            Self::WorkerCutOff => return worker_cut_off::repair(system, cut).await.map(Some),
+            Self::WorkerCutOff => {
+                return worker_cut_off::repair(system, &mut broken.proxy)
+                    .await
+                    .map(Some)
+            }
             Self::WorkerKilled => worker_killed::mend(system).await?,
-            Self::BrokerRestart => broker_restart::mend().await?,
+            Self::BrokerRestart | Self::BrokerKilled => broker_restart::mend().await?,
             Self::PostgresRestart => postgres_restart::mend().await?,
             Self::RedisLost => redis_lost::mend(system).await?,
             Self::ApiKilledBeforeHandOff => api_killed::mend(system).await?,
             Self::WorkerJoinsAndLeaves => worker_joins::mend(system).await?,
             Self::Combined => combined::mend(system).await?,
+            Self::PgPrimaryKilled => pg_primary_killed::mend(&broken.take_node()?).await?,
+            Self::PgPrimaryCutOff => pg_primary_cut_off::mend(&broken.take_node()?).await?,
+            Self::PgStandbyKilled => pg_standby_killed::mend(&broken.take_node()?).await?,
+            Self::RedisMasterKilled => redis_master_killed::mend(&broken.take_node()?).await?,
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn the_ha_list_is_failovers_and_the_broker_kill_and_the_single_node_list_has_none() {
+        let failovers: Vec<Fault> = Fault::HA.into_iter().filter(|f| f.fails_over()).collect();
+        assert_eq!(failovers.len(), 4);
+        assert!(!Fault::BrokerKilled.fails_over());
+        assert!(Fault::ALL.iter().all(|f| !f.fails_over()));
+        let sessions: Vec<Fault> = Fault::ALL
+            .into_iter()
+            .chain(Fault::HA)
+            .filter(|f| f.puts_sessions_at_risk())
+            .collect();
+        assert_eq!(sessions, [Fault::RedisMasterKilled]);
+        let names: HashSet<&str> = Fault::ALL
+            .into_iter()
+            .chain(Fault::HA)
+            .map(Fault::name)
+            .collect();
+        assert_eq!(
+            names.len(),
+            Fault::ALL.len() + Fault::HA.len(),
+            "names are unique"
+        );
     }
 }

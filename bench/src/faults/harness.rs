@@ -1,6 +1,7 @@
 //! Starting, stopping and stalling the processes the faults act on, and watching a stalled
-//! worker: the shared services through `scripts/service.sh`, a worker paused by signal or cut off
-//! by its [`Proxy`], proof that it was caught inside a batch, and what it reports afterwards.
+//! worker: the shared services through `scripts/service.sh` (any script of `scripts/`, `ha.sh`
+//! too, is run by [`script`] or [`script_output`]), a worker paused by signal or cut off by its
+//! [`Proxy`], proof that it was caught inside a batch, and what it reports afterwards.
 
 use crate::{
     error::BenchError,
@@ -12,24 +13,70 @@ use rand::Rng;
 use reqwest::StatusCode;
 use std::{
     path::Path,
+    process::{ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
 /// Runs `scripts/service.sh action` (`broker-stop`, `redis-start`, …).
 pub async fn service(action: &str) -> Result<(), BenchError> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/service.sh");
-    let status = tokio::process::Command::new(&script)
-        .arg(action)
-        .stdout(std::process::Stdio::null())
+    script("service.sh", &[action]).await
+}
+
+/// Runs `scripts/<name> args…`, its stdout discarded: a daemon it starts may keep its stdout,
+/// so nothing waits for that to close.
+pub async fn script(name: &str, args: &[&str]) -> Result<(), BenchError> {
+    let status = script_command(name, args)
+        .stdout(Stdio::null())
         .status()
         .await?;
+    script_succeeded(name, args, status)
+}
+
+/// Runs `scripts/<name> args…` and returns what it printed on stdout (read to its end: only for
+/// commands that start no daemon).
+pub async fn script_output(name: &str, args: &[&str]) -> Result<String, BenchError> {
+    let output = script_command(name, args)
+        .stderr(Stdio::inherit())
+        .output()
+        .await?;
+    script_succeeded(name, args, output.status)?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn script_command(name: &str, args: &[&str]) -> tokio::process::Command {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(name);
+    let mut command = tokio::process::Command::new(path);
+    command.args(args);
+    command
+}
+
+fn script_succeeded(name: &str, args: &[&str], status: ExitStatus) -> Result<(), BenchError> {
     if status.success() {
         Ok(())
     } else {
         Err(BenchError::Setup(format!(
-            "scripts/service.sh {action} failed"
+            "scripts/{name} {} failed ({status})",
+            args.join(" ")
         )))
     }
+}
+
+/// Until the suite's own Redis connection answers again: after a Redis failover its first
+/// commands fail while it reconnects (through HAProxy, to the new master).
+pub async fn redis_answers(system: &System) -> Result<(), BenchError> {
+    let answered = poll::until(
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+        || async move {
+            let mut redis = system.redis.clone();
+            let pong = redis::cmd("PING").query_async::<()>(&mut redis).await;
+            Ok::<_, BenchError>(pong.map_err(drop))
+        },
+    )
+    .await?;
+    answered.map_err(|()| BenchError::Setup("the suite's Redis connection never came back".into()))
 }
 
 /// The bound on deciding any order while one of two workers is stalled.

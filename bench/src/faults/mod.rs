@@ -1,6 +1,7 @@
 //! `shop-bench faults`: steady checkout traffic while faults are injected one at a time and then
 //! together, each followed by an invariant check of PostgreSQL, Redis and the order events topic.
-//! This file is the run: the faults in order, one phase each, and the faults × outcomes table.
+//! This file is the run: the faults in order, one phase each (the list `--runs` times over);
+//! the rows are `outcome.rs`'s, the figures over runs `runs.rs`'s.
 //!
 //! A phase: traffic (`traffic.rs`) warms up, the fault is injected and lasts its outage, then is
 //! repaired (one file per fault, listed in `fault.rs`; processes started, stopped and stalled by
@@ -9,6 +10,15 @@
 //! invariants are checked over everything the run has done so far (`inspect.rs` reads,
 //! `check.rs` judges).
 //!
+//! A failover (`--ha`: the stores of `scripts/ha.sh`, acted on through `ha.rs`) is not repaired
+//! by the suite: the shop recovers by itself. There the probe starts at the injection, and the
+//! time to recover (until its order is decided) must be within `Timing::failover_bound` (20 s);
+//! the time until its checkout was first accepted again is kept beside it. Before the Redis
+//! master is killed, fresh sessions are issued and afterwards counted (`sessions.rs`: how many
+//! were lost, a measurement). Only then is the node brought back and the topology waited on
+//! until whole, so that every phase starts with a primary, a synchronous standby and a Redis
+//! replica. The broker, one node, is killed and started again like the faults above.
+//!
 //! Two faults stall a worker beside a live one, with a batch's transaction open (proved from
 //! `pg_stat_activity`, not assumed): a SIGSTOP, and a network cut between it and PostgreSQL that
 //! leaves its connections half-open. There every order of the phase must be decided within
@@ -16,17 +26,26 @@
 //! must refuse its batch (its `checkout_worker_fenced_batches_total` rises).
 
 mod api_killed;
+mod broker_killed;
 mod broker_restart;
 mod check;
 mod combined;
 mod events;
 mod fault;
+mod ha;
 mod harness;
 mod inspect;
+mod outcome;
+mod pg_primary_cut_off;
+mod pg_primary_killed;
+mod pg_standby_killed;
 mod postgres_restart;
 mod probe;
 mod redis_lost;
+mod redis_master_killed;
+mod runs;
 mod seen;
+mod sessions;
 mod timing;
 mod traffic;
 mod worker_cut_off;
@@ -35,69 +54,20 @@ mod worker_killed;
 mod worker_paused;
 
 pub use fault::Fault;
+pub use outcome::{table, Outcome};
+pub use runs::{over_runs, over_runs_table};
 pub use timing::Timing;
 
-use crate::{env::Environment, error::BenchError, proxy::Proxy, system::System};
+use crate::{env::Environment, error::BenchError, system::System};
 use check::{judge, Checked};
-use harness::{reports_unhealthy, stall_bound};
+use fault::Broken;
+use harness::{redis_answers, reports_unhealthy, stall_bound};
 use inspect::{decision_times, observe, settle};
 use probe::{probe, Probed};
 use seen::Seen;
-use serde::Serialize;
+use sessions::SessionsLost;
 use std::{sync::Arc, time::Instant};
 use traffic::{restock, Fixture, Shoppers};
-
-/// One row of the table.
-#[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
-    pub fault: String,
-    /// Checkouts answered 202 during the phase.
-    pub accepted: u64,
-    /// Accepted orders missing, or not decided within the bound.
-    pub lost: u64,
-    /// Two orders for one key, a command applied twice, or two different terminal events.
-    pub duplicated: u64,
-    /// Units sold beyond stock, or stock not conserved.
-    pub oversold: i64,
-    /// Terminal events delivered more than once with the same id (harmless to a deduping consumer).
-    pub redelivered_events: u64,
-    /// Hot-stock entries in Redis that disagree with PostgreSQL at the same version.
-    pub stale_cache: u64,
-    /// From the repair until a new order was decided.
-    pub recover_seconds: Option<f64>,
-    /// The probe's cart did not hold what it should once its order was decided (1) or did (0).
-    pub cart_mismatch: u64,
-    /// From stopping traffic until nothing was PENDING and the outbox was empty.
-    pub settle_seconds: f64,
-    /// The slowest order of the phase, accepted → decided.
-    pub slowest_decision_seconds: f64,
-    /// Where one of two workers stalled: orders of the phase not decided within
-    /// `MEMBER_LEASE_MS` + 5 s.
-    pub stalled: u64,
-    /// Where a worker stalled: its batches refused by the fence once it came back (0 is a
-    /// violation: the fence never fired).
-    pub fenced: Option<u64>,
-    /// Where a worker was cut off: whether its `/healthz` said so.
-    pub reported_unhealthy: Option<bool>,
-    pub confirmed: i64,
-    pub rejected: i64,
-    /// Orders cancelled by their shoppers (some before, some after their decision).
-    pub cancelled: i64,
-}
-
-impl Outcome {
-    pub fn violations(&self) -> u64 {
-        self.lost
-            + self.duplicated
-            + u64::try_from(self.oversold).unwrap_or(u64::MAX)
-            + self.stale_cache
-            + self.stalled
-            + self.cart_mismatch
-            + u64::from(self.fenced == Some(0))
-            + u64::from(self.reported_unhealthy == Some(false))
-            + u64::from(self.recover_seconds.is_none())
-    }
-}
 
 /// Runs every fault in turn on one system and returns a row for each.
 pub async fn run(
@@ -124,15 +94,15 @@ async fn run_on(
     let seen = Arc::new(Seen::default());
     let mut checked = Checked::default();
     let mut outcomes = Vec::new();
-    let mut cut = None;
-    for &fault in faults {
+    let mut broken = Broken::default();
+    for (phase, &fault) in (0..).zip(faults) {
         eprintln!("==> fault: {}", fault.name());
         restock(&fixture, &mut initial).await?;
         let phase_start: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
             .fetch_one(&system.db)
             .await?;
         let accepted_before = seen.accepted();
-        let endured = endure(system, &fixture, &seen, timing, fault, &mut cut).await?;
+        let endured = endure(system, &fixture, &seen, timing, fault, &mut broken, phase).await?;
         let stopped = Instant::now();
         let settled = settle(system, timing.bound).await?;
         let settle_seconds = stopped.elapsed().as_secs_f64();
@@ -140,7 +110,8 @@ async fn run_on(
         let (slowest_decision_seconds, over_bound) =
             decision_times(system, phase_start, stall_bound()).await?;
         let phase = report.since(&checked);
-        let probed = endured.probed.as_ref();
+        let failover = fault.fails_over();
+        let probed = &endured.probed;
         let outcome = Outcome {
             fault: fault.name().to_owned(),
             accepted: seen.accepted().saturating_sub(accepted_before),
@@ -149,8 +120,11 @@ async fn run_on(
             oversold: phase.oversold,
             redelivered_events: phase.redelivered,
             stale_cache: report.stale_cache,
-            recover_seconds: probed.map(|p| p.recover_seconds),
-            cart_mismatch: u64::from(probed.is_some_and(|p| !p.cart_ok)),
+            recover_seconds: probed.recover_seconds,
+            accepted_again_seconds: probed.accepted_seconds.filter(|_| failover),
+            failover_bound_seconds: failover.then_some(timing.failover_bound.as_secs_f64()),
+            sessions_lost: endured.sessions_lost,
+            cart_mismatch: u64::from(probed.cart_ok == Some(false)),
             settle_seconds,
             slowest_decision_seconds,
             stalled: if fault.bounded() { over_bound } else { 0 },
@@ -167,79 +141,98 @@ async fn run_on(
     Ok(outcomes)
 }
 
-/// What a phase saw while its fault was in place and after it was repaired.
+/// What a phase saw while its fault was in place and after it was mended.
+#[derive(Default)]
 struct Endured {
     fenced: Option<u64>,
     reported_unhealthy: Option<bool>,
-    probed: Option<Probed>,
+    probed: Probed,
+    sessions_lost: Option<SessionsLost>,
 }
 
-/// One phase's traffic: shoppers warm up, `fault` is injected, lasts its outage and is repaired;
-/// the probe times the recovery; traffic goes on for `timing.after` and stops.
+/// One phase's traffic: shoppers warm up, `fault` is injected and ends (mended by the suite, or
+/// a failover); traffic goes on for `timing.after` once it is mended, and stops. `phase` numbers
+/// the phase in the run.
 async fn endure(
     system: &mut System,
     fixture: &Arc<Fixture>,
     seen: &Arc<Seen>,
     timing: Timing,
     fault: Fault,
-    cut: &mut Option<Proxy>,
+    broken: &mut Broken,
+    phase: u64,
 ) -> Result<Endured, BenchError> {
     let shoppers = Shoppers::start(fixture, seen);
     tokio::time::sleep(timing.warmup).await;
-    fault.inject(system, cut).await?;
+    let (endured, mended) = if fault.fails_over() {
+        fail_over(system, fixture, timing, fault, broken, phase).await?
+    } else {
+        break_and_mend(system, fixture, timing, fault, broken).await?
+    };
+    tokio::time::sleep(timing.after.saturating_sub(mended.elapsed())).await;
+    shoppers.stop().await;
+    Ok(endured)
+}
+
+/// A fault the suite mends: it lasts its outage and is repaired; the probe times the recovery
+/// from the repair (traffic's `after` counts from there too).
+async fn break_and_mend(
+    system: &mut System,
+    fixture: &Fixture,
+    timing: Timing,
+    fault: Fault,
+    broken: &mut Broken,
+) -> Result<(Endured, Instant), BenchError> {
+    fault.inject(system, broken).await?;
     let outage_ends = Instant::now() + fault.outage(timing);
     let reported_unhealthy = match fault {
         Fault::WorkerCutOff => Some(reports_unhealthy(system, outage_ends).await),
         _ => None,
     };
     tokio::time::sleep_until(outage_ends.into()).await;
-    let fenced = fault.repair(system, cut).await?;
+    let fenced = fault.repair(system, broken).await?;
     let repaired = Instant::now();
     let probed = probe(fixture, repaired, timing.bound).await;
-    let remaining = timing.after.saturating_sub(repaired.elapsed());
-    tokio::time::sleep(remaining).await;
-    shoppers.stop().await;
-    Ok(Endured {
+    let endured = Endured {
         fenced,
         reported_unhealthy,
         probed,
-    })
+        sessions_lost: None,
+    };
+    Ok((endured, repaired))
 }
 
-/// The faults × outcomes table, in Markdown.
-pub fn table(outcomes: &[Outcome]) -> String {
-    let mut out = String::from(
-        "| fault | accepted | confirmed | rejected | cancelled | lost | duplicated | oversold | stale cache | redelivered events | slowest decision | stalled | fenced | probe's cart | time to recover | settled in |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n",
-    );
-    for o in outcomes {
-        let recover = o
-            .recover_seconds
-            .map_or_else(|| "**never**".to_owned(), |s| format!("{s:.1} s"));
-        let fenced = match (o.fenced, o.reported_unhealthy) {
-            (None, _) => "–".to_owned(),
-            (Some(n), Some(false)) => format!("{n} (**healthz said healthy**)"),
-            (Some(n), _) => n.to_string(),
-        };
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} | {} | {} | {} | {:.1} s |\n",
-            o.fault,
-            o.accepted,
-            o.confirmed,
-            o.rejected,
-            o.cancelled,
-            o.lost,
-            o.duplicated,
-            o.oversold,
-            o.stale_cache,
-            o.redelivered_events,
-            o.slowest_decision_seconds,
-            o.stalled,
-            fenced,
-            if o.cart_mismatch == 0 { "ok" } else { "**wrong**" },
-            recover,
-            o.settle_seconds
-        ));
-    }
-    out
+/// A failover: the shop recovers by itself, so the probe times it from the injection (and, where
+/// sessions are at risk, counts how many of those issued just before were lost); only then is the
+/// node brought back, so that the next phase again has a primary with a synchronous standby and
+/// a Redis master with a replica (and the suite's own Redis connection has found the master).
+async fn fail_over(
+    system: &mut System,
+    fixture: &Fixture,
+    timing: Timing,
+    fault: Fault,
+    broken: &mut Broken,
+    phase: u64,
+) -> Result<(Endured, Instant), BenchError> {
+    let issued = if fault.puts_sessions_at_risk() {
+        sessions::issue(&fixture.shop, phase).await?
+    } else {
+        Vec::new()
+    };
+    fault.inject(system, broken).await?;
+    let injected = Instant::now();
+    let probed = probe(fixture, injected, timing.bound).await;
+    let sessions_lost = if issued.is_empty() {
+        None
+    } else {
+        Some(sessions::lost(&fixture.shop, &issued).await)
+    };
+    fault.repair(system, broken).await?;
+    redis_answers(system).await?;
+    let endured = Endured {
+        probed,
+        sessions_lost,
+        ..Endured::default()
+    };
+    Ok((endured, Instant::now()))
 }

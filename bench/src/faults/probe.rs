@@ -1,11 +1,12 @@
-//! The recovery probe: after a repair, one order placed and followed until it is decided (the
-//! time to recover), and the probing shopper's cart checked against that decision.
+//! The recovery probe: after a repair (or from a failover's injection on), one order placed and
+//! followed until it is decided (the time to recover; the time until its checkout was first
+//! accepted is kept too), and the probing shopper's cart checked against that decision.
 
 use super::{
     seen::Seen,
-    traffic::{checkout, fill_cart, send, Fixture},
+    traffic::{checkout, fill_cart, send, Fixture, Shopper},
 };
-use crate::poll;
+use crate::{poll, shop::Shop};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use shop_domain::OrderStatus;
@@ -13,20 +14,30 @@ use std::{
     sync::atomic::AtomicBool,
     time::{Duration, Instant},
 };
+use uuid::Uuid;
 
 /// What the probe saw.
+#[derive(Debug, Default)]
 pub struct Probed {
-    /// From the repair until its order was decided.
-    pub recover_seconds: f64,
-    /// Its cart held what it should once the order was decided.
-    pub cart_ok: bool,
+    /// From `since` until its checkout was first answered 202 (the shop takes orders again);
+    /// `None` if not within the bound.
+    pub accepted_seconds: Option<f64>,
+    /// From `since` until its order was decided (the time to recover); `None` if not within the
+    /// bound.
+    pub recover_seconds: Option<f64>,
+    /// Whether its cart held what it should once the order was decided (`None`: never decided).
+    pub cart_ok: Option<bool>,
 }
 
-/// From `since` until an order placed now is decided; `None` if not within `bound`.
-pub async fn probe(fixture: &Fixture, since: Instant, bound: Duration) -> Option<Probed> {
+/// Orders placed from now on, each followed until it is decided, until one is or `bound` has
+/// passed since `since` (the repair, or a failover's injection).
+pub async fn probe(fixture: &Fixture, since: Instant, bound: Duration) -> Probed {
     let never = AtomicBool::new(false);
     let seen = Seen::default();
-    let cold = *fixture.cold.first()?;
+    let mut probed = Probed::default();
+    let Some(&cold) = fixture.cold.first() else {
+        return probed;
+    };
     let (shop, shopper) = (&fixture.shop, &*fixture.probe);
     while since.elapsed() < bound {
         if !fill_cart(shop, shopper, &[(cold, 1)]).await {
@@ -36,35 +47,44 @@ pub async fn probe(fixture: &Fixture, since: Instant, bound: Duration) -> Option
         let Some(order) = checkout(shop, shopper, &seen, &never).await else {
             continue;
         };
-        let path = &format!("/orders/{order}");
-        let decided = poll::until(
-            bound.saturating_sub(since.elapsed()),
-            Duration::from_millis(50),
-            || async move {
-                let status = match send(shop, shopper, Method::GET, path, None, None).await {
-                    Some((StatusCode::OK, body)) => decision(&body),
-                    _ => None,
-                };
-                Ok::<_, ()>(status.ok_or(()))
-            },
-        )
-        .await;
-        let Ok(Ok(status)) = decided else {
+        probed
+            .accepted_seconds
+            .get_or_insert(since.elapsed().as_secs_f64());
+        let within = bound.saturating_sub(since.elapsed());
+        let Some(status) = decided(shop, shopper, order, within).await else {
             continue;
         };
-        let recover_seconds = since.elapsed().as_secs_f64();
-        let cart_ok = match send(shop, shopper, Method::GET, "/cart", None, None).await {
-            Some((StatusCode::OK, cart)) => {
-                cart_as_expected(status, &[(cold, 1)], &cart_lines(&cart))
-            }
-            _ => false,
-        };
-        return Some(Probed {
-            recover_seconds,
-            cart_ok,
-        });
+        probed.recover_seconds = Some(since.elapsed().as_secs_f64());
+        probed.cart_ok = Some(
+            match send(shop, shopper, Method::GET, "/cart", None, None).await {
+                Some((StatusCode::OK, cart)) => {
+                    cart_as_expected(status, &[(cold, 1)], &cart_lines(&cart))
+                }
+                _ => false,
+            },
+        );
+        return probed;
     }
-    None
+    probed
+}
+
+/// `order`'s decision, asked for until it is there or `within` has passed.
+async fn decided(
+    shop: &Shop,
+    shopper: &Shopper,
+    order: Uuid,
+    within: Duration,
+) -> Option<OrderStatus> {
+    let path = &format!("/orders/{order}");
+    let decided = poll::until(within, Duration::from_millis(50), || async move {
+        let status = match send(shop, shopper, Method::GET, path, None, None).await {
+            Some((StatusCode::OK, body)) => decision(&body),
+            _ => None,
+        };
+        Ok::<_, ()>(status.ok_or(()))
+    })
+    .await;
+    decided.ok()?.ok()
 }
 
 /// The order's status in an order's JSON, if it is decided: CONFIRMED or REJECTED.
