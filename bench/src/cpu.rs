@@ -2,7 +2,9 @@
 //! say what share of the machine each part took and how much PostgreSQL work an order cost.
 //!
 //! Processes are grouped by their command name (`postgres`, `tansu`, `redis-server`,
-//! `shop-api`, `checkout-worker`, `shop-bench`); a process that exits between two readings
+//! `shop-api`, `checkout-worker`, `shop-bench`, and on the highly available stores of
+//! `scripts/ha.sh` also `patroni`, `etcd` and `haproxy`; PostgreSQL counts every server, the
+//! standby's too, and Redis its replica and Sentinels); a process that exits between two readings
 //! takes its last slice with it (PostgreSQL's pooled backends live for the whole run).
 
 use serde::Serialize;
@@ -14,13 +16,16 @@ use std::time::Instant;
 const TICKS_PER_SECOND: f64 = 100.0;
 
 /// The parts of the shop, by process command name.
-pub const PARTS: [(&str, &str); 6] = [
+pub const PARTS: [(&str, &str); 9] = [
     ("postgres", "PostgreSQL"),
     ("tansu", "broker"),
     ("redis-server", "Redis"),
     ("shop-api", "API"),
     ("checkout-worke", "worker"),
     ("shop-bench", "load generator"),
+    ("patroni", "Patroni"),
+    ("etcd", "etcd"),
+    ("haproxy", "HAProxy"),
 ];
 
 /// CPU ticks used so far by each part, and when they were read.

@@ -21,7 +21,8 @@ pub struct WorkerSettings {
     /// `REDIS_KEY_PREFIX` ([`Shared::redis_key_prefix`]): must match the API's.
     pub redis_key_prefix: String,
     /// `KAFKA_BROKERS`, `INVENTORY_TOPIC`, `INVENTORY_PARTITIONS`, `ORDER_EVENTS_TOPIC`,
-    /// `ORDER_EVENTS_PARTITIONS`, `DEAD_LETTER_TOPIC` ([`KafkaSettings::from_env`]).
+    /// `ORDER_EVENTS_PARTITIONS`, `DEAD_LETTER_TOPIC`, `TOPIC_REPLICATION_FACTOR`,
+    /// `TOPIC_MIN_INSYNC_REPLICAS` ([`KafkaSettings::from_env`]).
     pub kafka: KafkaSettings,
     /// `CONSUMER_GROUP`: workers in one group split the partitions between them.
     pub consumer_group: String,

@@ -8,6 +8,12 @@
 //!   and `OrderCancelled` (`shop_domain::messages::OrderEvent`), keyed by order;
 //! - the dead letters (`DEAD_LETTER_TOPIC`, one partition): records the pipeline parked.
 //!
+//! Each is created with `TOPIC_REPLICATION_FACTOR` copies of every partition (1 by default, for
+//! the one local broker) and, when `TOPIC_MIN_INSYNC_REPLICAS` is set, that topic-level
+//! `min.insync.replicas`: the copies a record must be on before the relay's `acks=all` write is
+//! acknowledged (3 and 2 on a three-broker cluster: one broker can be lost without losing an
+//! acknowledged record or stopping writes).
+//!
 //! ## The mapping
 //! A product's inventory commands are keyed by the product id in decimal (`"42"`), and go to
 //! partition `(murmur2(key) & 0x7fffffff) % partitions` — exactly what Apache Kafka's Java
@@ -30,7 +36,7 @@ use rdkafka::{
 };
 use shop_domain::ProductId;
 use shop_infra::env::{var, ConfigError};
-use std::time::Duration;
+use std::{num::NonZeroU16, str::FromStr, time::Duration};
 
 /// Kafka's murmur2 (as in `org.apache.kafka.common.utils.Utils.murmur2`).
 pub fn murmur2(data: &[u8]) -> i32 {
@@ -101,6 +107,27 @@ pub enum Error {
         expected: i32,
         actual: usize,
     },
+    #[error("TOPIC_MIN_INSYNC_REPLICAS {min_insync} exceeds TOPIC_REPLICATION_FACTOR {replication}: no write with acks=all could succeed")]
+    MinInsyncAboveReplication {
+        min_insync: NonZeroU16,
+        replication: NonZeroU16,
+    },
+}
+
+/// A setting that may be left empty: empty is `None`, anything else must parse as `T`.
+#[derive(Debug, PartialEq, Eq)]
+struct Optional<T>(Option<T>);
+
+impl<T: FromStr> FromStr for Optional<T> {
+    type Err = T::Err;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            Ok(Self(None))
+        } else {
+            s.parse().map(|value| Self(Some(value)))
+        }
+    }
 }
 
 /// `KAFKA_BROKERS`'s local default.
@@ -123,6 +150,12 @@ pub struct KafkaSettings {
     pub order_events_partitions: i32,
     /// `DEAD_LETTER_TOPIC`: messages the pipeline could not read or route (one partition).
     pub dead_letter_topic: String,
+    /// `TOPIC_REPLICATION_FACTOR`: copies of each partition of the topics created here (1, the
+    /// default, for one broker; 3 on a three-broker cluster). Existing topics keep theirs.
+    pub replication_factor: NonZeroU16,
+    /// `TOPIC_MIN_INSYNC_REPLICAS`: the created topics' `min.insync.replicas`. Empty (the
+    /// default): the topics take the broker's `min.insync.replicas`.
+    pub min_insync_replicas: Option<NonZeroU16>,
 }
 
 impl KafkaSettings {
@@ -134,6 +167,8 @@ impl KafkaSettings {
             order_events_topic: var("ORDER_EVENTS_TOPIC", "shop.order-events")?,
             order_events_partitions: var("ORDER_EVENTS_PARTITIONS", "4")?,
             dead_letter_topic: var("DEAD_LETTER_TOPIC", "shop.dead-letters")?,
+            replication_factor: var("TOPIC_REPLICATION_FACTOR", "1")?,
+            min_insync_replicas: var::<Optional<_>>("TOPIC_MIN_INSYNC_REPLICAS", "")?.0,
         })
     }
 
@@ -143,23 +178,38 @@ impl KafkaSettings {
         config
     }
 
+    /// The `min.insync.replicas` to create the topics with, if one is configured; refuses one
+    /// above the replication factor.
+    fn min_insync_config(&self) -> Result<Option<String>, Error> {
+        match self.min_insync_replicas {
+            Some(min_insync) if min_insync > self.replication_factor => {
+                Err(Error::MinInsyncAboveReplication {
+                    min_insync,
+                    replication: self.replication_factor,
+                })
+            }
+            min_insync => Ok(min_insync.map(|n| n.to_string())),
+        }
+    }
+
     /// Creates the topics when missing, and checks that an existing inventory topic has the
     /// configured partition count.
     pub async fn ensure_topics(&self) -> Result<(), Error> {
+        let min_insync = self.min_insync_config()?;
         let admin: AdminClient<DefaultClientContext> = self.client_config().create()?;
+        let replication = i32::from(self.replication_factor.get());
         let topics = [
-            NewTopic::new(
-                &self.inventory_topic,
-                self.inventory_partitions,
-                TopicReplication::Fixed(1),
-            ),
-            NewTopic::new(
-                &self.order_events_topic,
-                self.order_events_partitions,
-                TopicReplication::Fixed(1),
-            ),
-            NewTopic::new(&self.dead_letter_topic, 1, TopicReplication::Fixed(1)),
-        ];
+            (&self.inventory_topic, self.inventory_partitions),
+            (&self.order_events_topic, self.order_events_partitions),
+            (&self.dead_letter_topic, 1),
+        ]
+        .map(|(name, partitions)| {
+            let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
+            match &min_insync {
+                Some(min_insync) => topic.set("min.insync.replicas", min_insync),
+                None => topic,
+            }
+        });
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         for result in admin.create_topics(&topics, &options).await? {
             match result {
@@ -287,6 +337,42 @@ mod tests {
         }
         // As the Java client places "foobar" among 50 partitions.
         assert_eq!((murmur2(b"foobar") & 0x7fff_ffff) % 50, 16);
+    }
+
+    #[test]
+    fn replication_settings_parse_with_empty_as_unset() {
+        let unset: Optional<NonZeroU16> = "".parse().expect("empty is unset");
+        assert_eq!(unset, Optional(None));
+        let two: Optional<NonZeroU16> = "2".parse().expect("a count");
+        assert_eq!(two.0.map(NonZeroU16::get), Some(2));
+        for bad in ["0", "-1", "two", " 2"] {
+            assert!(bad.parse::<Optional<NonZeroU16>>().is_err(), "{bad:?}");
+            assert!(bad.parse::<NonZeroU16>().is_err(), "{bad:?}");
+        }
+        // Through the environment reader, which names the variable in its error.
+        let err = var::<Optional<NonZeroU16>>("INVENTORY_PARTITIONER_TEST_UNSET", "0")
+            .expect_err("zero replicas");
+        assert!(err.to_string().contains("INVENTORY_PARTITIONER_TEST_UNSET"));
+    }
+
+    #[test]
+    fn min_insync_is_set_only_when_configured_and_not_above_replication(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let mut kafka = KafkaSettings::from_env()?;
+        let count = |n: u16| NonZeroU16::new(n).ok_or("zero");
+        kafka.replication_factor = count(3)?;
+        kafka.min_insync_replicas = None;
+        assert_eq!(kafka.min_insync_config()?, None);
+        kafka.min_insync_replicas = Some(count(2)?);
+        assert_eq!(kafka.min_insync_config()?.as_deref(), Some("2"));
+        kafka.min_insync_replicas = Some(count(3)?);
+        assert_eq!(kafka.min_insync_config()?.as_deref(), Some("3"));
+        kafka.min_insync_replicas = Some(count(4)?);
+        assert!(matches!(
+            kafka.min_insync_config(),
+            Err(Error::MinInsyncAboveReplication { .. })
+        ));
+        Ok(())
     }
 
     #[test]
