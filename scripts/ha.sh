@@ -22,6 +22,8 @@
 #   scripts/ha.sh start  NODE               start a node again (after kill); it rejoins by itself
 #   scripts/ha.sh heal   NODE               undo a cut
 #   scripts/ha.sh which  pg-primary|pg-standby|redis-master       the node's name
+#   scripts/ha.sh sync   on|off             synchronous replication (Patroni's synchronous_mode),
+#                                           for measuring what it costs (BENCHMARKS.md)
 # Nodes: pg1, pg2 (PostgreSQL), redis1, redis2 (Redis). Needs root (namespaces, packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -120,6 +122,9 @@ bootstrap:
     # promotes a standby that was not synchronous.
     synchronous_mode: true
     synchronous_mode_strict: false
+    # etcd is one process here: while it is unreachable, a primary that still reaches every
+    # other node over Patroni's REST API stays primary instead of demoting itself.
+    failsafe_mode: true
     postgresql:
       use_pg_rewind: true
       use_slots: true
@@ -287,6 +292,8 @@ which_node() {
   esac
 }
 
+sync_names() { psql "$(pg_url_super)" -qtAc 'SHOW synchronous_standby_names'; }
+
 healthy() {
   pg_node_with primary >/dev/null && pg_node_with sync >/dev/null || return 1
   psql "$(pg_url_super)" -qtAc 'SELECT 1' >/dev/null 2>&1 || return 1
@@ -420,6 +427,14 @@ case "${1:-}" in
   healthy) healthy ;;
   wait-healthy) wait_for healthy 60 || { status >&2; die "not healthy within 60 s"; } ;;
   which) which_node "${2:?which node}" ;;
+  sync)
+    case "${2:-}" in on) mode=true ;; off) mode=false ;; *) die "sync on|off" ;; esac
+    patronictl -c "$HA_DIR/${PG_NODES[0]}/patroni.yml" edit-config --force --quiet \
+      --set "synchronous_mode=$mode" >/dev/null
+    # Patroni applies it within a loop; wait until the primary's setting says so.
+    if [ "$mode" = true ]; then want='[ -n "$(sync_names)" ]'; else want='[ -z "$(sync_names)" ]'; fi
+    wait_for "$want" 30 || die "synchronous_standby_names did not follow synchronous_mode=$mode"
+    ;;
   kill) kill_node "${2:?which node}" ;;
   cut) cut_node "${2:?which node}" ;;
   heal) heal_node "${2:?which node}" ;;
