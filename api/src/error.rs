@@ -8,8 +8,9 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use shop_domain::{messages::ShortLine, ValidationError, MAX_LINE_QUANTITY};
+use shop_domain::{messages::ShortLine, ProductId, ValidationError, MAX_LINE_QUANTITY};
 use shop_infra::{orders::cancel::CancelError, outbox::OutboxError};
 use utoipa::ToSchema;
 
@@ -30,6 +31,17 @@ pub enum ApiError {
     /// Checkout found lines short of stock: 409 naming each of them.
     #[error("not enough stock for {} of the order's lines", .0.len())]
     OutOfStock(Vec<ShortLine>),
+    /// Checkout found lines over their product's per-shopper limit (a synchronous strategy;
+    /// the pipeline rejects such an order instead): 409 naming each of them.
+    #[error("{} of the order's lines would take more than you may hold of the product", .0.len())]
+    LimitExceeded(Vec<ShortLine>),
+    /// A product in the cart is not on sale yet, by the database's clock: 409 with the product
+    /// whose sale starts last, and when.
+    #[error("product {product} is not on sale until {}", starts_at.to_rfc3339_opts(SecondsFormat::AutoSi, true))]
+    NotOnSaleYet {
+        product: ProductId,
+        starts_at: DateTime<Utc>,
+    },
     /// 429 with `Retry-After` in whole seconds (at least one).
     #[error("{message}")]
     TooMany {
@@ -86,6 +98,8 @@ impl ApiError {
             Self::Invalid(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
             Self::Client { status, code, .. } => (*status, code),
             Self::OutOfStock(_) => (StatusCode::CONFLICT, "out_of_stock"),
+            Self::LimitExceeded(_) => (StatusCode::CONFLICT, "limit_exceeded"),
+            Self::NotOnSaleYet { .. } => (StatusCode::CONFLICT, "not_on_sale_yet"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::TooMany { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -104,19 +118,26 @@ impl ApiError {
         if let Self::Replayed { body, .. } = self {
             return Some((status, body.clone()));
         }
-        let short = match self {
-            Self::OutOfStock(short) => Some(short.as_slice()),
-            _ => None,
-        };
         let message = self.to_string();
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code,
-                message: &message,
-                short_lines: short,
-            },
-        };
-        serde_json::to_value(body).ok().map(|body| (status, body))
+        serde_json::to_value(self.body(code, &message))
+            .ok()
+            .map(|body| (status, body))
+    }
+
+    /// The error's body: its code and message, and the fields some errors carry beside them.
+    fn body<'a>(&'a self, code: &'a str, message: &'a str) -> ErrorBody<'a> {
+        let mut error = ErrorDetail::new(code, message);
+        match self {
+            Self::OutOfStock(lines) | Self::LimitExceeded(lines) => {
+                error.short_lines = Some(lines);
+            }
+            Self::NotOnSaleYet { product, starts_at } => {
+                error.product_id = Some(product.get());
+                error.sale_starts_at = Some(*starts_at);
+            }
+            _ => {}
+        }
+        ErrorBody { error }
     }
 }
 
@@ -133,9 +154,31 @@ pub struct ErrorDetail<'a> {
     pub code: &'a str,
     /// Written for people; may change.
     pub message: &'a str,
-    /// With `out_of_stock` only: each line short of stock, what it asked for and what was left.
+    /// With `out_of_stock` and `limit_exceeded` only: each line that could not be had, what it
+    /// asked for and what was left (of the stock, or of what the product's `max_per_shopper`
+    /// still allowed you).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub short_lines: Option<&'a [ShortLine]>,
+    /// With `not_on_sale_yet` only: the product in the cart whose sale starts last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<i64>,
+    /// With `not_on_sale_yet` only: when that product's sale starts (RFC 3339), by the
+    /// database's clock, which decides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sale_starts_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> ErrorDetail<'a> {
+    /// A code and a message, and nothing beside them.
+    pub fn new(code: &'a str, message: &'a str) -> Self {
+        Self {
+            code,
+            message,
+            short_lines: None,
+            product_id: None,
+            sale_starts_at: None,
+        }
+    }
 }
 
 /// The OpenAPI responses that many operations share, written once: name one in an operation's
@@ -162,15 +205,7 @@ pub mod responses {
 
 /// Renders the error body every endpoint uses.
 pub fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
-    render(status, code, message, None)
-}
-
-fn render(status: StatusCode, code: &str, message: &str, short: Option<&[ShortLine]>) -> Response {
-    let error = ErrorDetail {
-        code,
-        message,
-        short_lines: short,
-    };
+    let error = ErrorDetail::new(code, message);
     (status, axum::Json(ErrorBody { error })).into_response()
 }
 
@@ -181,9 +216,11 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?self, "request failed");
         }
         let mut response = match &self {
-            Self::OutOfStock(short) => render(status, code, &self.to_string(), Some(short)),
             Self::Replayed { body, .. } => (status, axum::Json(body)).into_response(),
-            _ => error_body(status, code, &self.to_string()),
+            _ => {
+                let message = self.to_string();
+                (status, axum::Json(self.body(code, &message))).into_response()
+            }
         };
         match self {
             Self::Unauthorized => {
@@ -207,7 +244,8 @@ impl IntoResponse for ApiError {
 }
 
 /// Database errors: constraint violations that a client caused become precise 4xx answers;
-/// the rest is a 503 when the database is out of reach and a 500 otherwise.
+/// the rest is a 503 when the database cannot serve now (out of reach, restarting, or a demoted
+/// primary in a failover: `shop_infra::db::unavailable`) and a 500 otherwise.
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         let constraint = match &err {
@@ -225,6 +263,9 @@ impl From<sqlx::Error> for ApiError {
                 )
             }
             Some("cart_items_product_id_fkey") => return Self::not_found("product"),
+            Some("products_max_per_shopper_positive") => {
+                return Self::unprocessable("invalid_field", "max_per_shopper must be at least 1")
+            }
             Some("cart_items_quantity_range") => {
                 return Self::unprocessable(
                     "quantity_too_large",
@@ -233,11 +274,10 @@ impl From<sqlx::Error> for ApiError {
             }
             _ => {}
         }
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable(err.into())
-            }
-            other => Self::Internal(other.into()),
+        if shop_infra::db::unavailable(&err) {
+            Self::Unavailable(err.into())
+        } else {
+            Self::Internal(err.into())
         }
     }
 }

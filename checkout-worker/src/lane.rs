@@ -159,25 +159,21 @@ async fn one_at_a_time(
 /// How often a stopped partition's record is tried again.
 const STOPPED_RETRY: Duration = Duration::from_secs(5);
 
-/// Whether a failed batch may succeed if simply tried again: the database was unreachable or
-/// restarting, a lock wait or a statement timed out, a deadlock or serialization failure, or a
-/// concurrent worker applied the same command (a duplicate on the ledger's key). Anything else
-/// (another constraint, a bad value, an unexpected row) fails the same way every time.
+/// Whether a failed batch may succeed if simply tried again: the database could not serve it
+/// now (`shop_infra::db::unavailable`: out of reach, restarting, read-only in a failover), a lock
+/// wait or a statement timed out, a deadlock or serialization failure, or a concurrent worker
+/// applied the same command (a duplicate on the ledger's key). Anything else (another
+/// constraint, a bad value, an unexpected row) fails the same way every time.
 fn transient(error: &sqlx::Error) -> bool {
+    if shop_infra::db::unavailable(error) {
+        return true;
+    }
     match error {
         sqlx::Error::Database(e) => e.code().is_some_and(|code| {
-            ["08", "40", "53", "57", "58"]
-                .iter()
-                .any(|class| code.starts_with(class))
+            code.starts_with("40")
                 || ["55P03", "25P03"].contains(&code.as_ref())
                 || (code == "23505" && e.constraint() == Some("inventory_ledger_pkey"))
         }),
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
         _ => false,
     }
 }

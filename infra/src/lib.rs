@@ -6,6 +6,7 @@
 //! metrics export and graceful shutdown.
 
 pub mod cache;
+pub mod db;
 pub mod dead_letters;
 pub mod env;
 pub mod listen;

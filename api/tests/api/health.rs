@@ -12,6 +12,57 @@ async fn liveness_and_readiness_report_up() {
     assert_eq!(body["checks"]["redis"], "up");
 }
 
+/// A primary demoted in a failover, before HAProxy has moved the clients to the new one, refuses
+/// every write with SQLSTATE 25006 (read-only transaction): the store is unavailable for a moment,
+/// a 503 the client retries, not a fault of ours (500). Here the test's database is made
+/// read-only for new sessions and the API's connections are ended, so it reconnects to it.
+#[tokio::test]
+async fn a_read_only_database_answers_503_not_500() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let product = app.new_product(&seller, "home", 500, 5).await["id"]
+        .as_i64()
+        .expect("id");
+    let shopper = app.new_user().await;
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&app.db)
+        .await
+        .expect("database");
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{database}\" SET default_transaction_read_only = on"
+    ))
+    .execute(&app.db)
+    .await
+    .expect("read-only");
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(&app.db)
+    .await
+    .expect("connections ended");
+    // Reads work on a standby: the API is ready again once it has reconnected.
+    eventually(
+        Duration::from_secs(10),
+        "ready on the read-only database",
+        || async {
+            match app.get("/readyz", None).await.status() {
+                StatusCode::OK => Ok(()),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        expect_error(
+            app.cart_add(&shopper.token, product, 1).await,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn startup_refuses_to_run_without_redis() {
     let app = TestApp::spawn().await;
