@@ -31,7 +31,6 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 HA_DIR="$SHOP_STATE_DIR/ha"
-PG_BIN=${PG_BIN:-$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -1)}
 HA_PG_PORT=5440
 HA_REDIS_PORT=6390
 HA_STATS=127.0.0.1:8404
@@ -55,7 +54,9 @@ ensure_ha_packages() {
   [ "$(id -u)" = 0 ] || die "the HA topology needs root: network namespaces and Debian packages"
   ensure_tools
   command -v pg_isready >/dev/null || apt_install postgresql postgresql-client
-  apt_install patroni etcd-server haproxy redis-server redis-sentinel iptables iproute2
+  apt_install patroni etcd-server haproxy redis-server redis-sentinel iptables iproute2 procps
+  PG_BIN=${PG_BIN:-$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -1)}
+  [ -x "$PG_BIN/pg_ctl" ] || die "no PostgreSQL server binaries under /usr/lib/postgresql"
 }
 
 # The node's network namespace with a veth pair to this machine; IP forwarding lets the two
@@ -76,6 +77,12 @@ ensure_netns() {
     ip netns exec "$ns" ip route add default via "$(gateway_ip "$node")"
   fi
   sysctl -qw net.ipv4.ip_forward=1
+  # The nodes reach each other through this machine: let that through a FORWARD policy of DROP
+  # (as a Docker engine sets).
+  iptables -C FORWARD -s 10.231.0.0/16 -d 10.231.0.0/16 -j ACCEPT 2>/dev/null ||
+    iptables -I FORWARD -s 10.231.0.0/16 -d 10.231.0.0/16 -j ACCEPT
+  # A cut that an aborted run left in place.
+  heal_node "$node"
 }
 
 etcd_up() { curl -fsS "http://127.0.0.1:$ETCD_PORT/health" 2>/dev/null | grep -q true; }
@@ -163,19 +170,27 @@ start_pg_node() {
   if pgrep -f "patroni $HA_DIR/$node/patroni.yml" >/dev/null; then return 0; fi
   write_patroni_config "$node"
   log "starting PostgreSQL node $node (Patroni, $(node_ip "$node"):5432, namespace $(node_ns "$node"))"
-  ip netns exec "$(node_ns "$node")" setsid runuser -u postgres -- \
+  # setpriv execs Patroni itself (runuser would stay as its parent and kill it 2 s after a
+  # SIGTERM, before PostgreSQL has stopped).
+  ip netns exec "$(node_ns "$node")" setsid setpriv --reuid=postgres --regid=postgres --init-groups \
     nohup patroni "$HA_DIR/$node/patroni.yml" >>"$HA_DIR/$node/patroni.log" 2>&1 </dev/null &
 }
 
+redis_role() { redis-cli -p "$1" info replication 2>/dev/null | sed -n 's/^role:\(.*\)\r$/\1/p'; }
+
 start_redis_node() {
-  local node=$1 port dir master
+  local node=$1 port dir other master
   port=$(redis_port "$node")
   dir="$HA_DIR/$node"
   redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
   mkdir -p "$dir"
-  # A node that comes back follows the master the Sentinels know, so a stale master never takes
-  # writes; the very first start makes redis1 the master.
-  master=$(redis-cli -p "${SENTINEL_PORTS[0]}" sentinel get-master-addr-by-name shop 2>/dev/null | paste -sd' ' || true)
+  # A node that comes back follows the master: the one the Sentinels name, or, while they have
+  # not yet noticed that this node was lost, the other node once it says role:master. Only a
+  # node with no master anywhere (the very first start) starts as a master: redis1.
+  for other in "${REDIS_NODES[@]}"; do
+    [ "$other" != "$node" ] && [ "$(redis_role "$(redis_port "$other")")" = master ] && master="127.0.0.1 $(redis_port "$other")"
+  done
+  [ -n "${master:-}" ] || master=$(redis-cli -p "${SENTINEL_PORTS[0]}" sentinel get-master-addr-by-name shop 2>/dev/null | paste -sd' ' || true)
   local follow=()
   if [ -n "$master" ] && [ "$master" != "127.0.0.1 $port" ]; then
     follow=(--replicaof "${master% *}" "${master#* }")
@@ -322,11 +337,10 @@ up() {
   for node in "${PG_NODES[@]}"; do ensure_netns "$node"; done
   ensure_etcd
   for node in "${PG_NODES[@]}"; do start_pg_node "$node"; done
-  start_redis_node redis1
   start_sentinels
-  start_redis_node redis2
+  for node in "${REDIS_NODES[@]}"; do start_redis_node "$node"; done
   ensure_haproxy
-  wait_for healthy 120 || { status; die "the HA topology did not become healthy within 120 s (logs under $HA_DIR)"; }
+  wait_for healthy 120 || { status >&2; die "the HA topology did not become healthy within 120 s (logs under $HA_DIR)"; }
   ensure_shop_database
   status
 }
@@ -384,7 +398,7 @@ status() {
   for node in "${REDIS_NODES[@]}"; do
     local port role
     port=$(redis_port "$node")
-    role=$(redis-cli -p "$port" info replication 2>/dev/null | sed -n 's/^role:\(.*\)\r$/\1/p')
+    role=$(redis_role "$port")
     printf '  %-6s 127.0.0.1:%s  %s\n' "$node" "$port" "${role:-down}"
   done
   local port
@@ -403,9 +417,9 @@ stop_all() {
   done
   wait_for "! pgrep -f 'patroni $HA_DIR/'" 30 || pkill -9 -f "patroni $HA_DIR/" || true
   for node in "${PG_NODES[@]}"; do
-    ip netns pids "$(node_ns "$node")" 2>/dev/null | xargs -r kill -9
+    ip netns pids "$(node_ns "$node")" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
   done
-  for port in "${SENTINEL_PORTS[@]}" 6391 6392; do redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; done
+  for port in "${SENTINEL_PORTS[@]}" "$(redis_port redis1)" "$(redis_port redis2)"; do redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; done
   [ -e "$HA_DIR/haproxy/haproxy.pid" ] && kill "$(cat "$HA_DIR/haproxy/haproxy.pid")" 2>/dev/null || true
   pkill -f "etcd --name shop-ha" 2>/dev/null || true
   wait_for "! pgrep -f 'etcd --name shop-ha'" 30 || true

@@ -71,21 +71,40 @@ supervise() {
     sleep 1
   done
 }
+# Whether any of the pids is a live process (a zombie waiting to be reaped is not).
+alive() {
+  local pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ] && return 0
+  done
+  return 1
+}
 stop() {
+  trap '' INT TERM # a second Ctrl-C must not cut the stop short
   rm -f "$run_dir/running"
-  local pids=() file
-  for file in "$run_dir"/*.pid; do [ -e "$file" ] && pids+=("$(cat "$file")"); done
-  if [ ${#pids[@]} -gt 0 ]; then
-    kill "${pids[@]}" 2>/dev/null || true
-    # Polled, not waited for: bash's `wait` inside a trap can block on every child, the broker
-    # and the mail sink too when ensure_services started them from this shell. Whatever is left
-    # after 10 s is killed: the pipeline is built to survive a kill -9.
-    wait_for "! kill -0 ${pids[*]}" 10 || kill -9 "${pids[@]}" 2>/dev/null || true
-  fi
+  # Polled, not waited for: bash's `wait` inside a trap can block on every child, the broker and
+  # the mail sink too when ensure_services started them from this shell. Asked again each round,
+  # so a service a supervisor started just before it saw the stop is stopped too; whatever is
+  # left after 10 s is killed (the pipeline is built to survive a kill -9).
+  local pids deadline=$((SECONDS + 10))
+  while :; do
+    pids=$(cat "$run_dir"/*.pid 2>/dev/null || true)
+    # shellcheck disable=SC2086
+    [ -z "$pids" ] || kill $pids 2>/dev/null || true
+    # shellcheck disable=SC2086
+    alive "${supervisors[@]}" $pids || break
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      # shellcheck disable=SC2086
+      [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
+      break
+    fi
+    sleep 0.1
+  done
   rm -rf "$run_dir"
 }
 trap stop EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # The storefront links to the development mailbox, where sign-in codes and order mails land.
 export DEV_MAILBOX_URL=${DEV_MAILBOX_URL:-http://$MAILSINK_HTTP/}

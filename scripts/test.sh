@@ -45,6 +45,5 @@ scripts/bench.sh faults --quick --out "${TMPDIR:-/tmp}/shop-faults"
 log "failover faults, short version: the highly available stores of scripts/ha.sh under checkout traffic"
 # Started only now and stopped afterwards when this run started them: Patroni, etcd and the
 # Sentinels would take CPU from every test above.
-if scripts/ha.sh healthy; then ha_was_up=1; else ha_was_up=; fi
+if ! scripts/ha.sh healthy; then trap 'scripts/ha.sh down; clean_test_leftovers' EXIT; fi
 scripts/bench.sh faults --ha --quick --out "${TMPDIR:-/tmp}/shop-faults-ha"
-[ -n "$ha_was_up" ] || scripts/ha.sh down

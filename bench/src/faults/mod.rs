@@ -214,13 +214,16 @@ async fn fail_over(
     broken: &mut Broken,
     phase: u64,
 ) -> Result<(Endured, Instant), BenchError> {
-    let issued = if fault.puts_sessions_at_risk() {
-        sessions::issue(&fixture.shop, phase).await?
-    } else {
-        Vec::new()
-    };
-    fault.inject(system, broken).await?;
     let injected = Instant::now();
+    let (issued, injection) = if fault.puts_sessions_at_risk() {
+        tokio::join!(
+            sessions::issue(&fixture.shop, phase),
+            fault.inject(system, broken)
+        )
+    } else {
+        (Vec::new(), fault.inject(system, broken).await)
+    };
+    injection?;
     let probed = probe(fixture, injected, timing.bound).await;
     let sessions_lost = if issued.is_empty() {
         None
