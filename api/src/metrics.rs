@@ -22,7 +22,9 @@ pub const CACHE_LOOKUPS: &str = "shop_api_cache_lookups_total";
 pub const INTAKE_BATCH: &str = "shop_api_checkout_intake_batch_size";
 /// Checkout requests by `strategy` and `outcome`: `accepted` (PENDING, handed to the pipeline),
 /// `confirmed` (decided in the request), `replayed` (Idempotency-Key seen before),
-/// `out_of_stock`, `contention` (a synchronous strategy gave up), or `error` (any other).
+/// `out_of_stock`, `not_on_sale_yet`, `limit_exceeded` (a synchronous strategy; the pipeline
+/// rejects such an order later), `contention` (a synchronous strategy gave up), or `error` (any
+/// other).
 pub const CHECKOUTS: &str = "shop_api_checkouts_total";
 /// Sign-in, registration and phone codes, by `outcome`: `code_queued`, `code_unknown_address`
 /// (answered the same), `registration_queued`, `phone_code_queued`, `code_retry` (queueing

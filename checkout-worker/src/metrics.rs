@@ -2,9 +2,11 @@
 
 use crate::batch::{decide::Outcome, BatchResult};
 use chrono::Utc;
+use shop_domain::LineReason;
 use std::time::Duration;
 
-/// Labels `kind` (reserve, release) and `outcome` (reserved, short, released, duplicate).
+/// Labels `kind` (reserve, release, restock) and `outcome` (reserved, short, over_limit,
+/// released, …, duplicate: one per `batch::Outcome`).
 pub const COMMANDS: &str = "checkout_worker_commands_total";
 pub const BATCH_SIZE: &str = "checkout_worker_batch_size";
 pub const BATCH_DURATION: &str = "checkout_worker_batch_duration_seconds";
@@ -16,7 +18,7 @@ pub const FENCED: &str = "checkout_worker_fenced_batches_total";
 pub const ORDER_COMPLETION: &str = "checkout_worker_order_completion_seconds";
 /// Orders finalised. Label `status`.
 pub const ORDERS: &str = "checkout_worker_orders_total";
-/// Order lines that could not be reserved. Label `reason`.
+/// Order lines that could not be reserved. Label `reason` (`shop_domain::LineReason`).
 pub const REJECTED_LINES: &str = "checkout_worker_rejected_lines_total";
 /// Commands found on a partition that `partition_for` does not give them (still applied).
 pub const MISROUTED: &str = "checkout_worker_misrouted_commands_total";
@@ -46,8 +48,13 @@ pub fn record_batch(result: &BatchResult, took: Duration) {
         let outcome = match decision.outcome {
             Outcome::Reserved => "reserved",
             Outcome::Short { .. } => {
-                metrics::counter!(REJECTED_LINES, "reason" => "insufficient_stock").increment(1);
+                metrics::counter!(REJECTED_LINES, "reason" => LineReason::InsufficientStock.as_str()).increment(1);
                 "short"
+            }
+            Outcome::OverLimit { .. } => {
+                metrics::counter!(REJECTED_LINES, "reason" => LineReason::LimitExceeded.as_str())
+                    .increment(1);
+                "over_limit"
             }
             Outcome::Released => "released",
             Outcome::Withdrawn => "withdrawn",

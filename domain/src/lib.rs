@@ -22,5 +22,5 @@ pub use error::{Result, ValidationError};
 pub use idempotency::{IdempotencyKey, InvalidIdempotencyKey};
 pub use ids::{OrderId, ProductId, UserId};
 pub use money::Money;
-pub use order::{LineStatus, OrderStatus};
-pub use quantity::{Quantity, Units, MAX_LINE_QUANTITY, MAX_RESTOCK, MAX_STOCK};
+pub use order::{LineReason, LineStatus, OrderStatus};
+pub use quantity::{Quantity, ShopperLimit, Units, MAX_LINE_QUANTITY, MAX_RESTOCK, MAX_STOCK};

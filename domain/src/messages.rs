@@ -103,13 +103,15 @@ pub struct EventLine {
     pub price_cents: i64,
 }
 
-/// Why a line of a rejected order could not be reserved.
+/// A line that could not be reserved: what it asked for, and what there was.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShortLine {
     #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub product_id: ProductId,
     pub requested: u32,
+    /// The units left in stock; for a line over the product's per-shopper limit, the units the
+    /// limit still allowed the shopper.
     pub available: i64,
 }
 

@@ -8,7 +8,8 @@
 //!              └────────────────cancel────────────────────────────────────▶ CANCELLED
 //!
 //!   line:   PENDING ──reserve took its units──▶ RESERVED ──release──▶ RELEASED
-//!              │    ──too little stock────────▶ SHORT
+//!              │    ──refused─────────────────▶ SHORT (its `LineReason`: too little stock,
+//!              │                                 over the shopper's limit, or unprocessable)
 //!              └────reserve after its release─▶ CANCELLED
 //! ```
 
@@ -78,9 +79,9 @@ impl OrderStatus {
     }
 }
 
-/// A status name that is none of the known ones.
+/// A status (or line reason) name that is none of the known ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown status {0:?}")]
+#[error("unknown status or reason {0:?}")]
 pub struct UnknownStatus(pub String);
 
 impl TryFrom<String> for OrderStatus {
@@ -99,7 +100,8 @@ pub enum LineStatus {
     Pending,
     /// Its reserve took the units.
     Reserved,
-    /// Its reserve found too little stock and took nothing.
+    /// Its reserve was refused and took nothing; its [`LineReason`] says why (too little stock,
+    /// or more than the shopper may hold of the product).
     Short,
     /// Its reserved units went back to stock (the order was rejected or cancelled).
     Released,
@@ -159,6 +161,48 @@ impl TryFrom<String> for LineStatus {
     }
 }
 
+/// Why a line's reserve was refused (`order_items.reason_code`, a SHORT line's only): what the
+/// order's JSON shows as the line's `reason_code`, beside the `reason` written for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum LineReason {
+    /// The product had fewer units than the line asked for.
+    InsufficientStock,
+    /// The shopper would hold more units of the product than its `max_per_shopper`, counting
+    /// their earlier orders.
+    LimitExceeded,
+    /// The reserve could not be read or applied, and was parked as a dead letter.
+    Unprocessable,
+}
+
+impl LineReason {
+    pub const ALL: [Self; 3] = [
+        Self::InsufficientStock,
+        Self::LimitExceeded,
+        Self::Unprocessable,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InsufficientStock => "insufficient_stock",
+            Self::LimitExceeded => "limit_exceeded",
+            Self::Unprocessable => "unprocessable",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == raw)
+    }
+}
+
+impl TryFrom<String> for LineReason {
+    type Error = UnknownStatus;
+    fn try_from(raw: String) -> Result<Self, UnknownStatus> {
+        Self::parse(&raw).ok_or(UnknownStatus(raw))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +220,12 @@ mod tests {
         for status in LineStatus::ALL {
             assert_eq!(LineStatus::parse(status.as_str()), Some(status));
         }
+        for reason in LineReason::ALL {
+            assert_eq!(LineReason::parse(reason.as_str()), Some(reason));
+            let json = serde_json::to_value(reason).expect("a reason serialises");
+            assert_eq!(json, reason.as_str(), "the wire form is the stored one");
+        }
+        assert_eq!(LineReason::parse("LIMIT_EXCEEDED"), None);
         assert_eq!(OrderStatus::parse("pending"), None);
         assert_eq!(
             LineStatus::try_from("reserved".to_owned()),

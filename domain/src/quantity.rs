@@ -95,6 +95,41 @@ impl From<Units> for i32 {
     }
 }
 
+/// The most units of one product one shopper may hold across their orders (a product's
+/// `max_per_shopper`): 1 ..= [`MAX_STOCK`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShopperLimit(u32);
+
+impl ShopperLimit {
+    pub fn new(raw: i64) -> Result<Self> {
+        match u32::try_from(raw) {
+            Ok(n) if (1..=MAX_STOCK).contains(&i64::from(n)) => Ok(Self(n)),
+            _ => Err(ValidationError::Field {
+                field: "max_per_shopper",
+                reason: "must be a whole number from 1 to 1000000000",
+            }),
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// How many more units a shopper who holds `held` units may take: none once they hold the
+    /// limit, or more (a limit lowered below what they had bought). The one place the rule is
+    /// written: a line asking for more than this is refused.
+    pub fn allowance(self, held: i64) -> i64 {
+        (i64::from(self.0) - held).max(0)
+    }
+}
+
+/// Lossless: a limit never exceeds [`MAX_STOCK`].
+impl From<ShopperLimit> for i32 {
+    fn from(l: ShopperLimit) -> i32 {
+        l.0 as i32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +146,18 @@ mod tests {
         assert_eq!(Units::new(1_000_000).map(Units::get), Ok(1_000_000));
         assert!(Units::new(1_000_001).is_err() && Units::new(0).is_err());
         assert_eq!(Units::from(Quantity(7)).get(), 7);
+        assert!(ShopperLimit::new(0).is_err() && ShopperLimit::new(-2).is_err());
+        assert_eq!(ShopperLimit::new(1).map(ShopperLimit::get), Ok(1));
+        assert_eq!(
+            ShopperLimit::new(MAX_STOCK).map(i32::from),
+            Ok(1_000_000_000)
+        );
+        assert!(ShopperLimit::new(MAX_STOCK + 1).is_err());
+        let two = ShopperLimit(2);
+        assert_eq!(
+            (two.allowance(0), two.allowance(2), two.allowance(5)),
+            (2, 0, 0)
+        );
     }
 
     proptest! {

@@ -13,7 +13,9 @@ impl TestApp {
 
     /// Checks the pipeline's invariants against `initial` stock: no order PENDING, no stock below
     /// zero, for every product initial + applied restocks = available + units of confirmed
-    /// orders, and no line of a rejected or cancelled order still holding units.
+    /// orders, no line of a rejected or cancelled order still holding units, and no shopper's
+    /// count of a limited product over its limit or apart from the ledger
+    /// ([`TestApp::broken_shopper_counts`]).
     pub async fn assert_invariants(&self, initial: &HashMap<i64, i64>) {
         let unsettled = audit::unsettled(&self.db).await.expect("pending");
         assert_eq!(unsettled.pending, 0, "every accepted order must be decided");
@@ -39,6 +41,20 @@ impl TestApp {
             holding, 0,
             "every line of a rejected or cancelled order gave its units back"
         );
+        let broken = self.broken_shopper_counts().await;
+        assert!(
+            broken.is_empty(),
+            "no shopper holds more than a product's max_per_shopper, and every count is what \
+             the ledger's counted reserves and releases add up to: {broken:?}"
+        );
+    }
+
+    /// The shoppers' counts of limited products that break an invariant: above the product's
+    /// limit, or not what the ledger's counted reserves and releases add up to.
+    pub async fn broken_shopper_counts(&self) -> Vec<audit::ShopperCount> {
+        audit::shopper_counts_broken(&self.db)
+            .await
+            .expect("shoppers' counts")
     }
 
     /// Waits until every order is decided, the outbox is empty and every release applied (of

@@ -110,6 +110,38 @@ impl TestApp {
         .await
     }
 
+    /// Lists a product for `seller` with `stock` units and the other fields of `fields` (such as
+    /// `sale_starts_at` or `max_per_shopper`), and returns its JSON.
+    pub async fn new_product_with(&self, seller: &TestUser, stock: i64, fields: Value) -> Value {
+        let mut body = json!({
+            "name": format!("Drop {}", next_number()),
+            "price_cents": 1000,
+            "available_quantity": stock,
+            "category": "drops",
+        });
+        for (field, value) in fields.as_object().expect("fields as an object") {
+            body[field] = value.clone();
+        }
+        expect_json(
+            self.create_product(&seller.token, &body).await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    /// PostgreSQL's clock `after` from now, in RFC 3339 (UTC, microseconds): the clock that
+    /// decides when a sale starts.
+    pub async fn database_time_in(&self, after: Duration) -> String {
+        sqlx::query_scalar(
+            "SELECT to_char((now() + make_interval(secs => $1)) AT TIME ZONE 'UTC',
+                            'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+        )
+        .bind(after.as_secs_f64())
+        .fetch_one(&self.db)
+        .await
+        .expect("the database's clock")
+    }
+
     pub async fn cart(&self, token: &str) -> Value {
         expect_json(self.get("/cart", Some(token)).await, StatusCode::OK).await
     }

@@ -1,9 +1,13 @@
 //! The synchronous strategies: the request itself takes the stock and answers 201 CONFIRMED,
 //! or 409 with the short lines.
 //!
-//! One transaction writes the order (CONFIRMED) and its lines, the ledger's reserve entries, the
-//! `OrderCreated` and `OrderConfirmed` events and the cart change, and takes the stock last, so
-//! product rows stay locked as briefly as possible. How the stock is taken is what differs:
+//! One transaction writes the order (CONFIRMED) and its lines (refused with 409 `not_on_sale_yet`
+//! by the statement that writes them, on PostgreSQL's clock, while a product's sale has not
+//! started), the `OrderCreated` and `OrderConfirmed` events and the cart change, then takes the
+//! stock, counts the shopper's units of products with a per-shopper limit (409 `limit_exceeded`
+//! past it; the products' rows are locked by the stock update, as a lane holds them when it
+//! counts) and writes the ledger's reserve entries, last, so product rows stay locked as briefly
+//! as possible. How the stock is taken is what differs:
 //! - `row-lock`: `SELECT … FOR NO KEY UPDATE` in product-id order, then an unconditional update
 //!   (`FOR UPDATE` would also block the key-share locks that this same transaction's order
 //!   lines take on their products, and two checkouts would deadlock);
@@ -22,10 +26,14 @@ use crate::{
     state::AppState,
 };
 use rand::Rng;
-use shop_domain::messages::{CommandKind, OrderEvent, OrderStatus};
+use shop_domain::{
+    messages::{CommandKind, OrderEvent, OrderStatus, ShortLine},
+    ProductId, Quantity,
+};
 use shop_infra::{
     orders::ledger::{self, LedgerEntry},
     orders::place::{NewOrder, Written},
+    orders::shoppers,
     outbox::{Columns, Outbox},
 };
 use sqlx::PgConnection;
@@ -118,12 +126,22 @@ impl Writes {
                 kind: CommandKind::Reserve,
                 quantity: i32::from(l.quantity),
                 applied: true,
+                counted: false,
             })
             .collect();
         Ok(Self {
             messages: messages.columns()?,
             ledger,
         })
+    }
+
+    /// The ledger's reserve entries, those of the `counted` products marked so.
+    fn ledger(&self, counted: &[ProductId]) -> Vec<LedgerEntry> {
+        let mut ledger = self.ledger.clone();
+        for entry in &mut ledger {
+            entry.counted = counted.iter().any(|p| p.get() == entry.product_id);
+        }
+        ledger
     }
 }
 
@@ -141,8 +159,9 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_micros(micros)).await;
 }
 
-/// One transaction: the order CONFIRMED with its lines, events and ledger entries, then the
-/// stock ([`take_stock`]); committed only if every product had the units.
+/// One transaction: the order CONFIRMED with its lines and events, then the stock and the
+/// shopper's counts ([`take_stock`]), then the ledger; committed only if every product had the
+/// units and the shopper was within every limit.
 async fn try_once(
     state: &AppState,
     order: &NewOrder,
@@ -158,19 +177,19 @@ async fn try_once(
         tx.rollback().await?;
         return Ok(Attempt::Placed(replay(state, order, written).await?));
     }
-    ledger::record_ledger(&mut tx, &writes.ledger).await?;
-    let updated = match take_stock(&mut tx, order, read, guard).await {
-        Ok(Some(updated)) => updated,
+    let (updated, counted) = match take_stock(&mut tx, order, read, guard).await {
+        Ok(Some(taken)) => taken,
         Ok(None) => {
             tx.rollback().await?;
             return Ok(Attempt::Contended);
         }
-        Err(short @ ApiError::OutOfStock(_)) => {
+        Err(refused @ (ApiError::OutOfStock(_) | ApiError::LimitExceeded(_))) => {
             tx.rollback().await?;
-            return Err(short);
+            return Err(refused);
         }
         Err(other) => return Err(other),
     };
+    ledger::record_ledger(&mut tx, &writes.ledger(&counted)).await?;
     tx.commit().await?;
     if let Err(error) = state.cache.put_stock(&state.keys, &updated).await {
         tracing::warn!(%error, "hot inventory update failed");
@@ -179,23 +198,28 @@ async fn try_once(
     Ok(Attempt::Placed(Placed::new(order, OrderStatus::Confirmed)))
 }
 
-/// Takes the order's stock, last in the transaction: the rows changed, `None` when another
-/// checkout got there first (the caller rolls back and tries again), 409 `out_of_stock` when a
-/// line is short. Lines are sorted by product id, so row locks are taken in that order.
+/// Takes the order's stock, late in the transaction, then counts the shopper's units of the
+/// products that have a per-shopper limit: the rows changed and the products counted, `None`
+/// when another checkout got there first (the caller rolls back and tries again), 409
+/// `out_of_stock` when a line is short, 409 `limit_exceeded` when one is over its limit. Lines
+/// are sorted by product id, so row locks are taken in that order.
 async fn take_stock(
     tx: &mut PgConnection,
     order: &NewOrder,
     read: Read,
     guard: Guard,
-) -> Result<Option<Vec<(i64, i32, i64)>>, ApiError> {
+) -> Result<Option<(Vec<(i64, i32, i64)>, Vec<ProductId>)>, ApiError> {
     let ids: Vec<i64> = order.lines.iter().map(|l| l.product.get()).collect();
     let rows = stock::read(&mut *tx, &ids, read).await?;
-    let available: HashMap<i64, i64> = rows.iter().map(|r| (r.0, i64::from(r.1))).collect();
+    let available: HashMap<i64, i64> = rows
+        .iter()
+        .map(|r| (r.id, i64::from(r.available)))
+        .collect();
     let short = short_lines(&order.lines, &available);
     if !short.is_empty() {
         return Err(ApiError::OutOfStock(short));
     }
-    let versions: HashMap<i64, i64> = rows.iter().map(|r| (r.0, r.2)).collect();
+    let versions: HashMap<i64, i64> = rows.iter().map(|r| (r.id, r.version)).collect();
     let quantities: Vec<i32> = order.lines.iter().map(|l| i32::from(l.quantity)).collect();
     let read_versions: Vec<i64> = ids
         .iter()
@@ -208,7 +232,43 @@ async fn take_stock(
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01") => return Ok(None),
         other => other?,
     };
-    Ok((updated.len() >= ids.len()).then_some(updated))
+    if updated.len() < ids.len() {
+        return Ok(None);
+    }
+    let counted = if rows.iter().any(|r| r.limited) {
+        count_limited(tx, order).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Some((updated, counted)))
+}
+
+/// Adds the order's lines of products with a per-shopper limit to the shopper's counts, under
+/// the products' row locks the stock update took: the products counted, or 409 `limit_exceeded`
+/// naming each line that asks for more than the shopper may still take.
+async fn count_limited(
+    tx: &mut PgConnection,
+    order: &NewOrder,
+) -> Result<Vec<ProductId>, ApiError> {
+    let lines: Vec<(ProductId, Quantity)> = order
+        .lines
+        .iter()
+        .map(|l| (l.product, l.quantity))
+        .collect();
+    let counted = shoppers::count_order(tx, order.user, &lines).await?;
+    let over: Vec<ShortLine> = counted
+        .iter()
+        .filter(|c| c.over_limit())
+        .map(|c| ShortLine {
+            product_id: c.product,
+            requested: c.requested.get(),
+            available: c.limit.allowance(c.held),
+        })
+        .collect();
+    if !over.is_empty() {
+        return Err(ApiError::LimitExceeded(over));
+    }
+    Ok(counted.iter().map(|c| c.product).collect())
 }
 
 /// Unlocks `KEYS` that still hold this owner's token (`ARGV[1]`).

@@ -10,6 +10,12 @@
 //!   owns each product's partition;
 //! - `optimistic`, `redis-lock`, `row-lock` ([`locking`]): the order is decided in the request
 //!   and answered 201 CONFIRMED, or 409 with the short lines.
+//!
+//! A product's `sale_starts_at` is enforced by PostgreSQL's clock, for every strategy, in the one
+//! statement that writes the order (`place::insert_all`: `now()`), never by this process's clock,
+//! so an API replica whose clock runs ahead cannot open a sale early; the hot inventory's early
+//! refusal ([`stock`]) looks at stock only, and can only refuse. A product's `max_per_shopper`
+//! is counted by the product's lane (queue) or in the order's transaction (the others).
 
 pub(crate) mod intake;
 mod locking;
@@ -98,7 +104,7 @@ fn checkout_request(body: &Bytes) -> Result<CheckoutRequest, ApiError> {
                 ("Idempotent-Replayed" = String, description = "`true` when an earlier request with this key placed the order"))),
     (status = 400, description = "`invalid_idempotency_key` or `malformed_json`", body = ErrorBody),
     crate::error::responses::NoSession,
-    (status = 409, description = "`out_of_stock` (with `short_lines`), `contention`, `cart_changed` (another checkout took the cart's lines), or `checkout_in_progress` (a request with this Idempotency-Key is still being decided); a refusal is answered again to every retry with its Idempotency-Key", body = ErrorBody),
+    (status = 409, description = "`out_of_stock` (with `short_lines`), `not_on_sale_yet` (with `product_id` and `sale_starts_at`: a product in the cart is not on sale yet by the database's clock), `limit_exceeded` (synchronous strategies, with `short_lines`: more than a product's `max_per_shopper`; the queue strategy accepts such an order and rejects its line with `reason_code` `limit_exceeded`), `contention`, `cart_changed` (another checkout took the cart's lines), or `checkout_in_progress` (a request with this Idempotency-Key is still being decided); a refusal is answered again to every retry with its Idempotency-Key", body = ErrorBody),
     (status = 422, description = "`empty_cart`, `invalid_delivery_address` or `invalid_body`", body = ErrorBody),
 ))]
 pub(crate) async fn checkout(

@@ -81,6 +81,8 @@ impl Placed {
             Ok(_) if strategy == Strategy::Queue => "accepted",
             Ok(_) => "confirmed",
             Err(ApiError::OutOfStock(_)) => "out_of_stock",
+            Err(ApiError::NotOnSaleYet { .. }) => "not_on_sale_yet",
+            Err(ApiError::LimitExceeded(_)) => "limit_exceeded",
             Err(ApiError::Client {
                 code: "contention", ..
             }) => "contention",
@@ -101,7 +103,7 @@ impl From<KeyedOrder> for Placed {
 }
 
 /// After writing `order` wrote nothing: the order that took its key, or 409 when the cart
-/// changed under this checkout with no order for its key.
+/// changed under this checkout, or a product in it is not on sale yet, with no order for its key.
 pub(crate) async fn replay(
     state: &AppState,
     order: &NewOrder,
@@ -117,7 +119,10 @@ pub(crate) async fn replay(
             "cart_changed",
             "the cart changed during checkout (another checkout may have taken it); see GET /orders and GET /cart",
         )),
-        _ => Err(ApiError::Internal(
+        Written::NotOnSaleYet { product, starts_at } => {
+            Err(ApiError::NotOnSaleYet { product, starts_at })
+        }
+        Written::Placed | Written::KeyTaken => Err(ApiError::Internal(
             "idempotency conflict without an order".into(),
         )),
     }

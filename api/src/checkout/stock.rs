@@ -99,17 +99,31 @@ pub(crate) enum Guard {
     Available,
 }
 
-/// Each product's `(id, available quantity, version)`.
+/// A product's stock as a synchronous strategy reads it.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub(crate) struct StockRow {
+    pub id: i64,
+    pub available: i32,
+    pub version: i64,
+    /// Whether it has a per-shopper limit (whose count the strategy then keeps).
+    pub limited: bool,
+}
+
+/// Each product's stock, version, and whether it has a per-shopper limit.
 pub(crate) async fn read(
     tx: &mut PgConnection,
     ids: &[i64],
     how: Read,
-) -> Result<Vec<(i64, i32, i64)>, sqlx::Error> {
+) -> Result<Vec<StockRow>, sqlx::Error> {
     let read = match how {
         Read::Locked => {
-            "SELECT id, available_quantity, version FROM products WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE"
+            "SELECT id, available_quantity AS available, version, max_per_shopper IS NOT NULL AS limited
+             FROM products WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE"
         }
-        Read::Plain => "SELECT id, available_quantity, version FROM products WHERE id = ANY($1)",
+        Read::Plain => {
+            "SELECT id, available_quantity AS available, version, max_per_shopper IS NOT NULL AS limited
+             FROM products WHERE id = ANY($1)"
+        }
     };
     sqlx::query_as(read).bind(ids).fetch_all(tx).await
 }

@@ -2,8 +2,9 @@
 
 use crate::error::ApiError;
 use crate::extract::Integer;
-use serde::Deserialize;
-use shop_domain::{Money, ValidationError, MAX_STOCK};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
+use shop_domain::{Money, ShopperLimit, ValidationError, MAX_STOCK};
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -33,6 +34,16 @@ pub struct CreateProduct {
     /// A slug: letters, digits and dashes (stored in lower case).
     #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
     pub category: String,
+    /// When the product goes on sale: an RFC 3339 time such as `2025-11-28T09:00:00Z`. Absent
+    /// or `null`: on sale at once. Carts may hold it before; checkouts wait for it.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sale_starts_at: Option<String>,
+    /// The most units one shopper may hold across their orders, 1 to 1,000,000,000. Absent or
+    /// `null`: no limit.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000_000)]
+    pub max_per_shopper: Option<Integer>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -56,9 +67,27 @@ pub struct UpdateProduct {
     pub image_url: Option<String>,
     #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
     pub category: Option<String>,
+    /// An RFC 3339 time; `null` clears it (on sale at once).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sale_starts_at: Option<Option<String>>,
+    /// 1 to 1,000,000,000; `null` clears it (no limit). Units shoppers hold already count.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000_000)]
+    pub max_per_shopper: Option<Option<Integer>>,
     /// Optimistic concurrency: apply only if the product is still at this version.
     #[schema(value_type = Option<i64>)]
     pub expected_version: Option<Integer>,
+}
+
+/// A field that may be set to `null`: absent is `None` (with `#[serde(default)]`), `null` is
+/// `Some(None)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 pub struct NewProduct {
@@ -68,6 +97,8 @@ pub struct NewProduct {
     pub available_quantity: i32,
     pub image_url: Option<String>,
     pub category: String,
+    pub sale_starts_at: Option<DateTime<Utc>>,
+    pub max_per_shopper: Option<ShopperLimit>,
 }
 
 pub struct ProductChanges {
@@ -77,6 +108,10 @@ pub struct ProductChanges {
     pub available_quantity: Option<i32>,
     pub image_url: Option<String>,
     pub category: Option<String>,
+    /// `Some(None)` clears it.
+    pub sale_starts_at: Option<Option<DateTime<Utc>>>,
+    /// `Some(None)` clears it.
+    pub max_per_shopper: Option<Option<ShopperLimit>>,
     pub expected_version: Option<i64>,
 }
 
@@ -140,6 +175,24 @@ fn image_url(raw: &str) -> Result<String, ValidationError> {
     }
 }
 
+/// An RFC 3339 time (any offset; stored as the instant it names). Compared with no clock here: a
+/// start in the past is on sale at once, and only the database's clock decides when a sale has
+/// started.
+fn sale_start(raw: &str) -> Result<DateTime<Utc>, ValidationError> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            invalid(
+                "sale_starts_at",
+                "must be an RFC 3339 time, such as 2025-11-28T09:00:00Z",
+            )
+        })
+}
+
+fn shopper_limit(raw: Integer) -> Result<ShopperLimit, ValidationError> {
+    ShopperLimit::new(raw.0)
+}
+
 /// A category slug: lower case letters, digits and dashes, 1 to 64 long, starting with a letter or digit.
 pub fn category(raw: &str) -> Result<String, ValidationError> {
     let slug = raw.trim().to_ascii_lowercase();
@@ -167,6 +220,8 @@ impl TryFrom<CreateProduct> for NewProduct {
             available_quantity: stock(body.available_quantity.0)?,
             image_url: body.image_url.as_deref().map(image_url).transpose()?,
             category: category(&body.category)?,
+            sale_starts_at: body.sale_starts_at.as_deref().map(sale_start).transpose()?,
+            max_per_shopper: body.max_per_shopper.map(shopper_limit).transpose()?,
         })
     }
 }
@@ -182,6 +237,14 @@ impl TryFrom<UpdateProduct> for ProductChanges {
             available_quantity: body.available_quantity.map(|q| stock(q.0)).transpose()?,
             image_url: body.image_url.as_deref().map(image_url).transpose()?,
             category: body.category.as_deref().map(category).transpose()?,
+            sale_starts_at: body
+                .sale_starts_at
+                .map(|start| start.as_deref().map(sale_start).transpose())
+                .transpose()?,
+            max_per_shopper: body
+                .max_per_shopper
+                .map(|limit| limit.map(shopper_limit).transpose())
+                .transpose()?,
             expected_version: body.expected_version.map(|v| v.0),
         };
         if changes.available_quantity.is_some() && changes.expected_version.is_none() {
@@ -198,11 +261,14 @@ impl TryFrom<UpdateProduct> for ProductChanges {
             && changes.price.is_none()
             && changes.available_quantity.is_none()
             && changes.image_url.is_none()
-            && changes.category.is_none();
+            && changes.category.is_none()
+            && changes.sale_starts_at.is_none()
+            && changes.max_per_shopper.is_none();
         if nothing {
             return Err(ApiError::unprocessable(
                 "empty_update",
-                "name the fields to change: name, description, price_cents, available_quantity, image_url, category",
+                "name the fields to change: name, description, price_cents, available_quantity, \
+                 image_url, category, sale_starts_at, max_per_shopper",
             ));
         }
         Ok(changes)
@@ -238,6 +304,8 @@ mod tests {
             available_quantity: Integer(10),
             image_url: Some("https://img.example.com/k.png".into()),
             category: "Home".into(),
+            sale_starts_at: None,
+            max_per_shopper: None,
         }
     }
 
@@ -251,7 +319,7 @@ mod tests {
 
     #[test]
     fn refuses_invalid_fields() {
-        let cases: [fn(&mut CreateProduct); 10] = [
+        let cases: [fn(&mut CreateProduct); 14] = [
             |b| b.name = "   ".into(),
             |b| b.price_cents = Integer(-1),
             |b| b.available_quantity = Integer(-5),
@@ -262,12 +330,49 @@ mod tests {
             |b| b.image_url = Some("https://img.example.com/a b".into()),
             |b| b.category = "home & garden".into(),
             |b| b.category = "-home".into(),
+            |b| b.max_per_shopper = Some(Integer(0)),
+            |b| b.max_per_shopper = Some(Integer(-2)),
+            |b| b.sale_starts_at = Some("tomorrow at nine".into()),
+            |b| b.sale_starts_at = Some("2025-11-28 09:00".into()),
         ];
         for mutate in cases {
             let mut b = body();
             mutate(&mut b);
             assert!(NewProduct::try_from(b).is_err());
         }
+    }
+
+    #[test]
+    fn a_drop_is_scheduled_and_limited_or_cleared() -> Result<(), Box<dyn std::error::Error>> {
+        let mut scheduled = body();
+        scheduled.sale_starts_at = Some("2025-11-28T10:00:00+01:00".into());
+        scheduled.max_per_shopper = Some(Integer(2));
+        let p = NewProduct::try_from(scheduled)?;
+        assert_eq!(
+            p.sale_starts_at.map(|t| t.to_rfc3339()),
+            Some("2025-11-28T09:00:00+00:00".to_owned())
+        );
+        assert_eq!(p.max_per_shopper.map(ShopperLimit::get), Some(2));
+        let parse = |json: &str| -> Result<ProductChanges, Box<dyn std::error::Error>> {
+            Ok(ProductChanges::try_from(serde_json::from_str::<
+                UpdateProduct,
+            >(json)?)?)
+        };
+        let cleared = parse(r#"{"sale_starts_at": null, "max_per_shopper": null}"#)?;
+        assert_eq!(
+            (cleared.sale_starts_at, cleared.max_per_shopper),
+            (Some(None), Some(None)),
+            "null clears"
+        );
+        let untouched = parse(r#"{"name": "Kettle"}"#)?;
+        assert_eq!(
+            (untouched.sale_starts_at, untouched.max_per_shopper),
+            (None, None),
+            "absent leaves them"
+        );
+        assert!(parse(r#"{"max_per_shopper": 0}"#).is_err());
+        assert!(parse(r#"{"sale_starts_at": "soon"}"#).is_err());
+        Ok(())
     }
 
     #[test]

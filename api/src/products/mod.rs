@@ -254,7 +254,8 @@ async fn publish(state: &AppState, product: &Product) -> Result<String, ApiError
     Ok(json)
 }
 
-/// `POST /products`: the signed-in user lists a product and becomes its seller.
+/// `POST /products`: the signed-in user lists a product and becomes its seller, maybe as a drop:
+/// on sale from `sale_starts_at`, at most `max_per_shopper` units to each shopper.
 #[utoipa::path(post, path = "/products", tag = "catalog", security(("session" = [])), request_body = CreateProduct, responses(
     (status = 201, description = "Listed", body = Product,
         headers(("Location" = String, description = "The product's URL"))),
@@ -268,8 +269,9 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let new = NewProduct::try_from(body)?;
     let product: Product = sqlx::query_as(&format!(
-        "INSERT INTO products (name, description, price_cents, available_quantity, image_url, category, seller_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        "INSERT INTO products (name, description, price_cents, available_quantity, image_url, category,
+                               seller_id, sale_starts_at, max_per_shopper)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
     ))
     .bind(&new.name)
     .bind(&new.description)
@@ -278,6 +280,8 @@ pub(crate) async fn create(
     .bind(&new.image_url)
     .bind(&new.category)
     .bind(user.id.get())
+    .bind(new.sale_starts_at)
+    .bind(new.max_per_shopper.map(i32::from))
     .fetch_one(&state.db)
     .await?;
     state.local_categories.remove(CATEGORIES);
@@ -290,7 +294,8 @@ pub(crate) async fn create(
     Ok(response)
 }
 
-/// `PATCH /products/{id}`: the seller changes any of the fields (price, stock, …). With
+/// `PATCH /products/{id}`: the seller changes any of the fields (price, stock, sale start,
+/// per-shopper limit, …; `null` clears the last two). With
 /// `expected_version`, the change applies only if nobody changed the product since (else 409);
 /// setting `available_quantity` requires it, since checkouts and restocks change the stock all
 /// the time (adding units without a race is `POST /products/{id}/restock`).
@@ -319,6 +324,8 @@ pub(crate) async fn update(
             available_quantity = COALESCE($6, available_quantity),
             image_url = COALESCE($7, image_url),
             category = COALESCE($8, category),
+            sale_starts_at = CASE WHEN $10 THEN $11 ELSE sale_starts_at END,
+            max_per_shopper = CASE WHEN $12 THEN $13 ELSE max_per_shopper END,
             version = version + 1,
             updated_at = now()
          WHERE id = $1 AND seller_id = $2 AND ($9::BIGINT IS NULL OR version = $9)
@@ -333,6 +340,10 @@ pub(crate) async fn update(
     .bind(&changes.image_url)
     .bind(&changes.category)
     .bind(changes.expected_version)
+    .bind(changes.sale_starts_at.is_some())
+    .bind(changes.sale_starts_at.flatten())
+    .bind(changes.max_per_shopper.is_some())
+    .bind(changes.max_per_shopper.flatten().map(i32::from))
     .fetch_optional(&state.db)
     .await?;
     let Some(product) = updated else {

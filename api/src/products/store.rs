@@ -22,11 +22,21 @@ pub struct Product {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the product goes on sale (RFC 3339); `null` when it is on sale. Carts may hold it
+    /// before; a checkout with it is refused (409 `not_on_sale_yet`) until the database's clock,
+    /// the one every API replica shares, reaches it.
+    pub sale_starts_at: Option<DateTime<Utc>>,
+    /// The most units one shopper may hold across their orders (cancelled and rejected orders
+    /// give theirs back once their units are back in stock); `null` for no limit. An order
+    /// asking for more is rejected, its line with `reason_code` `limit_exceeded`.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub max_per_shopper: Option<i32>,
 }
 
 pub(crate) const COLUMNS: &str =
     "id, name, description, price_cents, available_quantity, image_url, \
-                       category, seller_id, version, created_at, updated_at";
+                       category, seller_id, version, created_at, updated_at, sale_starts_at, \
+                       max_per_shopper";
 
 /// A product id from a path: anything that is not a positive integer names no product.
 pub fn product_id(raw: i64) -> Result<ProductId, ApiError> {

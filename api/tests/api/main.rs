@@ -5,6 +5,7 @@ mod access;
 mod cart;
 mod catalog;
 mod checkout;
+mod drops;
 mod edge;
 mod health;
 mod helpers;

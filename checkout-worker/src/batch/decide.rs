@@ -1,13 +1,17 @@
 //! The decision at the heart of a batch, pure: which commands may be applied at all
-//! ([`refusal`]), what each one does to the stock and to its order line ([`decide`]), and what
-//! that writes on the line ([`line_decision`]). The products' stock and what the ledger saw are
-//! read beforehand; nothing here touches the database.
+//! ([`refusal`]), what each one does to the stock, to its order line and to its shopper's count of
+//! a limited product ([`decide`]), and what that writes on the line ([`line_decision`]). The
+//! products' stock and limits, what the ledger saw and the shoppers' counts are read beforehand;
+//! nothing here touches the database.
 
 use shop_domain::{
     messages::{CommandKind, InventoryCommand},
-    LineStatus, ProductId, MAX_STOCK,
+    LineReason, LineStatus, ProductId, ShopperLimit, UserId, MAX_STOCK,
 };
-use shop_infra::orders::lane::{Line, LineDecision, LineKey, Seen};
+use shop_infra::orders::{
+    lane::{Line, LineDecision, LineKey, Seen},
+    shoppers::ShopperKey,
+};
 use std::collections::HashMap;
 
 /// What a command did.
@@ -17,6 +21,9 @@ pub enum Outcome {
     Reserved,
     /// Too little stock: nothing was taken.
     Short { available: i64 },
+    /// The shopper would hold more units of the product than its per-shopper limit, counting
+    /// their earlier orders: nothing was taken. `allowed` is what the limit still allowed them.
+    OverLimit { allowed: i64 },
     /// A reserve whose line was released before it came (its order was cancelled while the
     /// reserve was on its way): nothing was taken.
     Withdrawn,
@@ -38,19 +45,29 @@ impl Outcome {
     pub fn applied(self) -> bool {
         matches!(self, Self::Reserved | Self::Released | Self::Restocked)
     }
+
+    /// Whether it refused its line (SHORT), which rejects the line's order: too little stock, or
+    /// over the shopper's limit.
+    pub fn refused_line(self) -> bool {
+        matches!(self, Self::Short { .. } | Self::OverLimit { .. })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub command: InventoryCommand,
     pub outcome: Outcome,
+    /// Whether it changed its shopper's count of the product (the ledger's `counted`): a reserve
+    /// applied while the product has a limit, or the release of such a reserve.
+    pub counted: bool,
 }
 
-/// What the ledger holds for a line: its reserve (and whether it took units), its release, or a
-/// restock.
+/// What the ledger holds for a line: its reserve (and whether it took units, and whether those
+/// were counted against the shopper's limit), its release, or a restock.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recorded {
     pub reserve: Option<bool>,
+    pub counted: bool,
     pub release: bool,
     pub restock: bool,
 }
@@ -61,7 +78,10 @@ pub fn recorded(seen: Vec<Seen>) -> HashMap<LineKey, Recorded> {
     for seen in seen {
         let line = recorded.entry(seen.line).or_default();
         match seen.kind {
-            CommandKind::Reserve => line.reserve = Some(seen.applied),
+            CommandKind::Reserve => {
+                line.reserve = Some(seen.applied);
+                line.counted = seen.counted;
+            }
             CommandKind::Release => line.release = true,
             CommandKind::Restock => line.restock = true,
         }
@@ -69,13 +89,92 @@ pub fn recorded(seen: Vec<Seen>) -> HashMap<LineKey, Recorded> {
     recorded
 }
 
-/// Decides each command in order against `stock`, which it updates. `lines` starts with what
-/// the ledger saw before, and takes in each command as it is decided; a command recorded there
-/// is a duplicate. A product missing from `stock` has none.
+/// What the per-shopper limits need to decide a batch: the limits of its products that have one,
+/// the shopper of each order line it names, and what each shopper holds of a product (the counts
+/// read before the batch; [`decide`] keeps them up to date).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shoppers {
+    pub limits: HashMap<ProductId, ShopperLimit>,
+    pub of_line: HashMap<LineKey, UserId>,
+    pub held: HashMap<ShopperKey, i64>,
+}
+
+impl Shoppers {
+    /// The batch's limits and the shoppers of the order lines named (`lines`), with no counts
+    /// read yet.
+    pub fn new(limits: HashMap<ProductId, ShopperLimit>, lines: &HashMap<LineKey, Line>) -> Self {
+        Self {
+            limits,
+            of_line: lines
+                .iter()
+                .map(|(&key, line)| (key, line.shopper))
+                .collect(),
+            held: HashMap::new(),
+        }
+    }
+
+    /// The counts `commands` may read or move, to be read before [`decide`]: each reserve's of a
+    /// product with a limit, and each release's (its reserve may have been counted under a limit
+    /// since lifted).
+    pub fn keys(&self, commands: &[InventoryCommand]) -> Vec<ShopperKey> {
+        let mut keys: Vec<ShopperKey> = commands
+            .iter()
+            .filter(|c| match c.kind {
+                CommandKind::Reserve => self.limits.contains_key(&c.product_id),
+                CommandKind::Release => true,
+                CommandKind::Restock => false,
+            })
+            .filter_map(|c| Some((c.product_id, self.shopper(c)?)))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    fn shopper(&self, command: &InventoryCommand) -> Option<UserId> {
+        self.of_line
+            .get(&(command.order_id, command.product_id))
+            .copied()
+    }
+
+    /// The count a command's line moves and its limit, if its product has one.
+    fn limited(&self, command: &InventoryCommand) -> Option<(ShopperKey, ShopperLimit)> {
+        let limit = *self.limits.get(&command.product_id)?;
+        Some(((command.product_id, self.shopper(command)?), limit))
+    }
+
+    /// What the shopper may still take of the command's product, if it has a limit.
+    fn allowance(&self, command: &InventoryCommand) -> Option<i64> {
+        let (key, limit) = self.limited(command)?;
+        Some(limit.allowance(self.held.get(&key).copied().unwrap_or(0)))
+    }
+
+    /// Adds `units` to the shopper's count if the product has a limit; whether it did.
+    fn count(&mut self, command: &InventoryCommand, units: i64) -> bool {
+        let Some((key, _)) = self.limited(command) else {
+            return false;
+        };
+        *self.held.entry(key).or_insert(0) += units;
+        true
+    }
+
+    /// Takes `units` off the shopper's count (the release of a counted reserve), whether or not
+    /// the product still has a limit.
+    fn uncount(&mut self, command: &InventoryCommand, units: i64) {
+        if let Some(shopper) = self.shopper(command) {
+            *self.held.entry((command.product_id, shopper)).or_insert(0) -= units;
+        }
+    }
+}
+
+/// Decides each command in order against `stock` and the shoppers' counts, which it updates.
+/// `lines` starts with what the ledger saw before, and takes in each command as it is decided; a
+/// command recorded there is a duplicate. A product missing from `stock` has none.
 pub fn decide(
     commands: &[InventoryCommand],
     stock: &mut HashMap<ProductId, i64>,
     mut lines: HashMap<LineKey, Recorded>,
+    shoppers: &mut Shoppers,
 ) -> Vec<Decision> {
     commands
         .iter()
@@ -83,78 +182,127 @@ pub fn decide(
             let line = lines
                 .entry((command.order_id, command.product_id))
                 .or_default();
-            let quantity = i64::from(command.quantity.get());
             let available = stock.entry(command.product_id).or_insert(0);
-            let outcome = match command.kind {
-                CommandKind::Reserve if line.reserve.is_some() => Outcome::Duplicate,
-                CommandKind::Release if line.release => Outcome::Duplicate,
-                CommandKind::Restock if line.restock => Outcome::Duplicate,
-                CommandKind::Reserve => {
-                    let outcome = if line.release {
-                        Outcome::Withdrawn
-                    } else if *available >= quantity {
-                        *available -= quantity;
-                        Outcome::Reserved
-                    } else {
-                        Outcome::Short {
-                            available: *available,
-                        }
-                    };
-                    line.reserve = Some(outcome == Outcome::Reserved);
-                    outcome
-                }
-                CommandKind::Release => {
-                    line.release = true;
-                    if line.reserve == Some(true) {
-                        *available += quantity;
-                        Outcome::Released
-                    } else {
-                        Outcome::NothingHeld
-                    }
-                }
-                CommandKind::Restock => {
-                    line.restock = true;
-                    if *available + quantity <= MAX_STOCK {
-                        *available += quantity;
-                        Outcome::Restocked
-                    } else {
-                        Outcome::Overfull {
-                            available: *available,
-                        }
-                    }
-                }
+            let (outcome, counted) = match command.kind {
+                CommandKind::Reserve if line.reserve.is_some() => (Outcome::Duplicate, false),
+                CommandKind::Release if line.release => (Outcome::Duplicate, false),
+                CommandKind::Restock if line.restock => (Outcome::Duplicate, false),
+                CommandKind::Reserve => reserve(&command, line, available, shoppers),
+                CommandKind::Release => release(&command, line, available, shoppers),
+                CommandKind::Restock => (restock(&command, line, available), false),
             };
-            Decision { command, outcome }
+            Decision {
+                command,
+                outcome,
+                counted,
+            }
         })
         .collect()
 }
 
-/// What a decision writes on its order line: the status, and for a short line the reason its
-/// order shows and the stock the lane saw. `None` for decisions that leave the line as it is: a
-/// release that held nothing, restocks and duplicates.
+/// A reserve seen for the first time: withdrawn after its line's release; else refused over the
+/// shopper's limit or short of stock; else it takes the units, and counts them for the shopper
+/// if the product has a limit. Returns the outcome and whether it was counted.
+fn reserve(
+    command: &InventoryCommand,
+    line: &mut Recorded,
+    available: &mut i64,
+    shoppers: &mut Shoppers,
+) -> (Outcome, bool) {
+    let quantity = i64::from(command.quantity.get());
+    let outcome = if line.release {
+        Outcome::Withdrawn
+    } else if let Some(allowed) = shoppers.allowance(command).filter(|&a| a < quantity) {
+        Outcome::OverLimit { allowed }
+    } else if *available >= quantity {
+        *available -= quantity;
+        Outcome::Reserved
+    } else {
+        Outcome::Short {
+            available: *available,
+        }
+    };
+    let counted = outcome == Outcome::Reserved && shoppers.count(command, quantity);
+    line.reserve = Some(outcome == Outcome::Reserved);
+    line.counted = counted;
+    (outcome, counted)
+}
+
+/// A release seen for the first time: it gives back what its reserve took, and takes those units
+/// off the shopper's count if they were counted. Returns the outcome and whether it was counted.
+fn release(
+    command: &InventoryCommand,
+    line: &mut Recorded,
+    available: &mut i64,
+    shoppers: &mut Shoppers,
+) -> (Outcome, bool) {
+    line.release = true;
+    if line.reserve != Some(true) {
+        return (Outcome::NothingHeld, false);
+    }
+    let quantity = i64::from(command.quantity.get());
+    *available += quantity;
+    if line.counted {
+        shoppers.uncount(command, quantity);
+    }
+    (Outcome::Released, line.counted)
+}
+
+/// A restock seen for the first time: it adds its units up to [`MAX_STOCK`].
+fn restock(command: &InventoryCommand, line: &mut Recorded, available: &mut i64) -> Outcome {
+    let quantity = i64::from(command.quantity.get());
+    line.restock = true;
+    if *available + quantity <= MAX_STOCK {
+        *available += quantity;
+        Outcome::Restocked
+    } else {
+        Outcome::Overfull {
+            available: *available,
+        }
+    }
+}
+
+/// What a decision writes on its order line: the status, and for a short line its reason (code
+/// and text) and what the lane saw (the stock, or what the shopper's limit still allowed). `None`
+/// for decisions that leave the line as it is: a release that held nothing, restocks and
+/// duplicates.
 pub fn line_decision(d: &Decision) -> Option<LineDecision> {
     let line = (d.command.order_id, d.command.product_id);
+    let requested = d.command.quantity.get();
     let plain = |status| {
         Some(LineDecision {
             line,
             status,
+            reason_code: None,
             reason: None,
             available: None,
+        })
+    };
+    let short = |code, reason, seen: i64| {
+        Some(LineDecision {
+            line,
+            status: LineStatus::Short,
+            reason_code: Some(code),
+            reason: Some(reason),
+            available: Some(i32::try_from(seen).unwrap_or(i32::MAX)),
         })
     };
     match d.outcome {
         Outcome::Reserved => plain(LineStatus::Reserved),
         Outcome::Released => plain(LineStatus::Released),
         Outcome::Withdrawn => plain(LineStatus::Cancelled),
-        Outcome::Short { available } => Some(LineDecision {
-            line,
-            status: LineStatus::Short,
-            reason: Some(format!(
-                "insufficient stock: {} requested, {available} available",
-                d.command.quantity.get()
-            )),
-            available: Some(i32::try_from(available).unwrap_or(i32::MAX)),
-        }),
+        Outcome::Short { available } => short(
+            LineReason::InsufficientStock,
+            format!("insufficient stock: {requested} requested, {available} available"),
+            available,
+        ),
+        Outcome::OverLimit { allowed } => short(
+            LineReason::LimitExceeded,
+            format!(
+                "limit per shopper exceeded: {requested} requested, {allowed} more allowed to you"
+            ),
+            allowed,
+        ),
         Outcome::NothingHeld
         | Outcome::Restocked
         | Outcome::Overfull { .. }
@@ -190,213 +338,4 @@ pub fn refusal(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use shop_domain::{OrderId, Quantity};
-
-    fn cmd(kind: CommandKind, order: OrderId, product: i64, quantity: i64) -> InventoryCommand {
-        InventoryCommand::new(
-            kind,
-            order,
-            ProductId::new(product).expect("id"),
-            Quantity::new(quantity).expect("quantity"),
-        )
-    }
-
-    fn pid(id: i64) -> ProductId {
-        ProductId::new(id).expect("id")
-    }
-
-    fn outcomes(
-        commands: &[InventoryCommand],
-        stock: &mut HashMap<ProductId, i64>,
-        recorded: HashMap<LineKey, Recorded>,
-    ) -> Vec<Outcome> {
-        decide(commands, stock, recorded)
-            .iter()
-            .map(|d| d.outcome)
-            .collect()
-    }
-
-    fn restock(id: OrderId, product: i64, quantity: i64) -> InventoryCommand {
-        InventoryCommand::restock(
-            id,
-            pid(product),
-            shop_domain::Units::new(quantity).expect("units"),
-        )
-    }
-
-    #[test]
-    fn reserves_in_order_until_stock_runs_out() {
-        let orders: Vec<_> = (0..4).map(|_| OrderId::generate()).collect();
-        let commands: Vec<_> = orders
-            .iter()
-            .map(|&o| cmd(CommandKind::Reserve, o, 1, 2))
-            .collect();
-        let mut stock = HashMap::from([(pid(1), 5)]);
-        let outcomes = outcomes(&commands, &mut stock, HashMap::new());
-        assert_eq!(
-            outcomes,
-            [
-                Outcome::Reserved,
-                Outcome::Reserved,
-                Outcome::Short { available: 1 },
-                Outcome::Short { available: 1 }
-            ]
-        );
-        assert_eq!(stock[&pid(1)], 1, "never below zero");
-    }
-
-    #[test]
-    fn repeats_are_duplicates_within_a_batch_and_across_batches() {
-        let (a, b, r) = (
-            OrderId::generate(),
-            OrderId::generate(),
-            OrderId::generate(),
-        );
-        let reserve_a = cmd(CommandKind::Reserve, a, 1, 1);
-        let recorded = HashMap::from([
-            (
-                (b, pid(1)),
-                Recorded {
-                    reserve: Some(false),
-                    ..Recorded::default()
-                },
-            ),
-            (
-                (r, pid(1)),
-                Recorded {
-                    restock: true,
-                    ..Recorded::default()
-                },
-            ),
-        ]);
-        let commands = [
-            reserve_a,
-            reserve_a,
-            cmd(CommandKind::Reserve, b, 1, 1),
-            restock(r, 1, 50),
-        ];
-        let mut stock = HashMap::from([(pid(1), 10)]);
-        let outcomes = outcomes(&commands, &mut stock, recorded);
-        assert_eq!(
-            outcomes,
-            [
-                Outcome::Reserved,
-                Outcome::Duplicate,
-                Outcome::Duplicate,
-                Outcome::Duplicate
-            ]
-        );
-        assert_eq!(stock[&pid(1)], 9);
-    }
-
-    #[test]
-    fn a_release_returns_what_its_reserve_took_and_nothing_else() {
-        let (a, b, c) = (
-            OrderId::generate(),
-            OrderId::generate(),
-            OrderId::generate(),
-        );
-        let recorded = HashMap::from([(
-            (a, pid(1)),
-            Recorded {
-                reserve: Some(true),
-                ..Recorded::default()
-            },
-        )]);
-        let commands = [
-            // Reserved in an earlier batch: its units come back, once.
-            cmd(CommandKind::Release, a, 1, 3),
-            cmd(CommandKind::Release, a, 1, 3),
-            // Short: nothing comes back.
-            cmd(CommandKind::Reserve, b, 1, 9),
-            cmd(CommandKind::Release, b, 1, 9),
-            // Released before its reserve came: the reserve takes nothing.
-            cmd(CommandKind::Release, c, 1, 2),
-            cmd(CommandKind::Reserve, c, 1, 2),
-            cmd(CommandKind::Reserve, c, 2, 1),
-        ];
-        let mut stock = HashMap::from([(pid(1), 0)]);
-        let outcomes = outcomes(&commands, &mut stock, recorded);
-        assert_eq!(
-            outcomes,
-            [
-                Outcome::Released,
-                Outcome::Duplicate,
-                Outcome::Short { available: 3 },
-                Outcome::NothingHeld,
-                Outcome::NothingHeld,
-                Outcome::Withdrawn,
-                Outcome::Short { available: 0 },
-            ]
-        );
-        assert_eq!(stock[&pid(1)], 3);
-    }
-
-    #[test]
-    fn a_reserve_and_its_release_are_distinct_commands() {
-        let order = OrderId::generate();
-        let commands = [
-            cmd(CommandKind::Reserve, order, 1, 4),
-            cmd(CommandKind::Release, order, 1, 4),
-        ];
-        let mut stock = HashMap::from([(pid(1), 4)]);
-        let outcomes = outcomes(&commands, &mut stock, HashMap::new());
-        assert_eq!(outcomes, [Outcome::Reserved, Outcome::Released]);
-        assert_eq!(stock[&pid(1)], 4, "conservation");
-    }
-
-    #[test]
-    fn restocks_add_units_up_to_the_ceiling() {
-        let order = OrderId::generate();
-        let commands = [
-            cmd(CommandKind::Reserve, order, 1, 5),
-            restock(OrderId::generate(), 1, 5),
-            cmd(CommandKind::Reserve, order, 2, 1),
-            restock(OrderId::generate(), 2, 1_000_000),
-        ];
-        let mut stock = HashMap::from([(pid(1), 0), (pid(2), MAX_STOCK - 10)]);
-        let outcomes = outcomes(&commands, &mut stock, HashMap::new());
-        assert_eq!(
-            outcomes,
-            [
-                Outcome::Short { available: 0 },
-                Outcome::Restocked,
-                Outcome::Reserved,
-                Outcome::Overfull {
-                    available: MAX_STOCK - 11
-                },
-            ]
-        );
-        assert_eq!(stock[&pid(1)], 5);
-        assert_eq!(stock[&pid(2)], MAX_STOCK - 11);
-    }
-
-    #[test]
-    fn commands_naming_nothing_they_may_change_are_refused() {
-        let order = OrderId::generate();
-        let held = |quantity, releasable| {
-            Some(Line {
-                quantity,
-                releasable,
-            })
-        };
-        let reserve = cmd(CommandKind::Reserve, order, 1, 2);
-        assert_eq!(refusal(&reserve, true, held(2, false)), None);
-        let unknown = refusal(&reserve, false, held(2, false)).expect("refused");
-        assert!(unknown.contains("unknown product"), "{unknown}");
-        let no_line = refusal(&reserve, true, None).expect("refused");
-        assert!(no_line.contains("no line"), "{no_line}");
-        let other = refusal(&reserve, true, held(3, false)).expect("refused");
-        assert!(other.contains("3 units"), "{other}");
-        let release = cmd(CommandKind::Release, order, 1, 2);
-        assert!(refusal(&release, true, None).is_some());
-        assert_eq!(refusal(&release, true, held(2, true)), None);
-        let kept = refusal(&release, true, held(2, false)).expect("a confirmed order's units");
-        assert!(kept.contains("stay taken"), "{kept}");
-        // A restock names no order line: only its product must exist.
-        assert_eq!(refusal(&restock(order, 1, 5), true, None), None);
-        assert!(refusal(&restock(order, 1, 5), false, None).is_some());
-    }
-}
+mod tests;

@@ -3,17 +3,20 @@
 //!
 //! The transaction first moves the partition's position under the lane's claim (refused if a
 //! newer owner claimed it), then applies the commands (`write`: it locks the batch's products
-//! in id order, reads which commands the ledger has seen, decides every command in memory
-//! ([`decide`], pure), then writes the ledger, the stock, the order lines and the orders'
-//! counters in a few set-based statements), and parks the records it cannot apply
+//! in id order, reads which commands the ledger has seen and the shoppers' counts of products
+//! with a per-shopper limit, decides every command in memory ([`decide`], pure), then writes the
+//! ledger, the stock, the shoppers' counts, the order lines and the orders' counters in a few
+//! set-based statements), and parks the records it cannot apply
 //! ([`crate::dead_letter`]). An order whose last line is decided here is finalised in the same
 //! transaction ([`crate::finalize`]): CONFIRMED, or REJECTED (its lines go back to the cart,
 //! which checkout took them from, and release commands for its reserved lines go to the outbox),
 //! with its event in the outbox; an order cancelled meanwhile is left as it is. Releases (of
 //! rejected or cancelled orders) and sellers' restocks are applied on the same lane, so nothing
 //! else writes a product's stock while its commands are decided. Redelivered commands are
-//! recognised by the ledger and change nothing; two workers racing on one command (during a
-//! rebalance) collide on the ledger's primary key and one of them rolls back and retries.
+//! recognised by the ledger and change nothing (neither the stock nor a shopper's count: the
+//! ledger records which reserves and releases were counted); two workers racing on one command
+//! (during a rebalance) collide on the ledger's primary key and one of them rolls back and
+//! retries.
 
 pub mod decide;
 mod write;

@@ -1,21 +1,23 @@
-//! A batch's writes, inside its transaction (statements in `shop_infra::orders::lane`): lock the
-//! batch's products in id order, refuse the commands that name nothing they may change, read
-//! which commands the ledger has seen, [`decide`] the rest in memory, then write the ledger, the
-//! stock, the order lines and (through [`crate::finalize`]) the orders' counters in a few
+//! A batch's writes, inside its transaction (statements in `shop_infra::orders::lane` and
+//! `shoppers`): lock the batch's products in id order, refuse the commands that name nothing they
+//! may change, read which commands the ledger has seen and the shoppers' counts of limited
+//! products, [`decide`] the rest in memory, then write the ledger, the stock, the shoppers'
+//! counts, the order lines and (through [`crate::finalize`]) the orders' counters in a few
 //! set-based statements, finalising the orders whose last line this decided.
 
-use super::decide::{self, Decision, Outcome};
+use super::decide::{self, Decision, Outcome, Shoppers};
 use crate::finalize::{self, LineCounts};
 use shop_domain::{
     messages::{CommandKind, InventoryCommand},
     ProductId,
 };
 use shop_infra::orders::{
-    lane::{self, Line, LineDecision, LineKey},
+    lane::{self, Entry, Line, LineDecision, LineKey},
     settle::Settled,
+    shoppers::{self, ShopperKey},
 };
 use sqlx::PgConnection;
-use std::collections::HashMap;
+use std::{collections::HashMap, hash::Hash};
 
 /// What a batch's commands changed.
 #[derive(Debug, Default)]
@@ -24,6 +26,13 @@ pub struct Written {
     /// `(product id, available quantity, version)` after the batch.
     pub stock: Vec<(i64, i32, i64)>,
     pub finalized: Vec<Settled>,
+}
+
+/// What the decisions move besides the lines: the products' stock and the shoppers' counts.
+#[derive(Debug, Clone)]
+struct Tallies {
+    stock: HashMap<ProductId, i64>,
+    held: HashMap<ShopperKey, i64>,
 }
 
 /// The commands' part of a batch, inside its transaction. Returns, beside what it did, the
@@ -37,15 +46,21 @@ pub async fn apply_commands(
         return Ok((Written::default(), Vec::new()));
     }
     let products: Vec<ProductId> = all.iter().map(|c| c.product_id).collect();
-    let mut stock = lane::lock_stock(conn, &products).await?;
-    let before = stock.clone();
+    let locked = lane::lock_stock(conn, &products).await?;
     let lines = lane::order_lines(conn, all).await?;
-    let (commands, refused) = sort_out(all, &stock, &lines);
+    let (commands, refused) = sort_out(all, &locked.stock, &lines);
     if commands.is_empty() {
         return Ok((Written::default(), refused));
     }
     let recorded = decide::recorded(lane::seen(conn, &commands).await?);
-    let decisions = decide::decide(&commands, &mut stock, recorded);
+    let mut shoppers = Shoppers::new(locked.limits, &lines);
+    shoppers.held = shoppers::held(conn, &shoppers.keys(&commands)).await?;
+    let before = Tallies {
+        stock: locked.stock,
+        held: shoppers.held.clone(),
+    };
+    let mut stock = before.stock.clone();
+    let decisions = decide::decide(&commands, &mut stock, recorded, &mut shoppers);
     let fresh: Vec<&Decision> = decisions
         .iter()
         .filter(|d| d.outcome != Outcome::Duplicate)
@@ -59,7 +74,11 @@ pub async fn apply_commands(
             refused,
         ));
     }
-    let (stock, finalized) = write(conn, &fresh, &before, &stock).await?;
+    let after = Tallies {
+        stock,
+        held: shoppers.held,
+    };
+    let (stock, finalized) = write(conn, &fresh, &before, &after).await?;
     Ok((
         Written {
             decisions,
@@ -88,28 +107,44 @@ fn sort_out(
     (commands, refused)
 }
 
-/// Writes the `fresh` decisions (no duplicates): the ledger, the stock that changed from
-/// `before` to `after`, the order lines, and the orders' counters. Returns the stock written and
-/// the orders finalised.
+/// The entries of `after` whose value differs from `before`'s.
+fn changed<K: Copy + Eq + Hash>(
+    before: &HashMap<K, i64>,
+    after: &HashMap<K, i64>,
+) -> Vec<(K, i64)> {
+    after
+        .iter()
+        .filter(|(key, after)| before.get(key).copied().unwrap_or(0) != **after)
+        .map(|(key, after)| (*key, *after))
+        .collect()
+}
+
+/// Writes the `fresh` decisions (no duplicates): the ledger, the stock and the shoppers' counts
+/// that changed from `before` to `after`, the order lines, and the orders' counters. Returns the
+/// stock written and the orders finalised.
 async fn write(
     conn: &mut PgConnection,
     fresh: &[&Decision],
-    before: &HashMap<ProductId, i64>,
-    after: &HashMap<ProductId, i64>,
+    before: &Tallies,
+    after: &Tallies,
 ) -> Result<(Vec<(i64, i32, i64)>, Vec<Settled>), sqlx::Error> {
     // The ledger first: a concurrent worker applying the same command fails here and retries.
-    let decided: Vec<(InventoryCommand, bool)> = fresh
+    let decided: Vec<Entry> = fresh
         .iter()
-        .map(|d| (d.command, d.outcome.applied()))
+        .map(|d| Entry {
+            command: d.command,
+            applied: d.outcome.applied(),
+            counted: d.counted,
+        })
         .collect();
     lane::record(conn, &decided).await?;
 
-    let changed: Vec<(ProductId, i32)> = after
-        .iter()
-        .filter(|(id, after)| before.get(id).is_some_and(|b| b != *after))
-        .map(|(id, after)| (*id, i32::try_from(*after).unwrap_or(i32::MAX)))
+    let changed_stock: Vec<(ProductId, i32)> = changed(&before.stock, &after.stock)
+        .into_iter()
+        .map(|(id, after)| (id, i32::try_from(after).unwrap_or(i32::MAX)))
         .collect();
-    let stock = lane::write_stock(conn, &changed).await?;
+    let stock = lane::write_stock(conn, &changed_stock).await?;
+    shoppers::write(conn, &changed(&before.held, &after.held)).await?;
 
     // Order lines: what reserves and releases did to them (restocks have none; a release that
     // held nothing leaves its line as it is). A line reserved and released in one batch gets its
@@ -123,7 +158,7 @@ async fn write(
     let lines: Vec<LineDecision> = last.into_values().collect();
     lane::decide_lines(conn, &lines).await?;
 
-    // Orders: count decided and short lines (a withdrawn reserve belongs to a cancelled order,
+    // Orders: count decided and refused lines (a withdrawn reserve belongs to a cancelled order,
     // which the count leaves alone).
     let mut counts = LineCounts::new();
     for d in fresh
@@ -132,7 +167,7 @@ async fn write(
     {
         let entry = counts.entry(d.command.order_id.as_uuid()).or_default();
         entry.0 += 1;
-        entry.1 += i32::from(matches!(d.outcome, Outcome::Short { .. }));
+        entry.1 += i32::from(d.outcome.refused_line());
     }
     let finalized = finalize::count_and_finalize(conn, &counts).await?;
     Ok((stock, finalized))

@@ -1,7 +1,7 @@
 //! See [`super`]. What the tests and the benchmark suite ask of the order store once traffic has
 //! stopped: whether the pipeline has settled ([`unsettled`], [`unsettled_of`]), and the figures
 //! its invariants are checked on (stock per product, units on confirmed orders, the applied
-//! ledger, lines that should hold nothing and do). Read only; every status and ledger kind is
+//! ledger, lines that should hold nothing and do, shoppers' counts of limited products). Read only; every status and ledger kind is
 //! bound from `shop_domain`.
 
 use shop_domain::{messages::CommandKind, LineStatus, OrderStatus};
@@ -222,6 +222,49 @@ pub async fn torn_lines(pool: &PgPool) -> Result<i64, sqlx::Error> {
     .bind(OrderStatus::Rejected.as_str())
     .bind(OrderStatus::Cancelled.as_str())
     .fetch_one(pool)
+    .await
+}
+
+/// A shopper's count of a product (`shopper_units`) beside what it must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct ShopperCount {
+    pub product: i64,
+    pub user: i64,
+    /// The count (0 without a row).
+    pub units: i64,
+    /// What the ledger adds up to: the shopper's counted reserves minus their counted releases.
+    pub ledger: i64,
+    /// The product's `max_per_shopper`, if it has one.
+    pub limit: Option<i64>,
+}
+
+/// The shoppers' counts that break the per-shopper limits' invariants, in one statement (one
+/// snapshot): a count above its product's limit (no shopper holds more than the limit; true as
+/// long as no seller lowers a limit below what a shopper already holds), or one that is not what
+/// the ledger's counted reserves and releases add up to (a command counted twice, or skipped).
+pub async fn shopper_counts_broken(pool: &PgPool) -> Result<Vec<ShopperCount>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH ledger AS (
+             SELECT l.product_id, o.user_id,
+                    sum(CASE l.kind WHEN $1 THEN l.quantity WHEN $2 THEN -l.quantity ELSE 0 END) AS units
+             FROM inventory_ledger l JOIN orders o ON o.id = l.order_id
+             WHERE l.counted GROUP BY l.product_id, o.user_id
+         ), counts AS (
+             SELECT COALESCE(s.product_id, l.product_id) AS product_id,
+                    COALESCE(s.user_id, l.user_id) AS user_id,
+                    COALESCE(s.units, 0)::BIGINT AS units, COALESCE(l.units, 0)::BIGINT AS ledger
+             FROM shopper_units s
+             FULL JOIN ledger l ON l.product_id = s.product_id AND l.user_id = s.user_id
+         )
+         SELECT c.product_id AS product, c.user_id AS \"user\", c.units, c.ledger,
+                p.max_per_shopper::BIGINT AS \"limit\"
+         FROM counts c LEFT JOIN products p ON p.id = c.product_id
+         WHERE c.units <> c.ledger OR c.units > p.max_per_shopper
+         ORDER BY c.product_id, c.user_id",
+    )
+    .bind(CommandKind::Reserve.as_str())
+    .bind(CommandKind::Release.as_str())
+    .fetch_all(pool)
     .await
 }
 

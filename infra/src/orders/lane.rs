@@ -1,5 +1,5 @@
-//! The statements of the worker's lanes (see [`super`]): the products' stock (locked, read in id
-//! order, written back with a new version), the inventory ledger (which commands a lane has
+//! The statements of the worker's lanes (see [`super`]): the products' stock and limits (locked,
+//! read in id order, the stock written back with a new version), the inventory ledger (which commands a lane has
 //! seen; its insert is [`crate::orders::ledger::record_ledger`], shared with the API's synchronous
 //! strategies), the order lines commands name and what the lane decided for them, and the line
 //! counters of their orders. An order whose last line is counted here takes the status its caller
@@ -12,7 +12,7 @@ use crate::orders::ledger::{self, LedgerEntry};
 use chrono::{DateTime, Utc};
 use shop_domain::{
     messages::{CommandKind, InventoryCommand},
-    LineStatus, OrderId, OrderStatus, ProductId, UserId,
+    LineReason, LineStatus, OrderId, OrderStatus, ProductId, ShopperLimit, UserId,
 };
 use sqlx::PgConnection;
 use std::collections::HashMap;
@@ -32,29 +32,40 @@ pub(crate) fn decode_error(e: impl std::error::Error + Send + Sync + 'static) ->
 #[error("unknown inventory ledger kind {0:?}")]
 pub struct UnknownKind(String);
 
+/// The batch's products as a lane finds them under its lock: their stock, and the per-shopper
+/// limit of those that have one (`max_per_shopper`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Locked {
+    pub stock: HashMap<ProductId, i64>,
+    pub limits: HashMap<ProductId, ShopperLimit>,
+}
+
 /// Locks the products in id order (so lanes and the API's strategies never deadlock on them) and
-/// reads their stock. A product that does not exist is missing from the answer.
+/// reads their stock and limits. A product that does not exist is missing from the answer.
 pub async fn lock_stock(
     conn: &mut PgConnection,
     products: &[ProductId],
-) -> Result<HashMap<ProductId, i64>, sqlx::Error> {
+) -> Result<Locked, sqlx::Error> {
     let mut ids: Vec<i64> = products.iter().map(|p| p.get()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let rows: Vec<(i64, i32)> = sqlx::query_as(
-        "SELECT id, available_quantity FROM products WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+    let rows: Vec<(i64, i32, Option<i32>)> = sqlx::query_as(
+        "SELECT id, available_quantity, max_per_shopper FROM products WHERE id = ANY($1)
+         ORDER BY id FOR NO KEY UPDATE",
     )
     .bind(&ids)
     .fetch_all(conn)
     .await?;
-    rows.into_iter()
-        .map(|(id, available)| {
-            Ok((
-                ProductId::new(id).map_err(decode_error)?,
-                i64::from(available),
-            ))
-        })
-        .collect()
+    let mut locked = Locked::default();
+    for (id, available, limit) in rows {
+        let id = ProductId::new(id).map_err(decode_error)?;
+        locked.stock.insert(id, i64::from(available));
+        if let Some(limit) = limit {
+            let limit = ShopperLimit::new(limit.into()).map_err(decode_error)?;
+            locked.limits.insert(id, limit);
+        }
+    }
+    Ok(locked)
 }
 
 /// Writes the stock of the products whose stock changed (`(product, available)`), raising each
@@ -89,12 +100,13 @@ pub async fn stock_page(
     .await
 }
 
-/// An order line as a lane finds it: the units it holds, and whether its order gives them back
-/// (REJECTED or CANCELLED).
+/// An order line as a lane finds it: the units it holds, whether its order gives them back
+/// (REJECTED or CANCELLED), and whose order it is (the shopper a per-shopper limit counts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Line {
     pub quantity: i32,
     pub releasable: bool,
+    pub shopper: UserId,
 }
 
 /// The order lines named by the reserves and releases of `commands` (restocks name none).
@@ -113,8 +125,8 @@ pub async fn order_lines(
         OrderStatus::Rejected.as_str(),
         OrderStatus::Cancelled.as_str(),
     ];
-    let rows: Vec<(Uuid, i64, i32, bool)> = sqlx::query_as(
-        "SELECT oi.order_id, oi.product_id, oi.quantity, o.status = ANY($3)
+    let rows: Vec<(Uuid, i64, i32, bool, i64)> = sqlx::query_as(
+        "SELECT oi.order_id, oi.product_id, oi.quantity, o.status = ANY($3), o.user_id
          FROM order_items oi JOIN orders o ON o.id = oi.order_id
          WHERE (oi.order_id, oi.product_id) IN (SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[]))",
     )
@@ -129,7 +141,7 @@ pub async fn order_lines(
     .fetch_all(conn)
     .await?;
     rows.into_iter()
-        .map(|(order, product, quantity, releasable)| {
+        .map(|(order, product, quantity, releasable, shopper)| {
             let key = (
                 OrderId::from_uuid(order),
                 ProductId::new(product).map_err(decode_error)?,
@@ -139,18 +151,21 @@ pub async fn order_lines(
                 Line {
                     quantity,
                     releasable,
+                    shopper: UserId::new(shopper).map_err(decode_error)?,
                 },
             ))
         })
         .collect()
 }
 
-/// A command the ledger has seen for a line: its kind, and whether it changed the stock.
+/// A command the ledger has seen for a line: its kind, whether it changed the stock, and whether
+/// it changed the shopper's count of the product ([`super::shoppers`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {
     pub line: LineKey,
     pub kind: CommandKind,
     pub applied: bool,
+    pub counted: bool,
 }
 
 /// What the ledger holds for the lines of `commands`.
@@ -158,8 +173,8 @@ pub async fn seen(
     conn: &mut PgConnection,
     commands: &[InventoryCommand],
 ) -> Result<Vec<Seen>, sqlx::Error> {
-    let rows: Vec<(Uuid, i64, String, bool)> = sqlx::query_as(
-        "SELECT order_id, product_id, kind, applied FROM inventory_ledger
+    let rows: Vec<(Uuid, i64, String, bool, bool)> = sqlx::query_as(
+        "SELECT order_id, product_id, kind, applied, counted FROM inventory_ledger
          WHERE (order_id, product_id) IN (SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[]))",
     )
     .bind(
@@ -177,7 +192,7 @@ pub async fn seen(
     .fetch_all(conn)
     .await?;
     rows.into_iter()
-        .map(|(order, product, kind, applied)| {
+        .map(|(order, product, kind, applied, counted)| {
             Ok(Seen {
                 line: (
                     OrderId::from_uuid(order),
@@ -185,37 +200,46 @@ pub async fn seen(
                 ),
                 kind: CommandKind::parse(&kind).ok_or_else(|| decode_error(UnknownKind(kind)))?,
                 applied,
+                counted,
             })
         })
         .collect()
 }
 
-/// Records `decided` commands in the ledger (with whether each changed the stock). A command
-/// recorded before violates the ledger's primary key: a concurrent lane applying the same command
-/// fails here, and rolls back.
-pub async fn record(
-    conn: &mut PgConnection,
-    decided: &[(InventoryCommand, bool)],
-) -> Result<(), sqlx::Error> {
+/// A decided command as the ledger records it: whether it changed the stock, and whether it
+/// changed its shopper's count of the product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub command: InventoryCommand,
+    pub applied: bool,
+    pub counted: bool,
+}
+
+/// Records `decided` commands in the ledger. A command recorded before violates the ledger's
+/// primary key: a concurrent lane applying the same command fails here, and rolls back.
+pub async fn record(conn: &mut PgConnection, decided: &[Entry]) -> Result<(), sqlx::Error> {
     let entries: Vec<LedgerEntry> = decided
         .iter()
-        .map(|(command, applied)| LedgerEntry {
-            order_id: command.order_id.as_uuid(),
-            product_id: command.product_id.get(),
-            kind: command.kind,
-            quantity: i32::from(command.quantity),
-            applied: *applied,
+        .map(|d| LedgerEntry {
+            order_id: d.command.order_id.as_uuid(),
+            product_id: d.command.product_id.get(),
+            kind: d.command.kind,
+            quantity: i32::from(d.command.quantity),
+            applied: d.applied,
+            counted: d.counted,
         })
         .collect();
     ledger::record_ledger(conn, &entries).await
 }
 
-/// What a decision writes on its order line: its new status, and for a short line the reason
-/// its order shows and the stock the lane saw.
+/// What a decision writes on its order line: its new status, and for a short line why (its
+/// code, and the reason its order shows people) and what the lane saw: the stock, or the units
+/// the shopper's limit still allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineDecision {
     pub line: LineKey,
     pub status: LineStatus,
+    pub reason_code: Option<LineReason>,
     pub reason: Option<String>,
     pub available: Option<i32>,
 }
@@ -226,27 +250,30 @@ pub async fn decide_lines(
     lines: &[LineDecision],
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE order_items oi SET status = v.s, reason = v.r, available_at_decision = v.a
-         FROM UNNEST($1::UUID[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::INT[]) AS v(o, p, s, r, a)
+        "UPDATE order_items oi
+         SET status = v.s, reason = v.r, available_at_decision = v.a, reason_code = v.c
+         FROM UNNEST($1::UUID[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::INT[], $6::TEXT[])
+             AS v(o, p, s, r, a, c)
          WHERE oi.order_id = v.o AND oi.product_id = v.p",
     )
-    .bind(
-        lines
-            .iter()
-            .map(|l| l.line.0.as_uuid())
-            .collect::<Vec<_>>(),
-    )
+    .bind(lines.iter().map(|l| l.line.0.as_uuid()).collect::<Vec<_>>())
     .bind(lines.iter().map(|l| l.line.1.get()).collect::<Vec<_>>())
     .bind(lines.iter().map(|l| l.status.as_str()).collect::<Vec<_>>())
     .bind(lines.iter().map(|l| l.reason.clone()).collect::<Vec<_>>())
     .bind(lines.iter().map(|l| l.available).collect::<Vec<_>>())
+    .bind(
+        lines
+            .iter()
+            .map(|l| l.reason_code.map(LineReason::as_str))
+            .collect::<Vec<_>>(),
+    )
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Lines still PENDING whose reserve was parked (`(line, reason)`) become SHORT with the reason,
-/// recorded in the ledger as a reserve not applied (so a readable copy arriving later changes
+/// Lines still PENDING whose reserve was parked (`(line, reason)`) become SHORT with the reason
+/// (code [`LineReason::Unprocessable`]), recorded in the ledger as a reserve not applied (so a readable copy arriving later changes
 /// nothing). Returns the order of each line decided here, once per line.
 pub async fn short_parked_reserves(
     conn: &mut PgConnection,
@@ -262,7 +289,8 @@ pub async fn short_parked_reserves(
              ON CONFLICT ON CONSTRAINT inventory_ledger_pkey DO NOTHING
              RETURNING order_id, product_id
          )
-         UPDATE order_items oi SET status = $6, reason = v.r, available_at_decision = 0
+         UPDATE order_items oi SET status = $6, reason = v.r, available_at_decision = 0,
+                                   reason_code = $7
          FROM recorded JOIN v ON v.o = recorded.order_id AND v.p = recorded.product_id
          WHERE oi.order_id = recorded.order_id AND oi.product_id = recorded.product_id
          RETURNING oi.order_id",
@@ -273,6 +301,7 @@ pub async fn short_parked_reserves(
     .bind(CommandKind::Reserve.as_str())
     .bind(LineStatus::Pending.as_str())
     .bind(LineStatus::Short.as_str())
+    .bind(LineReason::Unprocessable.as_str())
     .fetch_all(conn)
     .await?;
     Ok(decided.into_iter().map(OrderId::from_uuid).collect())

@@ -1,5 +1,5 @@
-//! Every statement on orders, their lines, the inventory ledger and the cart's return, in one
-//! place: the only code outside `schema/` that spells an order's or a line's status in SQL (it
+//! Every statement on orders, their lines, the inventory ledger, the shoppers' counts and the
+//! cart's return, in one place: the only code outside `schema/` that spells an order's or a line's status in SQL (it
 //! binds [`shop_domain::OrderStatus`] and [`shop_domain::LineStatus`] by `as_str`). The rules of
 //! an order's life are in `shop_domain::order`; these modules only store their outcome.
 //!
@@ -11,6 +11,7 @@
 //! | `lane`     | the worker's lanes         | the ledger, the stock, the lines' decisions, the orders' line counters (storing the status the worker decided for an order's last line) |
 //! | `ledger`   | the lanes and the API's synchronous strategies | one ledger row per inventory change of an order |
 //! | `settle`   | the worker's lanes         | what follows an order's last line: the cart's return, releases and its terminal event in the outbox; the PENDING backlog |
+//! | `shoppers` | the lanes and the API's synchronous strategies | each shopper's count of a limited product's units (`max_per_shopper`) |
 //! | `audit`    | tests and the fault suite  | what is still unsettled; the pipeline's invariants      |
 
 pub mod audit;
@@ -19,4 +20,5 @@ pub mod lane;
 pub mod ledger;
 pub mod place;
 pub mod settle;
+pub mod shoppers;
 pub mod view;

@@ -3,7 +3,7 @@
 //! checkout answer with the first one's outcome (`checkout_keys`).
 
 use crate::outbox::{self, Columns};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use shop_domain::{
     messages::{EventLine, OrderEvent},
     LineStatus, Money, OrderId, OrderStatus, ProductId, Quantity, UserId, ValidationError,
@@ -78,19 +78,43 @@ pub enum Written {
     /// The cart no longer holds the snapshot's lines (another checkout took them, or the
     /// shopper changed them meanwhile); nothing was written.
     CartChanged,
+    /// A line's product is not on sale yet by PostgreSQL's clock (`now()` in the statement that
+    /// would have accepted the order); nothing was written. The product whose sale starts last
+    /// among the order's, and when.
+    NotOnSaleYet {
+        product: ProductId,
+        starts_at: DateTime<Utc>,
+    },
+}
+
+/// What [`insert_all`]'s statement saw of one order.
+#[derive(sqlx::FromRow)]
+struct Seen {
+    id: Uuid,
+    inserted: bool,
+    /// How many of the order's lines it found unchanged in the cart.
+    in_cart: i64,
+    lines: i32,
+    /// The product among the order's whose sale starts last, if one has not started, and when.
+    early_product: Option<i64>,
+    starts_at: Option<DateTime<Utc>>,
 }
 
 impl Written {
-    /// From what the statement saw: whether it inserted the order, and how many of the order's
-    /// `lines` it found unchanged in the cart.
-    fn from_outcome(inserted: bool, in_cart: i64, lines: i64) -> Self {
-        if inserted {
+    /// From what the statement saw of the order.
+    fn from_outcome(seen: &Seen) -> Result<Self, sqlx::Error> {
+        Ok(if seen.inserted {
             Self::Placed
-        } else if in_cart == lines {
-            Self::KeyTaken
-        } else {
+        } else if seen.in_cart != i64::from(seen.lines) {
             Self::CartChanged
-        }
+        } else if let Some((product, starts_at)) = seen.early_product.zip(seen.starts_at) {
+            Self::NotOnSaleYet {
+                product: ProductId::new(product).map_err(super::lane::decode_error)?,
+                starts_at,
+            }
+        } else {
+            Self::KeyTaken
+        })
     }
 }
 
@@ -197,6 +221,8 @@ impl Batch {
 /// out of their carts, in one statement: one round trip, one commit for all of them. Per order,
 /// the cart's lines are locked first and must still be the snapshot's, so two checkouts of one
 /// cart make one order; the unique constraint on the idempotency key settles concurrent retries.
+/// An order with a line whose product's `sale_starts_at` is after `now()` (PostgreSQL's clock,
+/// one for every API replica: no replica's own clock can open a sale early) is not written.
 /// A rejected order's lines go back to the cart (`orders::settle`). PENDING orders
 /// (their lines PENDING, nothing completed) wake the relays (`NOTIFY` at commit); other orders'
 /// lines are RESERVED and the order completed now, and their events wait for a relay's next look.
@@ -213,72 +239,81 @@ pub async fn insert_all(
         LineStatus::Reserved
     };
     let batch = Batch::of(orders);
-    let rows: Vec<(Uuid, bool, i64, i32)> = sqlx::query_as(
-        "WITH ord AS (
-             SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::INT[])
-                 AS o(id, user_id, total, address, idem, n)
-         ), l AS (
-             SELECT * FROM UNNEST($7::UUID[], $8::BIGINT[], $9::INT[], $10::BIGINT[]) AS l(o, p, q, c)
-         ), cart AS (
-             SELECT ord.id AS o, c.user_id, c.product_id
-             FROM ord JOIN l ON l.o = ord.id
-             JOIN cart_items c ON c.user_id = ord.user_id AND c.product_id = l.p AND c.quantity = l.q
-             FOR UPDATE OF c
-         ), matched AS (
-             SELECT ord.*, (SELECT count(*) FROM cart WHERE cart.o = ord.id) AS in_cart FROM ord
-         ), o AS (
-             INSERT INTO orders (id, user_id, total_cents, delivery_address, idempotency_key,
-                                 pending_lines, status, completed_at)
-             SELECT id, user_id, total, address, idem, CASE WHEN $17::BOOL THEN n ELSE 0 END,
-                    $16, CASE WHEN $17::BOOL THEN NULL ELSE now() END
-             FROM matched WHERE in_cart = n
-             ON CONFLICT ON CONSTRAINT orders_user_idempotency_key DO NOTHING
-             RETURNING id
-         ), lines AS (
-             INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase, status)
-             SELECT l.o, l.p, l.q, l.c, $18
-             FROM l JOIN o ON o.id = l.o
-         ), messages AS (
-             INSERT INTO outbox (stream, message_key, payload)
-             SELECT m.s, m.k, m.p
-             FROM UNNEST($11::UUID[], $12::TEXT[], $13::TEXT[], $14::TEXT[]) AS m(o, s, k, p)
-             JOIN o ON o.id = m.o
-         ), taken AS (
-             DELETE FROM cart_items c USING cart JOIN o ON o.id = cart.o
-             WHERE c.user_id = cart.user_id AND c.product_id = cart.product_id
-         ), wake AS (
-             SELECT pg_notify($15, '') WHERE $17::BOOL AND EXISTS (SELECT 1 FROM o)
-         )
-         SELECT matched.id, o.id IS NOT NULL, matched.in_cart, matched.n
-         FROM matched LEFT JOIN o ON o.id = matched.id, (SELECT count(*) FROM wake) AS woken",
-    )
-    .bind(&batch.ids)
-    .bind(&batch.users)
-    .bind(&batch.totals)
-    .bind(&batch.addresses)
-    .bind(&batch.keys)
-    .bind(&batch.line_counts)
-    .bind(&batch.line_orders)
-    .bind(&batch.products)
-    .bind(&batch.quantities)
-    .bind(&batch.prices)
-    .bind(&batch.message_orders)
-    .bind(&batch.streams)
-    .bind(&batch.message_keys)
-    .bind(&batch.payloads)
-    .bind(outbox::WRITTEN_CHANNEL)
-    .bind(status.as_str())
-    .bind(pending)
-    .bind(line_status.as_str())
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, placed, in_cart, lines)| {
-            (id, Written::from_outcome(placed, in_cart, lines.into()))
-        })
-        .collect())
+    let rows: Vec<Seen> = sqlx::query_as(INSERT_ALL)
+        .bind(&batch.ids)
+        .bind(&batch.users)
+        .bind(&batch.totals)
+        .bind(&batch.addresses)
+        .bind(&batch.keys)
+        .bind(&batch.line_counts)
+        .bind(&batch.line_orders)
+        .bind(&batch.products)
+        .bind(&batch.quantities)
+        .bind(&batch.prices)
+        .bind(&batch.message_orders)
+        .bind(&batch.streams)
+        .bind(&batch.message_keys)
+        .bind(&batch.payloads)
+        .bind(outbox::WRITTEN_CHANNEL)
+        .bind(status.as_str())
+        .bind(pending)
+        .bind(line_status.as_str())
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|seen| Ok((seen.id, Written::from_outcome(seen)?)))
+        .collect()
 }
+
+/// [`insert_all`]'s statement. `early` holds each order's lines whose product is not on sale yet
+/// (each product looked up by its key: `OFFSET 0` keeps the planner from hashing the whole
+/// `products` table, as in [`cart_lines`]); an order with one is not inserted.
+const INSERT_ALL: &str = "WITH ord AS (
+         SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::INT[])
+             AS o(id, user_id, total, address, idem, n)
+     ), l AS (
+         SELECT * FROM UNNEST($7::UUID[], $8::BIGINT[], $9::INT[], $10::BIGINT[]) AS l(o, p, q, c)
+     ), early AS (
+         SELECT l.o, l.p, s.starts FROM l
+         CROSS JOIN LATERAL (SELECT sale_starts_at AS starts FROM products WHERE id = l.p OFFSET 0) s
+         WHERE s.starts > now()
+     ), cart AS (
+         SELECT ord.id AS o, c.user_id, c.product_id
+         FROM ord JOIN l ON l.o = ord.id
+         JOIN cart_items c ON c.user_id = ord.user_id AND c.product_id = l.p AND c.quantity = l.q
+         FOR UPDATE OF c
+     ), matched AS (
+         SELECT ord.*, (SELECT count(*) FROM cart WHERE cart.o = ord.id) AS in_cart,
+                (SELECT early.p FROM early WHERE early.o = ord.id
+                 ORDER BY early.starts DESC, early.p LIMIT 1) AS early_product,
+                (SELECT max(early.starts) FROM early WHERE early.o = ord.id) AS starts_at
+         FROM ord
+     ), o AS (
+         INSERT INTO orders (id, user_id, total_cents, delivery_address, idempotency_key,
+                             pending_lines, status, completed_at)
+         SELECT id, user_id, total, address, idem, CASE WHEN $17::BOOL THEN n ELSE 0 END,
+                $16, CASE WHEN $17::BOOL THEN NULL ELSE now() END
+         FROM matched WHERE in_cart = n AND early_product IS NULL
+         ON CONFLICT ON CONSTRAINT orders_user_idempotency_key DO NOTHING
+         RETURNING id
+     ), lines AS (
+         INSERT INTO order_items (order_id, product_id, quantity, price_at_purchase, status)
+         SELECT l.o, l.p, l.q, l.c, $18
+         FROM l JOIN o ON o.id = l.o
+     ), messages AS (
+         INSERT INTO outbox (stream, message_key, payload)
+         SELECT m.s, m.k, m.p
+         FROM UNNEST($11::UUID[], $12::TEXT[], $13::TEXT[], $14::TEXT[]) AS m(o, s, k, p)
+         JOIN o ON o.id = m.o
+     ), taken AS (
+         DELETE FROM cart_items c USING cart JOIN o ON o.id = cart.o
+         WHERE c.user_id = cart.user_id AND c.product_id = cart.product_id
+     ), wake AS (
+         SELECT pg_notify($15, '') WHERE $17::BOOL AND EXISTS (SELECT 1 FROM o)
+     )
+     SELECT matched.id, o.id IS NOT NULL AS inserted, matched.in_cart, matched.n AS lines,
+            matched.early_product, matched.starts_at
+     FROM matched LEFT JOIN o ON o.id = matched.id, (SELECT count(*) FROM wake) AS woken";
 
 /// An order and its status.
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]

@@ -26,13 +26,14 @@ where
 }
 
 /// The lines of order `id` in product-id order: `product_id, quantity, price_at_purchase_cents,
-/// status, reason`.
+/// status, reason_code, reason`.
 pub async fn lines<T>(pool: &PgPool, id: Uuid) -> Result<Vec<T>, sqlx::Error>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
     sqlx::query_as(
-        "SELECT product_id, quantity, price_at_purchase AS price_at_purchase_cents, status, reason
+        "SELECT product_id, quantity, price_at_purchase AS price_at_purchase_cents, status,
+                reason_code, reason
          FROM order_items WHERE order_id = $1 ORDER BY product_id",
     )
     .bind(id)

@@ -3,6 +3,7 @@
 
 mod cancel;
 mod dead_letters;
+mod drops;
 mod e2e;
 mod faults;
 mod mail;
