@@ -55,9 +55,11 @@ ensure_ha_packages() {
   ensure_tools
   command -v pg_isready >/dev/null || apt_install postgresql postgresql-client
   apt_install patroni etcd-server haproxy redis-server redis-sentinel iptables iproute2 procps
-  PG_BIN=${PG_BIN:-$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -1)}
-  [ -x "$PG_BIN/pg_ctl" ] || die "no PostgreSQL server binaries under /usr/lib/postgresql"
+  [ -x "$(pg_bin)/pg_ctl" ] || die "no PostgreSQL server binaries under /usr/lib/postgresql"
 }
+
+# The newest installed PostgreSQL's binaries (Debian keeps them off PATH), or $PG_BIN.
+pg_bin() { echo "${PG_BIN:-$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -1)}"; }
 
 # The node's network namespace with a veth pair to this machine; IP forwarding lets the two
 # nodes reach each other through it.
@@ -145,7 +147,7 @@ postgresql:
   listen: $ip:5432
   connect_address: $ip:5432
   data_dir: $dir/data
-  bin_dir: $PG_BIN
+  bin_dir: $(pg_bin)
   pgpass: $dir/pgpass
   authentication:
     superuser: {username: postgres, password: $PG_SUPERUSER_PASSWORD}
