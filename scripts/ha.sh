@@ -320,16 +320,6 @@ healthy() {
   [ "$(redis-cli -p "$HA_REDIS_PORT" ping 2>/dev/null)" = PONG ]
 }
 
-ensure_shop_database() {
-  psql "$(pg_url_super)" -q -v ON_ERROR_STOP=1 <<'SQL'
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop') THEN
-    CREATE ROLE shop LOGIN CREATEDB PASSWORD 'shop';
-  END IF;
-END $$;
-SELECT 'CREATE DATABASE shop OWNER shop' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'shop')\gexec
-SQL
-}
 
 up() {
   ensure_ha_packages
@@ -343,7 +333,7 @@ up() {
   for node in "${REDIS_NODES[@]}"; do start_redis_node "$node"; done
   ensure_haproxy
   wait_for healthy 120 || { status >&2; die "the HA topology did not become healthy within 120 s (logs under $HA_DIR)"; }
-  ensure_shop_database
+  create_shop_database psql "$(pg_url_super)"
   status
 }
 

@@ -68,7 +68,15 @@ ensure_postgres() {
   fi
   if ! psql "$DATABASE_URL" -qtAc 'SELECT 1' >/dev/null 2>&1; then
     log "creating PostgreSQL role and database 'shop'"
-    as_root runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 <<'SQL'
+    create_shop_database as_root runuser -u postgres -- psql
+    psql "$DATABASE_URL" -qtAc 'SELECT 1' >/dev/null || die "cannot connect to $DATABASE_URL"
+  fi
+}
+
+# Creates the role and the database 'shop' where they are missing, through the psql command
+# given as arguments (a superuser's).
+create_shop_database() {
+  "$@" -q -v ON_ERROR_STOP=1 <<'SQL'
 DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'shop') THEN
     CREATE ROLE shop LOGIN CREATEDB PASSWORD 'shop';
@@ -76,8 +84,6 @@ DO $$ BEGIN
 END $$;
 SELECT 'CREATE DATABASE shop OWNER shop' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'shop')\gexec
 SQL
-    psql "$DATABASE_URL" -qtAc 'SELECT 1' >/dev/null || die "cannot connect to $DATABASE_URL"
-  fi
 }
 
 # The bench's per-statement profile needs pg_stat_statements loaded by the local cluster. Set up
