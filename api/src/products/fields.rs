@@ -37,7 +37,7 @@ pub struct CreateProduct {
     /// When the product goes on sale: an RFC 3339 time such as `2025-11-28T09:00:00Z`. Absent
     /// or `null`: on sale at once. Carts may hold it before; checkouts wait for it.
     #[serde(default)]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$")]
     pub sale_starts_at: Option<String>,
     /// The most units one shopper may hold across their orders, 1 to 1,000,000,000. Absent or
     /// `null`: no limit.
@@ -69,7 +69,7 @@ pub struct UpdateProduct {
     pub category: Option<String>,
     /// An RFC 3339 time; `null` clears it (on sale at once).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$")]
     pub sale_starts_at: Option<Option<String>>,
     /// 1 to 1,000,000,000; `null` clears it (no limit). Units shoppers hold already count.
     #[serde(default, deserialize_with = "present")]
