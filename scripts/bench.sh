@@ -9,6 +9,8 @@
 #   scripts/bench.sh faults               # the fault suite (RELIABILITY.md); --quick is the CI version
 #   scripts/bench.sh faults --ha --runs 5 # the failover faults on the stores of scripts/ha.sh
 #   scripts/bench.sh idle --seconds 60    # the shop's CPU with no traffic, and the first order after
+#   scripts/bench.sh drop                 # a flash-sale drop: 20,000 shoppers, 1,000 units, queue and row-lock
+#   scripts/bench.sh drop --smoke         # 400 shoppers, 50 units (debug build, under a minute per strategy)
 # Installs and starts PostgreSQL, Redis and the broker first when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,5 +35,5 @@ else
   cargo build --locked --bin shop-api --bin checkout-worker --bin shop-bench
 fi
 command=suite
-case "${1:-}" in scale | faults | idle) command=$1; shift ;; esac
+case "${1:-}" in scale | faults | idle | drop) command=$1; shift ;; esac
 exec "./target/$profile/shop-bench" "$command" --bin-dir "target/$profile" "$@"

@@ -311,9 +311,20 @@ which_node() {
 
 sync_names() { psql "$(pg_url_super)" -qtAc 'SHOW synchronous_standby_names'; }
 
+# Patroni's /sync answers from the DCS, which can still name a standby from before a restart that
+# has not streamed yet; Patroni never promotes such a standby (it lags by more than
+# maximum_lag_on_failover). So the primary itself must see it streaming synchronously, that close.
+sync_standby_streams() {
+  local standby=$1
+  [ "$(psql "$(pg_url_super)" -qtAc "SELECT count(*) FROM pg_stat_replication
+    WHERE application_name = '$standby' AND state = 'streaming' AND sync_state = 'sync'
+      AND pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) < 1048576" 2>/dev/null)" = 1 ]
+}
+
 healthy() {
-  pg_node_with primary >/dev/null && pg_node_with sync >/dev/null || return 1
-  psql "$(pg_url_super)" -qtAc 'SELECT 1' >/dev/null 2>&1 || return 1
+  local standby
+  pg_node_with primary >/dev/null && standby=$(pg_node_with sync) || return 1
+  sync_standby_streams "$standby" || return 1
   local master
   master=$(redis_master) || return 1
   redis-cli -p "$(redis_port "$master")" info replication | grep -q 'slave0:.*state=online' || return 1

@@ -40,6 +40,7 @@ scripts/check-deploy.sh
 log "benchmark suite, smoke run (checks the suite works and oversells nothing; timing gates nothing)"
 scripts/bench.sh --smoke --out "${TMPDIR:-/tmp}/shop-bench-smoke"
 scripts/bench.sh scale --smoke --users 20000 --baseline 2000 --out "${TMPDIR:-/tmp}/shop-bench-smoke"
+scripts/bench.sh drop --smoke --out "${TMPDIR:-/tmp}/shop-bench-smoke"
 log "fault suite, short version: every fault once, then combined, with the invariant checker"
 scripts/bench.sh faults --quick --out "${TMPDIR:-/tmp}/shop-faults"
 log "failover faults, short version: the highly available stores of scripts/ha.sh under checkout traffic"

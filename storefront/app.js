@@ -1,54 +1,7 @@
-// The storefront: plain JavaScript against the shop's JSON API, served by the API itself.
-"use strict";
-
-// `pending`: the code the shopper was sent and is to enter, a sign-in's ({ address }) or a
-// registration's ({ address: the email, phone }).
-const state = { token: localStorage.getItem("token"), email: localStorage.getItem("email"), category: null, query: "", cursor: null, detailTimer: null, pending: null };
-const $ = (id) => document.getElementById(id);
-const money = (cents) => `$${(cents / 100).toFixed(2)}`;
-
-function notice(message, kind = "error") {
-  const el = $("notice");
-  el.textContent = message;
-  el.className = kind === "info" ? "info" : "";
-  el.hidden = !message;
-}
-
-// Every call goes through here: JSON in and out, the API's error message shown on failure.
-async function api(path, { method = "GET", body, headers = {} } = {}) {
-  const init = { method, headers: { ...headers } };
-  if (state.token) init.headers.authorization = `Bearer ${state.token}`;
-  if (body !== undefined) {
-    init.headers["content-type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch (e) {
-    throw new Error(`Network error: the shop cannot be reached (${e.message})`);
-  }
-  const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!response.ok) {
-    if (response.status === 401 && state.token) signedOut();
-    const message = data && data.error ? data.error.message : `HTTP ${response.status}`;
-    const retry = response.headers.get("retry-after");
-    const error = new Error(response.status === 429 ? `${message.split(";")[0]}. Try again in ${retry || "a few"} seconds.` : message);
-    error.status = response.status;
-    error.code = data && data.error ? data.error.code : "";
-    throw error;
-  }
-  return data;
-}
-
-const guarded = (fn) => async (...args) => {
-  try {
-    await fn(...args);
-  } catch (e) {
-    notice(e.message);
-  }
-};
+// The storefront: plain JavaScript modules against the shop's JSON API, served by the API itself.
+// The shared parts are in core.js, flash-sale drops in drops.js.
+import { $, api, el, guarded, money, notice, remember, sleep, state } from "/storefront/core.js";
+import { dropBadges, dropEditor, dropFields, lineReason, showPlace, showRefusal } from "/storefront/drops.js";
 
 function signedOut() {
   state.token = null;
@@ -164,18 +117,6 @@ async function showMailbox() {
   }
 }
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key.startsWith("on")) node.addEventListener(key.slice(2), guarded(value));
-    else if (key === "class") node.className = value;
-    else if (value === true) node.setAttribute(key, "");
-    else if (value !== false) node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
-}
-
 function stockText(n) {
   return n > 0 ? `${n} in stock` : "Sold out";
 }
@@ -220,12 +161,14 @@ async function loadProducts() {
   if (state.cursor) params.set("cursor", state.cursor);
   const page = await api(`/products?${params}`);
   for (const p of page.items) {
+    remember(p);
     $("products").append(
       el("li", { "data-testid": "product", "data-id": String(p.id) },
         el("img", { src: imageOf(p), alt: "", loading: "lazy", "data-testid": "product-image" }),
         el("button", { class: "link name", "data-testid": "product-name", onclick: () => showDetail(p.id) }, p.name),
         el("span", { class: "price" }, money(p.price_cents)),
         el("span", { class: p.available_quantity > 0 ? "stock" : "stock out" }, stockText(p.available_quantity)),
+        ...dropBadges(p),
         addButton(p)));
   }
   if (!page.items.length && !state.cursor) {
@@ -239,6 +182,8 @@ async function showDetail(id) {
   clearInterval(state.detailTimer);
   const render = async () => {
     const p = await api(`/products/${id}`);
+    remember(p);
+    const badges = dropBadges(p);
     $("detail").replaceChildren(
       el("img", { src: imageOf(p), alt: "", class: "detail-image" }),
       el("h2", {}, p.name),
@@ -246,6 +191,7 @@ async function showDetail(id) {
       el("p", {}, el("span", { class: "price" }, money(p.price_cents)), " · ",
         el("span", { class: p.available_quantity > 0 ? "stock" : "stock out", "data-testid": "detail-stock" }, stockText(p.available_quantity)),
         " (live)"),
+      ...(badges.length ? [el("p", { class: "badges" }, ...badges)] : []),
       el("div", { class: "row" },
         addButton(p, "detail-add"),
         el("button", { class: "secondary", onclick: () => { clearInterval(state.detailTimer); $("detail").hidden = true; } }, "Close")));
@@ -291,10 +237,13 @@ async function removeLine(productId) {
 }
 
 const CANCELLABLE = ["PENDING", "CONFIRMED"];
+const DECIDED = ["CONFIRMED", "REJECTED", "CANCELLED"];
 
 function orderItem(order) {
   return el("li", { "data-testid": "order", "data-id": order.id },
-    el("span", {}, `${new Date(order.created_at).toLocaleString()} · ${money(order.total_cents)}`),
+    el("span", {}, `${new Date(order.created_at).toLocaleString()} · ${money(order.total_cents)}`,
+      el("small", { class: "place", "data-testid": "order-place", hidden: true }),
+      el("small", { class: "reason", "data-testid": "order-reason", hidden: true })),
     el("span", { class: "row" },
       el("button", { class: "link", "data-testid": "cancel-order", hidden: !CANCELLABLE.includes(order.status), onclick: () => cancelOrder(order.id) }, "Cancel"),
       el("span", { class: `status ${order.status}`, "data-testid": "order-status" }, order.status)));
@@ -318,29 +267,62 @@ async function cancelOrder(orderId) {
   if (!$("seller").hidden) await refreshSeller();
 }
 
+// The orders, each PENDING one followed until it is decided.
 async function refreshOrders() {
   const page = await api("/orders?limit=10");
   $("order-list").replaceChildren(...page.items.map(orderItem));
+  page.items.filter((o) => o.status === "PENDING").forEach((o) => guarded(watchOrder)(o.id));
 }
 
-// Follows an order over Server-Sent Events. EventSource cannot send the Authorization header,
-// so the stream is read with fetch.
-async function watchOrder(orderId) {
-  const response = await fetch(`/orders/${orderId}/events`, { headers: { authorization: `Bearer ${state.token}` } });
+// Follows an order until it is decided (one reader per order: a second call joins the first).
+// A stream that ends before (a replica shutting down, a dropped connection) is opened again, up
+// to 5 times, a second more each time.
+function watchOrder(orderId) {
+  if (!state.watching.has(orderId)) {
+    const follow = async () => {
+      let status = null;
+      for (let tries = 0; !DECIDED.includes(status) && tries <= 5; tries++) {
+        if (tries) await sleep(1000 * tries);
+        status = (await readEvents(orderId)) ?? status;
+      }
+    };
+    state.watching.set(orderId, follow().finally(() => state.watching.delete(orderId)));
+  }
+  return state.watching.get(orderId);
+}
+
+// Reads an order's Server-Sent Events: `status`, and `place` (its place in line) while it is
+// PENDING. Returns the last status read. EventSource cannot send the Authorization header, so
+// the stream is read with fetch.
+async function readEvents(orderId) {
+  let response;
+  try {
+    response = await fetch(`/orders/${orderId}/events`, { headers: { authorization: `Bearer ${state.token}` } });
+  } catch {
+    return null; // dropped: opened again
+  }
   if (!response.ok || !response.body) throw new Error("Cannot follow the order's status");
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
+  let status = null;
   for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
+    const { value, done } = await reader.read().catch(() => ({ done: true }));
+    if (done) return status;
     buffer += decoder.decode(value, { stream: true });
     let cut;
     while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const frame = buffer.slice(0, cut);
+      const lines = buffer.slice(0, cut).split("\n");
       buffer = buffer.slice(cut + 2);
-      const data = frame.split("\n").find((l) => l.startsWith("data:"));
-      if (data) await showStatus(orderId, JSON.parse(data.slice(5)).status);
+      const field = (name) => lines.find((l) => l.startsWith(`${name}:`))?.slice(name.length + 1).trim();
+      const data = field("data");
+      if (!data) continue;
+      if (field("event") === "place") {
+        await showPlace(orderId, JSON.parse(data));
+      } else {
+        status = JSON.parse(data).status;
+        await showStatus(orderId, status);
+      }
     }
   }
 }
@@ -353,6 +335,7 @@ async function showStatus(orderId, status) {
     item.className = `status ${status}`;
     row.querySelector("[data-testid=cancel-order]").hidden = !CANCELLABLE.includes(status);
   }
+  if (status !== "PENDING") await showPlace(orderId, null);
   if (status === "CONFIRMED" || status === "REJECTED") {
     await selectCategory(state.category); // fresh stock
     if (!$("seller").hidden) await refreshSeller(); // a sale of one's own product shows there
@@ -362,8 +345,13 @@ async function showStatus(orderId, status) {
     await refreshCart();
   } else if (status === "REJECTED") {
     const order = await api(`/orders/${orderId}`);
-    const reasons = order.items.filter((l) => l.reason).map((l) => l.reason).join("; ");
+    const reasons = (await Promise.all(order.items.filter((l) => l.reason).map(lineReason))).join("; ");
     notice(`Order rejected, your cart is kept: ${reasons || "not enough stock"}`);
+    const reason = document.querySelector(`[data-testid=order][data-id="${orderId}"] [data-testid=order-reason]`);
+    if (reason) {
+      reason.textContent = reasons;
+      reason.hidden = !reasons;
+    }
   }
 }
 
@@ -373,7 +361,13 @@ async function checkout() {
     // One key per click: a retried request cannot place a second order. (randomUUID exists only
     // in secure contexts, so plain-HTTP hosts get a random key of the same strength.)
     const key = crypto.randomUUID ? crypto.randomUUID() : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
-    const accepted = await api("/orders/checkout", { method: "POST", headers: { "idempotency-key": key } });
+    let accepted;
+    try {
+      accepted = await api("/orders/checkout", { method: "POST", headers: { "idempotency-key": key } });
+    } catch (e) {
+      if (await showRefusal(e)) return;
+      throw e;
+    }
     notice("Order placed: waiting for confirmation…", "info");
     await refreshOrders();
     await watchOrder(accepted.order_id);
@@ -390,7 +384,11 @@ async function refreshSeller() {
       el("span", {}, el("strong", {}, p.name), el("span", { class: "stock", "data-testid": "my-stock" }, ` ${p.available_quantity} in stock · ${p.units_sold} sold · ${p.units_reserved} reserved`)),
       el("form", { class: "row", "data-testid": "restock-form", onsubmit: (event) => restock(event, p.id) },
         el("input", { type: "number", min: "1", max: "1000000", value: "10", "aria-label": `Units to add to ${p.name}`, "data-testid": "restock-quantity" }),
-        el("button", { type: "submit", class: "secondary", "data-testid": "restock" }, "Restock")))));
+        el("button", { type: "submit", class: "secondary", "data-testid": "restock" }, "Restock")),
+      dropEditor(p, async () => {
+        await refreshSeller();
+        await selectCategory(state.category);
+      }))));
   if (!products.items.length) $("my-products").append(el("li", { class: "empty" }, "Nothing listed yet."));
   $("my-sales").replaceChildren(...sales.items.map((s) =>
     el("li", { "data-testid": "sale" },
@@ -415,6 +413,7 @@ async function listProduct(event) {
     price_cents: Math.round(Number($("new-price").value) * 100),
     available_quantity: Number($("new-stock").value),
     category: $("new-category").value.trim().toLowerCase(),
+    ...dropFields($("new-starts"), $("new-limit")),
   };
   const product = await api("/products", { method: "POST", body });
   event.target.reset();
@@ -423,6 +422,7 @@ async function listProduct(event) {
   await loadCategories();
 }
 
+document.addEventListener("signed-out", signedOut);
 $("register-form").addEventListener("submit", guarded(register));
 $("list-form").addEventListener("submit", guarded(listProduct));
 $("code-form").addEventListener("submit", guarded(sendCode));

@@ -34,7 +34,7 @@ use utoipa::{
         checkout::checkout,
         orders::list, orders::show, orders::events::events, orders::cancel::cancel,
         sellers::products, sellers::orders,
-        storefront::index, storefront::app_js, storefront::style_css, storefront::config,
+        storefront::index, storefront::app_js, storefront::core_js, storefront::drops_js, storefront::style_css, storefront::config,
         openapi_json, docs,
     ),
     components(schemas(error::ErrorBody)),

@@ -1,5 +1,6 @@
 //! The storefront page (`storefront/`), served by the API itself: no CDN, no build step. The
-//! files are embedded at compile time.
+//! files are embedded at compile time; its script is `app.js`, a module that imports `core.js`
+//! and `drops.js`.
 
 use crate::{extract::Json, security::STOREFRONT_CSP, state::AppState};
 use axum::{
@@ -14,12 +15,16 @@ use utoipa::ToSchema;
 
 const INDEX: &str = include_str!("../../storefront/index.html");
 const APP_JS: &str = include_str!("../../storefront/app.js");
+const CORE_JS: &str = include_str!("../../storefront/core.js");
+const DROPS_JS: &str = include_str!("../../storefront/drops.js");
 const STYLE_CSS: &str = include_str!("../../storefront/style.css");
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/storefront/app.js", get(app_js))
+        .route("/storefront/core.js", get(core_js))
+        .route("/storefront/drops.js", get(drops_js))
         .route("/storefront/style.css", get(style_css))
         .route("/storefront/config.json", get(config))
 }
@@ -51,11 +56,25 @@ pub(crate) async fn index() -> impl IntoResponse {
     )
 }
 
-/// The storefront's script.
+/// The storefront's script (a module).
 #[utoipa::path(get, path = "/storefront/app.js", tag = "storefront",
     responses((status = 200, description = "JavaScript", body = String, content_type = "text/javascript")))]
 pub(crate) async fn app_js() -> impl IntoResponse {
-    asset("text/javascript; charset=utf-8", APP_JS)
+    asset(JAVASCRIPT, APP_JS)
+}
+
+/// What the storefront's modules share: its state, the API client, notices, elements.
+#[utoipa::path(get, path = "/storefront/core.js", tag = "storefront",
+    responses((status = 200, description = "JavaScript module", body = String, content_type = "text/javascript")))]
+pub(crate) async fn core_js() -> impl IntoResponse {
+    asset(JAVASCRIPT, CORE_JS)
+}
+
+/// The storefront's flash-sale drops: countdowns, limits, the place in line, the seller's fields.
+#[utoipa::path(get, path = "/storefront/drops.js", tag = "storefront",
+    responses((status = 200, description = "JavaScript module", body = String, content_type = "text/javascript")))]
+pub(crate) async fn drops_js() -> impl IntoResponse {
+    asset(JAVASCRIPT, DROPS_JS)
 }
 
 /// The storefront's style sheet.
@@ -64,6 +83,8 @@ pub(crate) async fn app_js() -> impl IntoResponse {
 pub(crate) async fn style_css() -> impl IntoResponse {
     asset("text/css; charset=utf-8", STYLE_CSS)
 }
+
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (

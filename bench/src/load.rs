@@ -37,7 +37,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             // 1 µs to 1 minute, 3 significant digits.
             histogram: Mutex::new(
@@ -48,7 +48,7 @@ impl Recorder {
         })
     }
 
-    fn record(&self, outcome: Outcome, latency: Duration) {
+    pub(crate) fn record(&self, outcome: Outcome, latency: Duration) {
         let counter = match outcome {
             Outcome::Ok => &self.ok,
             Outcome::Failed => &self.failed,
@@ -60,7 +60,7 @@ impl Recorder {
         }
     }
 
-    fn summary(&self, elapsed: Duration) -> Summary {
+    pub(crate) fn summary(&self, elapsed: Duration) -> Summary {
         let h = self
             .histogram
             .lock()

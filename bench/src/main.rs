@@ -32,6 +32,17 @@
 //! shop-bench idle [--seconds 60] [--bin-dir target/release] [--out results]
 //! ```
 //!
+//! ```text
+//! shop-bench drop [--smoke] [--shoppers 20000] [--watchers 500] [--units 1000] [--limit 2]
+//!                 [--strategies queue,row-lock] [--bin-dir target/release] [--out results]
+//! ```
+//!
+//! `drop`: a flash-sale drop per strategy on a fresh system: thousands of shoppers check out
+//! one limited product within a second of its sale's start (see `drop/`). Prints the tables,
+//! writes `drop-<time>.json`, and exits non-zero when a unit was oversold, a shopper holds more
+//! than the limit, or an answer was 5xx; never because of timing. `--smoke`: 400 shoppers, 20
+//! watchers, 50 units.
+//!
 //! `idle`: a fresh system with no traffic for the given time: each part's CPU, and how fast the
 //! first order after the quiet is decided (see `idle.rs`).
 //!
@@ -41,6 +52,7 @@
 //! This file parses the command line and calls down; the modules below it do the work.
 
 mod cpu;
+mod drop;
 mod env;
 mod error;
 mod faults;
@@ -67,7 +79,8 @@ use std::{path::PathBuf, time::Duration};
 const USAGE: &str = "usage: shop-bench suite [--smoke] [--strategies a,b,…] [--scenarios a,b,…] [--notifier] [--bin-dir DIR] [--out DIR]
        shop-bench scale [--users N] [--baseline N] [--smoke] [--bin-dir DIR] [--out DIR]
        shop-bench faults [--quick] [--ha] [--runs N] [--bin-dir DIR] [--out DIR]
-       shop-bench idle [--seconds 60] [--bin-dir DIR] [--out DIR]";
+       shop-bench idle [--seconds 60] [--bin-dir DIR] [--out DIR]
+       shop-bench drop [--smoke] [--shoppers N] [--watchers N] [--units N] [--limit N] [--strategies a,b] [--bin-dir DIR] [--out DIR]";
 
 const SCENARIOS: [&str; 7] = [
     "catalog",
@@ -145,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
         Some("scale") => scale_command(args).await,
         Some("faults") => faults_command(args).await,
         Some("idle") => idle_command(args).await,
+        Some("drop") => drop_command(args).await,
         _ => bail!("{USAGE}"),
     }
 }
@@ -209,6 +223,39 @@ async fn idle_command(mut args: impl Iterator<Item = String>) -> anyhow::Result<
     write_figures(&options.out, "idle", &json)
 }
 
+async fn drop_command(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
+    let (mut shoppers, mut watchers, mut units, mut limit) = (None, None, None, None);
+    let mut strategies = vec!["queue".to_owned(), "row-lock".to_owned()];
+    let mut rest = Vec::new();
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("{arg} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--shoppers" => shoppers = Some(value()?.parse()?),
+            "--watchers" => watchers = Some(value()?.parse()?),
+            "--units" => units = Some(value()?.parse()?),
+            "--limit" => limit = Some(value()?.parse()?),
+            "--strategies" => strategies = value()?.split(',').map(str::to_owned).collect(),
+            _ => rest.push(arg),
+        }
+    }
+    let options = options(rest.into_iter())?;
+    let base = if options.smoke {
+        drop::Plan::smoke()
+    } else {
+        drop::Plan::full()
+    };
+    let plan = drop::Plan {
+        shoppers: shoppers.unwrap_or(base.shoppers),
+        watchers: watchers.unwrap_or(base.watchers),
+        units: units.unwrap_or(base.units),
+        limit: limit.unwrap_or(base.limit),
+    };
+    drop::run(&options.env, &strategies, plan, &options.out).await
+}
+
 async fn faults_command(mut args: impl Iterator<Item = String>) -> anyhow::Result<()> {
     let (mut quick, mut ha, mut runs) = (false, false, 1usize);
     let mut rest = Vec::new();
@@ -251,7 +298,7 @@ async fn faults_command(mut args: impl Iterator<Item = String>) -> anyhow::Resul
     write_figures(&options.out, kind, &json)?;
     let violations: u64 = outcomes.iter().map(faults::Outcome::violations).sum();
     if violations > 0 {
-        bail!("{violations} invariant violations (lost, duplicated, oversold, stale, never recovered, or a failover slower than its bound)");
+        bail!("{violations} invariant violations (lost, duplicated, oversold, over the limit, stale, never recovered, or a failover slower than its bound)");
     }
     Ok(())
 }

@@ -195,7 +195,33 @@ impl Shop {
             "available_quantity": stock,
             "category": category,
         });
-        let (status, body) = self.post("/products", Some(token), &body).await?;
+        self.list(token, &body).await
+    }
+
+    /// Lists a flash-sale drop: `stock` units, at most `limit` per shopper, on sale from
+    /// `starts_at`; returns its id.
+    pub async fn create_drop(
+        &self,
+        token: &str,
+        name: &str,
+        stock: i64,
+        limit: i64,
+        starts_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<i64, BenchError> {
+        let body = json!({
+            "name": name,
+            "price_cents": 4999,
+            "available_quantity": stock,
+            "category": "drops",
+            "max_per_shopper": limit,
+            "sale_starts_at": starts_at.to_rfc3339(),
+        });
+        self.list(token, &body).await
+    }
+
+    /// `POST /products` with `body`; the new product's id.
+    async fn list(&self, token: &str, body: &Value) -> Result<i64, BenchError> {
+        let (status, body) = self.post("/products", Some(token), body).await?;
         match body["id"].as_i64() {
             Some(id) if status == StatusCode::CREATED => Ok(id),
             _ => Err(BenchError::Unexpected(format!(

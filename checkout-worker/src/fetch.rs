@@ -3,8 +3,8 @@
 //! positions in PostgreSQL, stopping, loudly, any whose position lies outside its log; afterwards
 //! the receive loop fetches only the partitions neither paused (idle) nor held (their lane takes
 //! nothing), each from the offset after the last command received. Records fetched become
-//! envelopes for their lanes. The idle safety net's look at paused partitions asks the broker
-//! for the end of their logs.
+//! envelopes for their lanes, with their queue positions. The idle safety net's look at paused
+//! partitions asks the broker for the end of their logs.
 
 use crate::{
     error::Error, idle::Idle, lane::Envelope, lanes::Lanes, membership::Claim, metrics,
@@ -153,7 +153,7 @@ impl Lanes {
         .map_err(Error::Kafka)
     }
 
-    /// The envelope of a fetched record, for its partition's lane.
+    /// The envelope of a fetched record, for its partition's lane, with its queue position.
     pub fn envelope(&self, message: &BorrowedMessage<'_>) -> Envelope {
         let (partition, offset) = (message.partition(), message.offset());
         let received = Received::read(Record::on_topic(

@@ -5,7 +5,8 @@
 //! the ledger turns what was already applied into no-ops. A failing batch is retried with a
 //! growing pause; one that keeps failing for a reason retrying cannot cure is applied record by
 //! record, and a record that keeps failing alone stops the partition until it applies or an
-//! operator parks it.
+//! operator parks it. The lane publishes the next offset it reads (when it starts, and after
+//! each batch it commits) for orders' places in line (`shop_infra::place`).
 
 use crate::{
     batch::{self, BatchError},
@@ -14,6 +15,7 @@ use crate::{
     metrics,
     received::Received,
 };
+use shop_infra::place::Places;
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -49,6 +51,7 @@ pub async fn lane(
 ) -> (u64, LaneEnd) {
     let partition = claim.partition;
     let mut next = claim.next_offset;
+    publish_progress(&lanes, partition, next);
     let mut batch: Vec<Envelope> = Vec::with_capacity(lanes.max_batch);
     while let Some(first) = receiver.recv().await {
         batch.push(first);
@@ -156,6 +159,12 @@ async fn one_at_a_time(
     Ok(())
 }
 
+/// Publishes that the lane of `partition` reads `next_offset` next (best effort, not waited for).
+fn publish_progress(lanes: &Lanes, partition: i32, next_offset: i64) {
+    let announcer = &lanes.announcer;
+    Places::new(announcer.redis.clone(), announcer.keys.clone()).lane_moved(partition, next_offset);
+}
+
 /// How often a stopped partition's record is tried again.
 const STOPPED_RETRY: Duration = Duration::from_secs(5);
 
@@ -198,6 +207,7 @@ async fn apply(batch: &[Envelope], position: &Position<'_>, lanes: &Lanes) -> Ap
                 }
                 metrics::record_batch(&result, started.elapsed());
                 lanes.announcer.after_commit(&result).await;
+                publish_progress(lanes, position.partition, position.next_offset);
                 return Applied::Committed;
             }
             Ok(Err(BatchError::Fenced(fenced))) => {

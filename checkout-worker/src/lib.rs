@@ -54,7 +54,7 @@ use health::Health;
 use kafka::InventoryConsumer;
 use lanes::Lanes;
 use rdkafka::producer::FutureProducer;
-use shop_infra::{connect_redis, Cache, Keys};
+use shop_infra::{connect_redis, place::Places, Cache, Keys};
 use sqlx::PgPool;
 use std::{
     net::SocketAddr,
@@ -130,6 +130,7 @@ impl Worker {
             pool.clone(),
             producer,
             settings.clone(),
+            Places::new(announcer.redis.clone(), announcer.keys.clone()),
             relay_wake.clone(),
             stop.clone(),
         ));

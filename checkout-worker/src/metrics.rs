@@ -61,6 +61,9 @@ pub fn record_batch(result: &BatchResult, took: Duration) {
             Outcome::NothingHeld => "nothing_held",
             Outcome::Restocked => "restocked",
             Outcome::Overfull { .. } => "overfull",
+            Outcome::Absorbed => "absorbed",
+            Outcome::Set { .. } => "set",
+            Outcome::Superseded => "superseded",
             Outcome::Duplicate => "duplicate",
         };
         metrics::counter!(COMMANDS, "kind" => kind, "outcome" => outcome).increment(1);

@@ -14,6 +14,8 @@
 //! [`crate::wake`] listens to). After a round that produced inventory commands it announces their
 //! partitions ([`COMMANDS_PRODUCED`]) to the workers that stopped fetching them while idle, and
 //! after order events it announces those to the notifiers (`outbox::ORDER_EVENTS_PRODUCED`).
+//! Where the broker wrote orders' reserves goes to Redis, for their places in line
+//! (`shop_infra::place`), best effort: the round does not wait for it.
 
 use crate::{
     config::WorkerSettings,
@@ -26,11 +28,15 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
     util::Timeout,
 };
-use shop_domain::ProductId;
+use shop_domain::{
+    messages::{CommandKind, InventoryCommand, QUEUED_FIELD},
+    OrderId, ProductId,
+};
 use shop_infra::{
     dead_letters::{self, Record, Source},
     orders::settle,
     outbox::{self, Message},
+    place::{LineOffset, Places},
 };
 use sqlx::PgPool;
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
@@ -61,7 +67,9 @@ pub fn producer(settings: &WorkerSettings) -> Result<FutureProducer, rdkafka::er
         // their `event_id`. Retries may reorder messages in flight together; nothing needs
         // their order: a release is written only after its reserve was consumed (so it is in the
         // log already), and several workers' relays claim rows concurrently anyway, so an
-        // order's events were never promised in order (consumers key on `event_id`).
+        // order's events were never promised in order (consumers key on `event_id`); a seller's
+        // set is ordered by its queue position, the field `queued` that `mark_positions` adds,
+        // not by arrival.
         .set("enable.idempotence", "false")
         .set("max.in.flight.requests.per.connection", "5")
         .set("acks", "all")
@@ -80,32 +88,31 @@ struct Row {
     payload: String,
 }
 
-/// One round: relays up to `RELAY_BATCH` rows. Returns how many.
+/// One round: relays up to `RELAY_BATCH` rows, and records in `places` where the orders'
+/// reserves were written. Returns how many rows.
 pub async fn relay_once(
     pool: &PgPool,
     producer: &FutureProducer,
     settings: &WorkerSettings,
+    places: &Places,
 ) -> Result<usize, RelayError> {
     let rows = claim(pool, settings).await?;
     if rows.is_empty() {
         return Ok(0);
     }
     let mut unroutable = Vec::new();
-    let messages = unbundle(&rows, &mut unroutable);
+    let mut messages = unbundle(&rows, &mut unroutable);
+    mark_positions(&mut messages);
     let (records, produced_to) = records(&messages, &settings.kafka, &mut unroutable);
     if !unroutable.is_empty() {
         park(pool, &unroutable).await?;
     }
-    let deliveries = records
-        .into_iter()
-        .map(|record| producer.send(record, Timeout::After(Duration::from_secs(30))));
-    for delivery in join_all(deliveries).await {
-        delivery.map_err(|(error, _)| error)?;
-    }
+    let reserves = deliver(producer, records, &settings.kafka).await?;
     sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
         .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
         .execute(pool)
         .await?;
+    places.lines_relayed(&reserves);
     announce_commands(pool, &produced_to).await?;
     if messages
         .iter()
@@ -153,6 +160,22 @@ fn unbundle(rows: &[Row], unroutable: &mut Vec<DeadLetter>) -> Vec<(i64, usize, 
     messages
 }
 
+/// Writes each inventory command's queue position, the id of its outbox row, into its JSON (the
+/// field `QUEUED_FIELD`): the lane orders a seller's set by it among the commands around it,
+/// whatever order their records arrive in. A payload that is not a JSON object is left as it is
+/// (its lane parks it).
+fn mark_positions(messages: &mut [(i64, usize, Message)]) {
+    for (id, _, message) in messages
+        .iter_mut()
+        .filter(|(_, _, m)| m.stream == outbox::INVENTORY)
+    {
+        if let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_str(&message.payload) {
+            fields.insert(QUEUED_FIELD.to_owned(), (*id).into());
+            message.payload = serde_json::Value::Object(fields).to_string();
+        }
+    }
+}
+
 /// The Kafka records of `messages`, and the inventory partitions they go to; a message that
 /// cannot be routed joins `unroutable`.
 fn records<'a>(
@@ -186,6 +209,41 @@ fn records<'a>(
         }
     }
     (records, produced_to)
+}
+
+/// Produces `records` and waits for every acknowledgement; returns where the broker wrote the
+/// reserves of orders' lines among them.
+async fn deliver(
+    producer: &FutureProducer,
+    records: Vec<FutureRecord<'_, str, str>>,
+    kafka: &KafkaSettings,
+) -> Result<Vec<LineOffset>, RelayError> {
+    let orders: Vec<Option<OrderId>> = records.iter().map(|r| reserve_of(r, kafka)).collect();
+    let deliveries = records
+        .into_iter()
+        .map(|record| producer.send(record, Timeout::After(Duration::from_secs(30))));
+    let mut reserves = Vec::new();
+    for (delivery, order) in join_all(deliveries).await.into_iter().zip(orders) {
+        let delivery = delivery.map_err(|(error, _)| error)?;
+        if let Some(order) = order {
+            reserves.push(LineOffset {
+                order,
+                partition: delivery.partition,
+                offset: delivery.offset,
+            });
+        }
+    }
+    Ok(reserves)
+}
+
+/// The order whose line `record` reserves, if it is an inventory command that reserves one
+/// (not a release, a seller's restock or set, nor a command the lane will park).
+fn reserve_of(record: &FutureRecord<'_, str, str>, kafka: &KafkaSettings) -> Option<OrderId> {
+    if record.topic != kafka.inventory_topic {
+        return None;
+    }
+    let command: InventoryCommand = serde_json::from_str(record.payload?).ok()?;
+    (command.kind == CommandKind::Reserve).then_some(command.order_id)
 }
 
 /// The PostgreSQL channel on which relays announce the inventory partitions they have just
@@ -262,11 +320,12 @@ impl Wake {
 
 /// Relays until `stop` is cancelled. Errors (broker or database down) are retried. An idle
 /// relay's wait doubles up to `RELAY_IDLE_POLL_MAX_MS`, and ends early when `wake` says rows
-/// were written.
+/// were written. Orders' reserves are recorded in `places`.
 pub async fn run(
     pool: PgPool,
     producer: FutureProducer,
     settings: WorkerSettings,
+    places: Places,
     wake: Arc<Wake>,
     stop: CancellationToken,
 ) {
@@ -274,7 +333,7 @@ pub async fn run(
     let mut idle = settings.relay_idle_poll;
     while !stop.is_cancelled() {
         // After an error the pause is kept whole: a wake-up must not turn a backoff into a spin.
-        let (pause, wakeable) = match relay_once(&pool, &producer, &settings).await {
+        let (pause, wakeable) = match relay_once(&pool, &producer, &settings, &places).await {
             Ok(0) => {
                 let wait = idle;
                 idle = (idle * 2).min(settings.relay_idle_poll_max.max(settings.relay_idle_poll));
@@ -317,4 +376,37 @@ pub async fn report_backlog(pool: PgPool, stop: CancellationToken) {
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(stream: &str, payload: &str) -> Message {
+        Message {
+            stream: stream.to_owned(),
+            key: "7".to_owned(),
+            payload: payload.to_owned(),
+        }
+    }
+
+    #[test]
+    fn an_inventory_command_carries_its_row_id_as_its_queue_position() {
+        let mut messages = vec![
+            (41, 0, message(outbox::INVENTORY, r#"{"v":1,"kind":"set"}"#)),
+            (41, 1, message(outbox::ORDER_EVENTS, r#"{"v":1}"#)),
+            (42, 0, message(outbox::INVENTORY, "not json")),
+        ];
+        mark_positions(&mut messages);
+        let fields: serde_json::Value = serde_json::from_str(&messages[0].2.payload).expect("json");
+        assert_eq!(
+            (fields["queued"].as_i64(), fields["kind"].as_str()),
+            (Some(41), Some("set"))
+        );
+        assert_eq!(messages[1].2.payload, r#"{"v":1}"#, "events are left alone");
+        assert_eq!(
+            messages[2].2.payload, "not json",
+            "left for its lane to park"
+        );
+    }
 }

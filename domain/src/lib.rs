@@ -23,4 +23,6 @@ pub use idempotency::{IdempotencyKey, InvalidIdempotencyKey};
 pub use ids::{OrderId, ProductId, UserId};
 pub use money::Money;
 pub use order::{LineReason, LineStatus, OrderStatus};
-pub use quantity::{Quantity, ShopperLimit, Units, MAX_LINE_QUANTITY, MAX_RESTOCK, MAX_STOCK};
+pub use quantity::{
+    Quantity, ShopperLimit, Stock, Units, MAX_LINE_QUANTITY, MAX_RESTOCK, MAX_STOCK,
+};

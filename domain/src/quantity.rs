@@ -130,6 +130,47 @@ impl From<ShopperLimit> for i32 {
     }
 }
 
+/// A product's whole stock, as its seller counts it: 0 ..= [`MAX_STOCK`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u32")]
+pub struct Stock(u32);
+
+impl Stock {
+    pub fn new(raw: i64) -> Result<Self> {
+        match u32::try_from(raw) {
+            Ok(n) if i64::from(n) <= MAX_STOCK => Ok(Self(n)),
+            _ => Err(ValidationError::Field {
+                field: "stock",
+                reason: "must be between 0 and 1000000000",
+            }),
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Stock {
+    type Error = ValidationError;
+    fn try_from(raw: i64) -> Result<Self> {
+        Self::new(raw)
+    }
+}
+
+impl From<Stock> for u32 {
+    fn from(s: Stock) -> u32 {
+        s.0
+    }
+}
+
+/// Lossless: a stock never exceeds [`MAX_STOCK`], below `i32::MAX`.
+impl From<Stock> for i32 {
+    fn from(s: Stock) -> i32 {
+        s.0 as i32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +187,9 @@ mod tests {
         assert_eq!(Units::new(1_000_000).map(Units::get), Ok(1_000_000));
         assert!(Units::new(1_000_001).is_err() && Units::new(0).is_err());
         assert_eq!(Units::from(Quantity(7)).get(), 7);
+        assert_eq!(Stock::new(0).map(Stock::get), Ok(0));
+        assert_eq!(Stock::new(MAX_STOCK).map(i32::from), Ok(1_000_000_000));
+        assert!(Stock::new(MAX_STOCK + 1).is_err() && Stock::new(-1).is_err());
         assert!(ShopperLimit::new(0).is_err() && ShopperLimit::new(-2).is_err());
         assert_eq!(ShopperLimit::new(1).map(ShopperLimit::get), Ok(1));
         assert_eq!(

@@ -5,17 +5,20 @@
 
 use libfuzzer_sys::fuzz_target;
 use shop_domain::{
-    messages::{InventoryCommand, OrderEvent},
-    MAX_LINE_QUANTITY, MAX_RESTOCK,
+    messages::{CommandKind, InventoryCommand, OrderEvent},
+    MAX_LINE_QUANTITY, MAX_RESTOCK, MAX_STOCK,
 };
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(command) = serde_json::from_slice::<InventoryCommand>(data) {
         assert!(command.product_id.get() > 0, "{command:?}");
-        assert!(
-            (1..=MAX_RESTOCK).contains(&command.quantity.get()),
-            "{command:?}"
-        );
+        // A set's quantity is a whole stock (0 included); every other kind's, units moved.
+        let quantity = i64::from(command.quantity.get());
+        let range = match command.kind {
+            CommandKind::Set => 0..=MAX_STOCK,
+            _ => 1..=i64::from(MAX_RESTOCK),
+        };
+        assert!(range.contains(&quantity), "{command:?}");
         let json = serde_json::to_vec(&command).expect("a command encodes");
         let again = serde_json::from_slice::<InventoryCommand>(&json);
         assert_eq!(

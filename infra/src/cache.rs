@@ -6,6 +6,7 @@
 //! committed therefore cannot overwrite the writer's fresh entry with its stale one.
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use shop_domain::OrderId;
 use std::{sync::Arc, time::Duration};
 
 /// A multiplexed, self-reconnecting Redis connection. Fails fast when Redis is absent at start
@@ -100,6 +101,22 @@ impl Keys {
         format!("{}lock:{id}", self.prefix)
     }
 
+    /// `<prefix>order-lanes:<order id>`: a hash of where a PENDING order's reserves wait, field
+    /// the inventory partition (decimal), value the lowest Kafka offset of the order's reserves
+    /// on it; written by the relay once the broker acknowledged them, expires a day after the last
+    /// write (`crate::place`).
+    pub fn order_lanes(&self, order: OrderId) -> String {
+        format!("{}order-lanes:{order}", self.prefix)
+    }
+
+    /// `<prefix>lane-progress`: a hash of how far each inventory lane has come, field the
+    /// partition (decimal), value the next offset it reads (the last one committed + 1); written
+    /// by the lane that owns the partition when it claims it and after each batch, expires a day
+    /// after the last write (`crate::place`).
+    pub fn lane_progress(&self) -> String {
+        format!("{}lane-progress", self.prefix)
+    }
+
     /// `<prefix>order-status`: the pub/sub channel on which order status changes are announced.
     pub fn order_status_channel(&self) -> String {
         format!("{}order-status", self.prefix)
@@ -135,7 +152,7 @@ pub struct Versioned {
 }
 
 impl Versioned {
-    fn parse(raw: &str) -> Option<Self> {
+    pub(crate) fn parse(raw: &str) -> Option<Self> {
         let (version, value) = raw.split_once('|')?;
         Some(Self {
             version: version.parse().ok()?,
@@ -234,6 +251,7 @@ mod tests {
         let keys = Keys::new("t1:");
         assert_eq!(keys.product(5), "t1:product:5");
         assert_eq!(keys.stock(5), "t1:stock:5");
+        assert_eq!(keys.lane_progress(), "t1:lane-progress");
         assert!(keys.session(&[1, 2]).starts_with(b"t1:s:"));
     }
 }

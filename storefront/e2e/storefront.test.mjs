@@ -4,7 +4,9 @@
 // by a mailed code (wrong, expired and resent codes, the session list, too many tries, sign out
 // everywhere), an injected inline script that does not run, and the catalog's search, category
 // counts, pictures and sold-out products, and a seller listing and restocking a product and a
-// cancelled order giving its units back, each on a desktop and a phone.
+// cancelled order giving its units back, each on a desktop and a phone; and a flash-sale drop
+// (a countdown, a limit per shopper, an early checkout refused, the seller's start and limit) on
+// both, and an order's place in line from its events.
 // Needs API (the shop's URL), SYSTEM_DB_URL (its database), SYSTEM_REDIS_PREFIX (its Redis keys)
 // and MAILSINK_HTTP (the mail sink), as scripts/check-storefront.sh sets.
 import { test } from "node:test";
@@ -388,3 +390,234 @@ for (const [device, viewport] of [["desktop", { width: 1280, height: 900 }], ["p
     }
   });
 }
+
+// A moment as a datetime-local input holds it, in the page's time zone (with seconds only when
+// they are not 0, as the browser writes it).
+const localInput = (page, at) => page.evaluate((ms) => {
+  const t = new Date(ms);
+  const pad = (n) => String(n).padStart(2, "0");
+  const minutes = `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())}T${pad(t.getHours())}:${pad(t.getMinutes())}`;
+  return t.getSeconds() ? `${minutes}:${pad(t.getSeconds())}` : minutes;
+}, at);
+
+const wholeSecond = (ms) => Math.ceil(ms / 1000) * 1000;
+const product = async (id) => (await fetch(`${API}/products/${id}`)).json();
+const tokenOf = (page) => page.evaluate(() => localStorage.getItem("token"));
+
+// Opens a product's drop editor on the seller's page once it shows the drop as it is.
+async function openDropEditor(page, id, limit) {
+  const editor = page.locator(`[data-testid=my-product][data-id="${id}"] [data-testid=drop-edit]`);
+  await editor.locator("summary").click();
+  await page.waitForFunction(([pid, want]) => {
+    const input = document.querySelector(`[data-testid=my-product][data-id="${pid}"] [data-testid=edit-limit]`);
+    return input && !input.disabled && input.value === want;
+  }, [id, limit], { timeout: SETTLE });
+  return editor;
+}
+
+// The place in line ("N ahead of you") is in GET /orders/{id} and the order's events while it is
+// PENDING. Orders here are decided within milliseconds, so this asserts it only when the order's
+// JSON carried a place while the page still showed it PENDING, and says so when it did not.
+async function placeShownIfQueued(t, page) {
+  const id = await page.getByTestId("order").first().getAttribute("data-id");
+  const response = await fetch(`${API}/orders/${id}`, { headers: { authorization: `Bearer ${await tokenOf(page)}` } });
+  const order = await response.json();
+  if (!("ahead" in order)) return t.diagnostic("GET /orders/{id} has no `ahead`: the place in line is not in this API yet");
+  if (order.status !== "PENDING" || order.ahead === null) return t.diagnostic(`no place to show: the order was ${order.status}, ahead ${order.ahead}`);
+  const shown = await page.waitForFunction((oid) => {
+    const row = document.querySelector(`[data-testid=order][data-id="${oid}"]`);
+    if (!row) return false;
+    if (row.querySelector("[data-testid=order-status]").textContent !== "PENDING") return "decided";
+    const place = row.querySelector("[data-testid=order-place]");
+    return !place.hidden && place.textContent;
+  }, id, { timeout: SETTLE });
+  const text = await shown.jsonValue();
+  if (text === "decided") return t.diagnostic("the order was decided before its place was sent");
+  assert.match(text, /\d+ ahead of you|You're next/);
+}
+
+for (const [device, viewport] of [["desktop", { width: 1280, height: 900 }], ["phone", { width: 390, height: 844 }]]) {
+  test(`a drop counts down, refuses an early checkout, opens on time and keeps its limit (${device})`, async (t) => {
+    const browser = await launch();
+    try {
+      const n = String(Date.now()).slice(-7);
+      const seller = await browser.newPage({ viewport });
+      await seller.goto(API);
+      await registerInPage(seller, `dropper${n}@example.com`, `+1559${n}`);
+      const shopper = await browser.newPage({ viewport });
+      await shopper.goto(API);
+      await registerInPage(shopper, `dropfan${n}@example.com`, `+1560${n}`);
+
+      // A drop listed with no stock is sold out, countdown or not.
+      const category = `drops-${device}-${n}`;
+      const soldOut = await fetch(`${API}/products`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${await tokenOf(seller)}` },
+        body: JSON.stringify({ name: `Drop Poster ${n}`, price_cents: 1500, available_quantity: 0, category,
+          sale_starts_at: new Date(Date.now() + 3_600_000).toISOString(), max_per_shopper: 1 }),
+      });
+      assert.equal(soldOut.status, 201);
+      const soldOutId = (await soldOut.json()).id;
+
+      // The seller lists a drop: on sale in an hour, 2 per shopper.
+      const name = `Drop Sneaker ${n}`;
+      const inAnHour = wholeSecond(Date.now() + 3_600_000);
+      await seller.getByTestId("new-name").fill(name);
+      await seller.getByTestId("new-price").fill("90");
+      await seller.getByTestId("new-stock").fill("10");
+      await seller.getByTestId("new-category").fill(category);
+      await seller.getByTestId("new-starts").fill(await localInput(seller, inAnHour));
+      await seller.getByTestId("new-limit").fill("2");
+      await seller.getByTestId("list-product").click();
+      const mine = seller.getByTestId("my-product").filter({ hasText: name });
+      await mine.waitFor();
+      const id = Number(await mine.getAttribute("data-id"));
+      const listed = await product(id);
+      assert.equal(Date.parse(listed.sale_starts_at), inAnHour, `listed start ${listed.sale_starts_at}`);
+      assert.equal(listed.max_per_shopper, 2);
+
+      // The shopper finds both: a live countdown and the limit; the one without stock is sold out.
+      await shopper.getByTestId("search").fill(`Drop ${n}`);
+      await shopper.getByTestId("search-go").click();
+      const card = shopper.locator(`[data-testid=product][data-id="${id}"]`);
+      const countdown = card.getByTestId("countdown");
+      await countdown.filter({ hasText: /^On sale in (59:\d\d|1:00:0\d)$/ }).waitFor();
+      await card.getByTestId("limit").filter({ hasText: "Limit 2 per shopper" }).waitFor();
+      const was = await countdown.textContent();
+      await shopper.waitForFunction(([pid, text]) =>
+        document.querySelector(`[data-testid=product][data-id="${pid}"] [data-testid=countdown]`).textContent !== text, [id, was], { timeout: 5000 });
+      const poster = shopper.locator(`[data-testid=product][data-id="${soldOutId}"]`);
+      await poster.getByText("Sold out").first().waitFor();
+      assert.equal(await poster.getByTestId("countdown").count(), 0, "a sold-out drop shows no countdown");
+      assert.equal(await poster.getByTestId("add").isDisabled(), true);
+
+      // Into the cart before the start (carts may hold it); checking out is refused, with the start.
+      await card.getByTestId("product-name").click();
+      await shopper.getByTestId("detail").getByTestId("countdown").waitFor();
+      await card.getByTestId("add").click();
+      await count(shopper, "cart-line", 1);
+      await shopper.getByTestId("checkout").click();
+      await shopper.getByTestId("notice").filter({ hasText: `“${name}” goes on sale at` }).waitFor();
+      await shopper.getByTestId("notice-countdown").filter({ hasText: /^(59:\d\d|1:00:0\d) to go$/ }).waitFor();
+      await count(shopper, "cart-line", 1);
+      assert.equal(await shopper.getByTestId("order").count(), 0, "no order was placed");
+      if (device === "desktop") {
+        // The refusal above, the cart beside, the cards below.
+        await shopper.getByTestId("detail").getByRole("button", { name: "Close" }).click();
+        await shopper.evaluate(() => window.scrollTo(0, 0));
+      } else {
+        await card.scrollIntoViewIfNeeded();
+      }
+      await shopper.screenshot({ path: `${SHOTS}/drop-countdown-${device}.png` });
+
+      // The seller moves the start to a few seconds from now in the product's drop editor, which
+      // shows the start and the limit as they are.
+      let editor = await openDropEditor(seller, id, "2");
+      assert.equal(await editor.getByTestId("edit-starts").inputValue(), await localInput(seller, inAnHour));
+      const soon = wholeSecond(Date.now() + 8000);
+      await editor.getByTestId("edit-starts").fill(await localInput(seller, soon));
+      await editor.getByTestId("save-drop").click();
+      await seller.getByTestId("notice").filter({ hasText: `Saved: ${name} is on sale from` }).waitFor();
+      const moved = await product(id);
+      assert.equal(Date.parse(moved.sale_starts_at), soon, `moved start ${moved.sale_starts_at}`);
+      assert.equal(moved.max_per_shopper, 2);
+
+      // The shopper's list shows the new start, and flips at it without a reload.
+      await shopper.getByTestId("search-go").click();
+      await countdown.filter({ hasText: /^On sale in 0:0\d$/ }).waitFor();
+      await countdown.filter({ hasText: "On sale now" }).waitFor({ timeout: SETTLE });
+      assert.ok(Date.now() >= soon, "flipped before the start");
+
+      // The same cart checks out now.
+      await shopper.getByTestId("checkout").click();
+      await placeShownIfQueued(t, shopper);
+      await statusShown(shopper, "CONFIRMED");
+      await count(shopper, "cart-line", 0);
+
+      // Three more: past the limit of 2 per shopper, the order is rejected and says why.
+      await card.getByTestId("add").click();
+      await count(shopper, "cart-line", 1);
+      const quantity = shopper.getByTestId("cart-lines").getByRole("spinbutton").first();
+      await quantity.fill("3");
+      await quantity.dispatchEvent("change");
+      await shopper.getByTestId("cart-total").filter({ hasText: "$270.00" }).waitFor();
+      await shopper.getByTestId("checkout").click();
+      await statusShown(shopper, "REJECTED");
+      await shopper.getByTestId("notice").filter({ hasText: `Limit of 2 per shopper reached for “${name}”` }).waitFor();
+      await shopper.getByTestId("order-reason").filter({ hasText: "Limit of 2 per shopper reached" }).waitFor();
+      await count(shopper, "cart-line", 1);
+      if (device === "desktop") {
+        await shopper.evaluate(() => window.scrollTo(0, 0));
+        await shopper.screenshot({ path: `${SHOTS}/drop-limit-desktop.png` });
+      }
+
+      // Emptied fields clear the start and the limit.
+      editor = await openDropEditor(seller, id, "2");
+      await editor.getByTestId("edit-starts").fill("");
+      await editor.getByTestId("edit-limit").fill("");
+      await editor.getByTestId("save-drop").click();
+      await seller.getByTestId("notice").filter({ hasText: "on sale now, no limit per shopper" }).waitFor();
+      const cleared = await product(id);
+      assert.equal(cleared.sale_starts_at, null);
+      assert.equal(cleared.max_per_shopper, null);
+    } finally {
+      await browser.close();
+    }
+  });
+}
+
+// What an order's events say of its place in line (the `place` events) is shown while the order
+// is PENDING and hidden once it is decided. The first two streams are the test's, so the place is
+// known whether or not this API sends it yet; a stream that ends early is opened again, and the
+// third is the API's own.
+test("an order's place in line shows while it is PENDING, from its events", async () => {
+  const browser = await launch();
+  try {
+    const n = String(Date.now()).slice(-7);
+    const { session_token: token, user } = await registered(`queued${n}@example.com`, `+1561${n}`);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.addInitScript(([t, email]) => {
+      localStorage.setItem("token", t);
+      localStorage.setItem("email", email);
+    }, [token, user.email]);
+    await page.goto(API);
+    const card = page.locator("[data-testid=product]:has([data-testid=add]:not([disabled]))").first();
+    await card.waitFor();
+    const productId = Number(await card.getAttribute("data-id"));
+    const name = await card.getByTestId("product-name").textContent();
+
+    const opened = [];
+    const gates = [1, 2].map(() => { let open; const gate = new Promise((resolve) => { open = resolve; }); return { gate, open }; });
+    const stream = (orderId, ahead, remaining) => ({
+      status: 200,
+      headers: { "content-type": "text/event-stream" },
+      body: `event: status\ndata: ${JSON.stringify({ order_id: orderId, status: "PENDING" })}\n\n`
+        + `event: place\ndata: ${JSON.stringify({ order_id: orderId, ahead, lines: [{ product_id: productId, remaining }] })}\n\n`,
+    });
+    await page.route("**/orders/*/events", async (route) => {
+      const orderId = new URL(route.request().url()).pathname.split("/")[2];
+      const call = opened.push(orderId);
+      if (call === 1) return route.fulfill(stream(orderId, 12, 300));
+      await gates[0].gate;
+      if (call === 2) return route.fulfill(stream(orderId, 0, 299));
+      await gates[1].gate;
+      return route.continue();
+    });
+
+    await card.getByTestId("add").click();
+    await count(page, "cart-line", 1);
+    await page.getByTestId("checkout").click();
+    const place = page.getByTestId("order-place");
+    await place.filter({ hasText: "12 ahead of you" }).waitFor();
+    await place.getByTestId("line-remaining").filter({ hasText: `“${name}”: 300 left` }).waitFor();
+    gates[0].open();
+    await place.filter({ hasText: "You're next" }).waitFor();
+    await place.getByTestId("line-remaining").filter({ hasText: "299 left" }).waitFor();
+    gates[1].open();
+    await statusShown(page, "CONFIRMED");
+    await place.waitFor({ state: "hidden" });
+    assert.equal(opened.length, 3, `streams opened: ${opened}`);
+  } finally {
+    await browser.close();
+  }
+});

@@ -12,9 +12,10 @@ impl TestApp {
     }
 
     /// Checks the pipeline's invariants against `initial` stock: no order PENDING, no stock below
-    /// zero, for every product initial + applied restocks = available + units of confirmed
-    /// orders, no line of a rejected or cancelled order still holding units, and no shopper's
-    /// count of a limited product over its limit or apart from the ledger
+    /// zero, for every product initial + applied restocks + sellers' adjustments (what their
+    /// sets changed, `audit::seller_adjustments`) = available + units of confirmed orders, no
+    /// line of a rejected or cancelled order still holding units, and no shopper's count of a
+    /// limited product over its limit or apart from the ledger
     /// ([`TestApp::broken_shopper_counts`]).
     pub async fn assert_invariants(&self, initial: &HashMap<i64, i64>) {
         let unsettled = audit::unsettled(&self.db).await.expect("pending");
@@ -25,15 +26,19 @@ impl TestApp {
         let restocked = audit::applied_restocks(&self.db)
             .await
             .expect("restocked units");
+        let adjusted = audit::seller_adjustments(&self.db)
+            .await
+            .expect("sellers' adjustments");
         for (product, available) in self.stock().await {
             let start = initial.get(&product).copied().unwrap_or(available)
-                + restocked.get(&product).copied().unwrap_or(0);
+                + restocked.get(&product).copied().unwrap_or(0)
+                + adjusted.get(&product).copied().unwrap_or(0);
             let sold = confirmed.get(&product).copied().unwrap_or(0);
             assert!(available >= 0, "product {product} below zero");
             assert_eq!(
                 start,
                 available + sold,
-                "product {product}: initial + restocks = available + confirmed units"
+                "product {product}: initial + restocks + sets = available + confirmed units"
             );
         }
         let holding = audit::lines_still_holding(&self.db).await.expect("holding");

@@ -1,8 +1,8 @@
 //! `POST /orders/checkout`: the cart becomes an order.
 //!
 //! Every strategy shares what happens before stock is taken (the request, the Idempotency-Key
-//! claim in [`crate::idempotency`], the cart snapshot, the hot inventory's early refusal in
-//! [`stock`]) and how an order and its lines are written (`shop_infra::orders::place`).
+//! claim in [`crate::idempotency`], the cart snapshot with its products' stock, the early refusal
+//! of short lines in [`stock`]) and how an order and its lines are written (`shop_infra::orders::place`).
 //! `CHECKOUT_STRATEGY` ([`Strategy`]) picks how stock is taken, each strategy behind the one
 //! interface [`order::TakeStock`]:
 //! - `queue` (the default, [`queue`]): the order is recorded PENDING with its reserve commands in
@@ -13,8 +13,8 @@
 //!
 //! A product's `sale_starts_at` is enforced by PostgreSQL's clock, for every strategy, in the one
 //! statement that writes the order (`place::insert_all`: `now()`), never by this process's clock,
-//! so an API replica whose clock runs ahead cannot open a sale early; the hot inventory's early
-//! refusal ([`stock`]) looks at stock only, and can only refuse. A product's `max_per_shopper`
+//! so an API replica whose clock runs ahead cannot open a sale early; the early refusal
+//! ([`stock`]) looks at stock only, and can only refuse. A product's `max_per_shopper`
 //! is counted by the product's lane (queue) or in the order's transaction (the others).
 
 pub(crate) mod intake;
@@ -41,7 +41,7 @@ use axum::{
 };
 use serde::Deserialize;
 use shop_domain::{IdempotencyKey, Money, OrderId, UserId};
-use shop_infra::orders::place::{self, Line, NewOrder};
+use shop_infra::orders::place::{self, NewOrder};
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
@@ -159,18 +159,14 @@ async fn decide(
     request: CheckoutRequest,
     key: Option<&IdempotencyKey>,
 ) -> Result<Placed, ApiError> {
-    let lines = place::cart_lines(&state.db, user)
-        .await?
-        .into_iter()
-        .map(Line::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    if lines.is_empty() {
+    let cart = place::cart_lines(&state.db, user).await?;
+    if cart.is_empty() {
         return Err(ApiError::unprocessable(
             "empty_cart",
             "the cart is empty; add products before checking out",
         ));
     }
-    stock::refuse_known_shortages(state, &lines).await?;
+    let lines = stock::refuse_short(&cart)?;
     let order = NewOrder {
         id,
         user,

@@ -1,9 +1,9 @@
-//! What checkout knows of stock: which lines are short, the early refusal from the hot inventory
-//! view, and the statements of the synchronous strategies that read and take products' stock.
+//! What checkout knows of stock: which lines are short, the early refusal from the stock read with
+//! the cart, and the statements of the synchronous strategies that read and take products' stock.
 
-use crate::{error::ApiError, state::AppState};
+use crate::error::ApiError;
 use shop_domain::messages::ShortLine;
-use shop_infra::orders::place::Line;
+use shop_infra::orders::place::{CartLine, Line};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 
@@ -23,60 +23,30 @@ pub(crate) fn short_lines(lines: &[Line], stock: &HashMap<i64, i64>) -> Vec<Shor
         .collect()
 }
 
-/// Refuses at once (409) a line whose product is short. The hot inventory view in Redis only
-/// nominates suspects: its entries may lag or be stale (a lost write, an older version), so a
-/// refusal is confirmed against PostgreSQL's stock, which also repairs the view. An unknown
-/// stock passes, and the strategy makes the real decision.
-pub(crate) async fn refuse_known_shortages(
-    state: &AppState,
-    lines: &[Line],
-) -> Result<(), ApiError> {
-    let keys: Vec<String> = lines
+/// The cart's lines, or 409 `out_of_stock` at once, writing nothing, if a product has less than
+/// its line asks for by the stock read with the cart: what the product's lane last committed
+/// (or, for the synchronous strategies, the last order's transaction). A line with enough goes to
+/// the strategy, which makes the real decision.
+///
+/// Read with the cart, the stock costs nothing more: the same lookup fetches the price. (It was
+/// once read from the hot inventory in Redis and, for a product that looked short there,
+/// confirmed by a second PostgreSQL read: three more round trips for every refusal of a sold-out
+/// drop; BENCHMARKS.md, "A flash-sale drop".)
+pub(crate) fn refuse_short(cart: &[CartLine]) -> Result<Vec<Line>, ApiError> {
+    let lines = cart
         .iter()
-        .map(|l| state.keys.stock(l.product.get()))
-        .collect();
-    let cached = match state.cache.get_many(&keys).await {
-        Ok(cached) => cached,
-        Err(error) => {
-            tracing::warn!(%error, "hot inventory unavailable; leaving the decision to the strategy");
-            return Ok(());
-        }
-    };
-    let known: HashMap<i64, i64> = lines
+        .map(|&row| Line::try_from(row))
+        .collect::<Result<Vec<_>, _>>()?;
+    let stock: HashMap<i64, i64> = cart
         .iter()
-        .zip(cached)
-        .filter_map(|(line, entry)| Some((line.product.get(), entry?.value.parse().ok()?)))
+        .map(|row| (row.product_id, i64::from(row.available_quantity)))
         .collect();
-    let suspects: Vec<i64> = short_lines(lines, &known)
-        .iter()
-        .map(|s| s.product_id.get())
-        .filter(|id| known.contains_key(id))
-        .collect();
-    if suspects.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<(i64, i32, i64)> =
-        sqlx::query_as("SELECT id, available_quantity, version FROM products WHERE id = ANY($1)")
-            .bind(&suspects)
-            .fetch_all(&state.db)
-            .await?;
-    if let Err(error) = state.cache.put_stock(&state.keys, &rows).await {
-        tracing::warn!(%error, "cannot repair the hot inventory");
-    }
-    let stock: HashMap<i64, i64> = rows
-        .iter()
-        .map(|&(id, available, _)| (id, i64::from(available)))
-        .collect();
-    let suspect_lines: Vec<Line> = lines
-        .iter()
-        .filter(|l| suspects.contains(&l.product.get()))
-        .copied()
-        .collect();
-    let short = short_lines(&suspect_lines, &stock);
+    let short = short_lines(&lines, &stock);
     if short.is_empty() {
-        return Ok(());
+        Ok(lines)
+    } else {
+        Err(ApiError::OutOfStock(short))
     }
-    Err(ApiError::OutOfStock(short))
 }
 
 /// How a synchronous strategy reads the products' stock.

@@ -1,9 +1,10 @@
-//! Orders: a user's history and one order with its lines ([`view`]), its status pushed over
-//! Server-Sent Events while the pipeline decides it ([`events`]), and cancelling it
-//! ([`cancel`]). Checkout itself is in [`crate::checkout`].
+//! Orders: a user's history and one order with its lines ([`view`]), its status and its place in
+//! line ([`place`]) pushed over Server-Sent Events while the pipeline decides it ([`events`]),
+//! and cancelling it ([`cancel`]). Checkout itself is in [`crate::checkout`].
 
 pub(crate) mod cancel;
 pub(crate) mod events;
+pub(crate) mod place;
 pub(crate) mod view;
 
 use crate::{
@@ -34,7 +35,8 @@ pub fn router() -> Router<AppState> {
 /// `GET /orders/{id}`: the order with its lines (owner only).
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders", security(("session" = [])),
     params(("id" = String, Path, description = "Order id (a UUID)")), responses(
-    (status = 200, description = "The order and its lines", body = OrderDetail),
+    (status = 200, description = "The order and its lines; while PENDING, its place in line \
+        (`ahead`, and each line's `remaining`)", body = OrderDetail),
     crate::error::responses::NoSession,
     (status = 404, description = "No such order among this user's", body = ErrorBody),
 ))]

@@ -1,8 +1,9 @@
 //! An order as its buyer sees it (its summary, its lines), read through
-//! `shop_infra::orders::view`, and what every order endpoint needs: the order id from a path and
-//! the rule that someone else's order is indistinguishable from none.
+//! `shop_infra::orders::view`, with its place in line while PENDING ([`crate::orders::place`]),
+//! and what every order endpoint needs: the order id from a path and the rule that someone else's
+//! order is indistinguishable from none.
 
-use crate::{error::ApiError, state::AppState};
+use crate::{error::ApiError, orders::place, state::AppState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shop_domain::{order::UnknownStatus, LineReason, LineStatus, OrderStatus, UserId};
@@ -38,6 +39,11 @@ pub struct OrderLine {
     pub reason_code: Option<LineReason>,
     /// The same, written for people; may change.
     pub reason: Option<String>,
+    /// While the order is PENDING: the product's available units as its lane last published them
+    /// (this line's reserve not yet taken if it is still to be decided). `null` once the order is
+    /// decided or cancelled, and while unknown.
+    #[schema(minimum = 0)]
+    pub remaining: Option<i64>,
 }
 
 /// Read by hand: sqlx's derive cannot convert an optional column (`reason_code`) to a domain
@@ -57,6 +63,7 @@ impl<'r> FromRow<'r, PgRow> for OrderLine {
                 .transpose()
                 .map_err(decode)?,
             reason: row.try_get("reason")?,
+            remaining: None,
         })
     }
 }
@@ -66,6 +73,13 @@ pub struct OrderDetail {
     #[serde(flatten)]
     pub order: OrderSummary,
     pub items: Vec<OrderLine>,
+    /// While the order is PENDING: how many inventory commands (other shoppers' reserves,
+    /// releases, sellers' restocks) stand before this order's lines in their products' lanes, as
+    /// the lanes last published their progress; for lines in several lanes, the most. 0 once its
+    /// lines are next or being decided. `null` once the order is decided or cancelled, and while
+    /// unknown (just accepted and not yet queued, or the place cannot be read).
+    #[schema(minimum = 0)]
+    pub ahead: Option<i64>,
 }
 
 /// An order id from a path; anything else names no order.
@@ -84,13 +98,34 @@ pub(crate) async fn owned_order(
         .ok_or_else(|| ApiError::not_found("order"))
 }
 
-/// The order with its lines, if it belongs to `user`.
+/// The order with its lines, if it belongs to `user`; while it is PENDING, with its place in
+/// line as Redis has it (unknown when Redis does not answer).
 pub(crate) async fn show_order(
     state: &AppState,
     user: UserId,
     id: Uuid,
 ) -> Result<OrderDetail, ApiError> {
     let order = owned_order(state, user, id).await?;
-    let items = view::lines(&state.db, order.id).await?;
-    Ok(OrderDetail { order, items })
+    let mut items: Vec<OrderLine> = view::lines(&state.db, order.id).await?;
+    let mut ahead = None;
+    if order.status == OrderStatus::Pending {
+        let products: Vec<i64> = items.iter().map(|line| line.product_id).collect();
+        if let Some(found) = place::read(state, order.id, &products).await {
+            ahead = found.ahead;
+            for (line, remaining) in items.iter_mut().zip(found.remaining) {
+                line.remaining = remaining;
+            }
+        }
+    }
+    Ok(OrderDetail {
+        order,
+        items,
+        ahead,
+    })
+}
+
+/// The products of order `id`'s lines, in product-id order.
+pub(crate) async fn products_of(state: &AppState, id: Uuid) -> Result<Vec<i64>, ApiError> {
+    let lines: Vec<OrderLine> = view::lines(&state.db, id).await?;
+    Ok(lines.into_iter().map(|line| line.product_id).collect())
 }

@@ -4,7 +4,7 @@ use crate::error::ApiError;
 use crate::extract::Integer;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
-use shop_domain::{Money, ShopperLimit, ValidationError, MAX_STOCK};
+use shop_domain::{Money, ShopperLimit, Stock, ValidationError};
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -58,6 +58,8 @@ pub struct UpdateProduct {
     pub description: Option<String>,
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 10_000_000_000_i64)]
     pub price_cents: Option<Integer>,
+    /// The whole stock, as the seller counted it: applied by the product's lane, in the order it
+    /// was queued among the checkouts, releases and restocks around it (see the operation).
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000)]
     pub available_quantity: Option<Integer>,
     #[schema(
@@ -105,7 +107,8 @@ pub struct ProductChanges {
     pub name: Option<String>,
     pub description: Option<String>,
     pub price: Option<Money>,
-    pub available_quantity: Option<i32>,
+    /// Set through the product's lane, not written with the other fields.
+    pub available_quantity: Option<Stock>,
     pub image_url: Option<String>,
     pub category: Option<String>,
     /// `Some(None)` clears it.
@@ -139,15 +142,8 @@ fn description(raw: &str) -> Result<String, ValidationError> {
     }
 }
 
-fn stock(raw: i64) -> Result<i32, ValidationError> {
-    if (0..=MAX_STOCK).contains(&raw) {
-        i32::try_from(raw).map_err(|_| invalid("available_quantity", "is too large"))
-    } else {
-        Err(invalid(
-            "available_quantity",
-            "must be between 0 and 1000000000",
-        ))
-    }
+fn stock(raw: i64) -> Result<Stock, ValidationError> {
+    Stock::new(raw).map_err(|_| invalid("available_quantity", "must be between 0 and 1000000000"))
 }
 
 /// An `https` URL: a host name (letters, digits, dots, dashes), maybe a port, maybe a path of
@@ -217,7 +213,7 @@ impl TryFrom<CreateProduct> for NewProduct {
             name: name(&body.name)?,
             description: description(&body.description)?,
             price: Money::new(body.price_cents.0)?,
-            available_quantity: stock(body.available_quantity.0)?,
+            available_quantity: i32::from(stock(body.available_quantity.0)?),
             image_url: body.image_url.as_deref().map(image_url).transpose()?,
             category: category(&body.category)?,
             sale_starts_at: body.sale_starts_at.as_deref().map(sale_start).transpose()?,
@@ -247,15 +243,6 @@ impl TryFrom<UpdateProduct> for ProductChanges {
                 .transpose()?,
             expected_version: body.expected_version.map(|v| v.0),
         };
-        if changes.available_quantity.is_some() && changes.expected_version.is_none() {
-            // Checkouts and restocks change the stock all the time; setting it blindly would
-            // overwrite what they did since the seller looked.
-            return Err(ApiError::unprocessable(
-                "expected_version_required",
-                "setting available_quantity needs expected_version (the version the new stock \
-                 was decided from); to add units, POST /products/{id}/restock",
-            ));
-        }
         let nothing = changes.name.is_none()
             && changes.description.is_none()
             && changes.price.is_none()
@@ -279,6 +266,7 @@ impl TryFrom<UpdateProduct> for ProductChanges {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use shop_domain::MAX_STOCK;
 
     proptest! {
         #[test]
@@ -383,18 +371,13 @@ mod tests {
             ..UpdateProduct::default()
         };
         assert!(ProductChanges::try_from(only_version).is_err());
-        let blind = UpdateProduct {
-            available_quantity: Some(Integer(40)),
+        // An absolute stock goes through the product's lane: no version needed, 0 included.
+        let count = UpdateProduct {
+            available_quantity: Some(Integer(0)),
             ..UpdateProduct::default()
         };
-        let refused = ProductChanges::try_from(blind)
-            .err()
-            .and_then(|e| e.client_answer());
-        assert_eq!(
-            refused.map(|(status, body)| (status.as_u16(), body["error"]["code"].clone())),
-            Some((422, "expected_version_required".into())),
-            "an absolute stock needs the version it was decided from"
-        );
+        let count = ProductChanges::try_from(count).map(|c| c.available_quantity);
+        assert_eq!(count.ok().flatten().map(Stock::get), Some(0));
         let guarded = UpdateProduct {
             available_quantity: Some(Integer(40)),
             expected_version: Some(Integer(3)),

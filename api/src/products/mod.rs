@@ -5,12 +5,14 @@
 //! every write refreshes the cached copy. The available quantity changes with every checkout, so
 //! it is cached apart (`stock:<id>`, kept by the checkout worker) and laid over the cached product
 //! when it is newer. In front of Redis, each process keeps answers for up to
-//! `PRODUCT_LOCAL_CACHE_MS` ([`crate::local_cache`]). A product as stored and answered is in
-//! [`store`]; request bodies in [`fields`], search in `search`, drawn images in [`image`], restocks
-//! in [`restock`].
+//! `PRODUCT_LOCAL_CACHE_MS` ([`crate::local_cache`]). The stock is written only by the product's
+//! lane: a seller's restock and absolute stock are commands on it ([`lane`]). A product as stored
+//! and answered is in [`store`]; request bodies in [`fields`], search in `search`, drawn images in
+//! [`image`], restocks in [`restock`].
 
 pub(crate) mod fields;
 pub(crate) mod image;
+pub(crate) mod lane;
 pub(crate) mod restock;
 mod search;
 pub(crate) mod store;
@@ -18,6 +20,7 @@ pub(crate) mod store;
 use crate::{
     error::{ApiError, ErrorBody},
     extract::{Json, Path, Query},
+    idempotency,
     metrics::cache_lookup,
     paging::{next_page, page_limit, Cursor},
     products::{
@@ -29,13 +32,14 @@ use crate::{
 };
 use axum::{
     extract::State,
-    http::{header, StatusCode},
+    http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Router,
 };
 use serde::{Deserialize, Serialize};
-use shop_domain::ProductId;
+use shop_domain::{messages::InventoryCommand, OrderId, ProductId, UserId};
+use sqlx::PgConnection;
 use utoipa::{IntoParams, ToSchema};
 
 pub fn router() -> Router<AppState> {
@@ -294,49 +298,145 @@ pub(crate) async fn create(
     Ok(response)
 }
 
+/// Where a new `available_quantity` stands when `PATCH /products/{id}` answers before the
+/// product's lane applied it.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum StockUpdate {
+    /// Queued on the product's lane, not applied yet (the lane is busy or down): the stock shown
+    /// is the one before it.
+    Pending,
+}
+
+/// `PATCH /products/{id}`'s 202: the product after the other changes, and its new stock still on
+/// its way.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StockPending {
+    #[serde(flatten)]
+    product: Product,
+    stock_update: StockUpdate,
+}
+
 /// `PATCH /products/{id}`: the seller changes any of the fields (price, stock, sale start,
-/// per-shopper limit, …; `null` clears the last two). With
-/// `expected_version`, the change applies only if nobody changed the product since (else 409);
-/// setting `available_quantity` requires it, since checkouts and restocks change the stock all
-/// the time (adding units without a race is `POST /products/{id}/restock`).
+/// per-shopper limit, …; `null` clears the last two). With `expected_version`, the change applies
+/// only if nobody changed the product since (else 409).
+///
+/// A new `available_quantity` is the seller's count of the shelf. It is not written here: it is
+/// queued, in the same transaction as the other changes, as a `set` command on the product's lane
+/// (the checkout worker that applies every change of its stock), and the request waits up to 3 s
+/// for the lane: 200 with the product as the lane left it, or 202 with `stock_update: PENDING`
+/// (the other changes are made; the stock shown is the one before). The lane orders the count by
+/// when it was queued, not by when it arrives: a buyer's cancelled units or a restock queued
+/// before it are in the count (they do not come on top of it, even when they reach the lane after
+/// it), and checkouts and restocks queued after it keep their effect on top of it (the stock never
+/// goes below 0). A checkout queued before the count that had not taken its units yet takes them
+/// from the count: the lane cannot know whether the count held them, and never sells a unit twice.
+/// A count queued before another one that the lane applied first changes nothing. No
+/// `expected_version` is needed for the stock: it guards nothing the lane does not. A repeated
+/// `Idempotency-Key` queues the same count once (adding units is `POST /products/{id}/restock`).
 #[utoipa::path(patch, path = "/products/{id}", tag = "catalog", security(("session" = [])),
-    params(("id" = i64, Path, description = "Product id", minimum = 1)), request_body = UpdateProduct, responses(
-    (status = 200, description = "The product after the change", body = Product),
+    params(
+        ("id" = i64, Path, description = "Product id", minimum = 1),
+        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$",
+            description = "1 to 255 visible ASCII characters; repeating a change of \
+                `available_quantity` with the same key sets the stock once"),
+    ),
+    request_body = UpdateProduct, responses(
+    (status = 200, description = "The product after the change; with `available_quantity`, after the product's lane applied the new stock (among the checkouts, releases and restocks queued around it)", body = Product),
+    (status = 202, description = "The other changes are made and the new `available_quantity` is queued on the product's lane, which has not applied it within 3 s: the product as it is now (its stock the one before), with `stock_update: PENDING`", body = StockPending),
+    (status = 400, description = "`invalid_idempotency_key`, `malformed_json`", body = ErrorBody),
     crate::error::responses::NoSession,
     crate::error::responses::NotSeller,
     crate::error::responses::NoSuchProduct,
-    (status = 409, description = "`version_conflict`", body = ErrorBody),
-    (status = 422, description = "A field failed validation, or `expected_version_required` (`available_quantity` without `expected_version`)", body = ErrorBody),
+    (status = 409, description = "`version_conflict`, or `idempotency_key_reused` (the key set another stock)", body = ErrorBody),
+    (status = 422, description = "A field failed validation", body = ErrorBody),
 ))]
 pub(crate) async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Json(body): Json<UpdateProduct>,
 ) -> Result<Response, ApiError> {
     let id = product_in_path(&id)?;
+    let key = idempotency::key(&headers)?;
     let changes = ProductChanges::try_from(body)?;
-    let updated: Option<Product> = sqlx::query_as(&format!(
+    let set = changes.available_quantity.map(|count| {
+        let set_id = idempotency::derived_id("stock-set", user.id, id, key.as_ref());
+        InventoryCommand::set(OrderId::from_uuid(set_id), id, count)
+    });
+    if let Some(set) = set.filter(|_| key.is_some()) {
+        if let Some(earlier) = lane::decision(&state, &set)
+            .await?
+            .filter(|d| d.quantity != i32::from(set.quantity))
+        {
+            return Err(ApiError::conflict(
+                "idempotency_key_reused",
+                format!(
+                    "this Idempotency-Key already set the stock to {}; use a new key",
+                    earlier.quantity
+                ),
+            ));
+        }
+    }
+    // The fields and the set commit together: a refused change queues nothing.
+    let mut tx = state.db.begin().await?;
+    let Some(product) = write_changes(&mut tx, id, user.id, &changes).await? else {
+        drop(tx);
+        return Err(why_unchanged(&state, id, user.id, changes.expected_version).await?);
+    };
+    if let Some(set) = &set {
+        lane::queue(&mut tx, set).await?;
+    }
+    tx.commit().await?;
+    state.local_categories.remove(CATEGORIES);
+    let json = publish(&state, &product).await?;
+    let Some(set) = set else {
+        return Ok(json_response(StatusCode::OK, json));
+    };
+    if lane::wait_for_lane(&state, &set).await?.is_none() {
+        let pending = StockPending {
+            product,
+            stock_update: StockUpdate::Pending,
+        };
+        return Ok((StatusCode::ACCEPTED, axum::Json(pending)).into_response());
+    }
+    // As the lane left it (the categories' counts may have moved with the stock).
+    state.local_categories.remove(CATEGORIES);
+    let now = find(&state, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("product"))?;
+    Ok(json_response(StatusCode::OK, publish(&state, &now).await?))
+}
+
+/// Writes the changed fields but the stock (see [`update`]) and raises the version (so two
+/// changes decided from one version cannot both apply), if `seller` sells the product and it is
+/// still at `expected_version` (when given). `None` when not.
+async fn write_changes(
+    conn: &mut PgConnection,
+    id: ProductId,
+    seller: UserId,
+    changes: &ProductChanges,
+) -> Result<Option<Product>, sqlx::Error> {
+    sqlx::query_as(&format!(
         "UPDATE products SET
             name = COALESCE($3, name),
             description = COALESCE($4, description),
             price_cents = COALESCE($5, price_cents),
-            available_quantity = COALESCE($6, available_quantity),
-            image_url = COALESCE($7, image_url),
-            category = COALESCE($8, category),
-            sale_starts_at = CASE WHEN $10 THEN $11 ELSE sale_starts_at END,
-            max_per_shopper = CASE WHEN $12 THEN $13 ELSE max_per_shopper END,
+            image_url = COALESCE($6, image_url),
+            category = COALESCE($7, category),
+            sale_starts_at = CASE WHEN $9 THEN $10 ELSE sale_starts_at END,
+            max_per_shopper = CASE WHEN $11 THEN $12 ELSE max_per_shopper END,
             version = version + 1,
             updated_at = now()
-         WHERE id = $1 AND seller_id = $2 AND ($9::BIGINT IS NULL OR version = $9)
+         WHERE id = $1 AND seller_id = $2 AND ($8::BIGINT IS NULL OR version = $8)
          RETURNING {COLUMNS}"
     ))
     .bind(id.get())
-    .bind(user.id.get())
+    .bind(seller.get())
     .bind(&changes.name)
     .bind(&changes.description)
     .bind(changes.price.map(|p| p.minor_units()))
-    .bind(changes.available_quantity)
     .bind(&changes.image_url)
     .bind(&changes.category)
     .bind(changes.expected_version)
@@ -344,29 +444,31 @@ pub(crate) async fn update(
     .bind(changes.sale_starts_at.flatten())
     .bind(changes.max_per_shopper.is_some())
     .bind(changes.max_per_shopper.flatten().map(i32::from))
-    .fetch_optional(&state.db)
-    .await?;
-    let Some(product) = updated else {
-        // Nothing matched: say why.
-        let existing = find(&state, id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("product"))?;
-        return Err(if existing.seller_id != user.id.get() {
-            not_seller()
-        } else {
-            ApiError::conflict(
-                "version_conflict",
-                format!(
-                    "the product changed since version {}; it is now at version {}",
-                    changes.expected_version.unwrap_or_default(),
-                    existing.version
-                ),
-            )
-        });
-    };
-    state.local_categories.remove(CATEGORIES);
-    Ok(json_response(
-        StatusCode::OK,
-        publish(&state, &product).await?,
-    ))
+    .fetch_optional(conn)
+    .await
+}
+
+/// Why [`write_changes`] changed nothing: no such product (404), someone else's (403), or a
+/// version other than `expected` (409).
+async fn why_unchanged(
+    state: &AppState,
+    id: ProductId,
+    user: UserId,
+    expected: Option<i64>,
+) -> Result<ApiError, ApiError> {
+    let existing = find(state, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("product"))?;
+    Ok(if existing.seller_id != user.get() {
+        not_seller()
+    } else {
+        ApiError::conflict(
+            "version_conflict",
+            format!(
+                "the product changed since version {}; it is now at version {}",
+                expected.unwrap_or_default(),
+                existing.version
+            ),
+        )
+    })
 }

@@ -3,15 +3,18 @@
 //! The restock is a command on the product's partition of the inventory topic, applied by the
 //! checkout worker that owns it between the reserves around it (`checkout_worker::batch`), so
 //! it adds to whatever the stock is then and never overwrites a reservation made meanwhile. The
-//! request waits briefly for the lane to apply it: 200 with the new stock, or 202 when the lane
-//! is slower than [`WAIT`] (the restock is recorded and will be applied; repeating the request
-//! with the same `Idempotency-Key` asks again for its result).
+//! request waits briefly for the lane to apply it ([`lane`]): 200 with the new stock, or 202 when
+//! the lane is slower than [`lane::WAIT`] (the restock is recorded and will be applied;
+//! repeating the request with the same `Idempotency-Key` asks again for its result).
 
 use crate::{
     error::{ApiError, ErrorBody},
     extract::{Integer, Json, Path},
     idempotency, metrics,
-    products::store::{find, not_seller, product_in_path},
+    products::{
+        lane,
+        store::{find, not_seller, product_in_path},
+    },
     sessions::CurrentUser,
     state::AppState,
 };
@@ -21,17 +24,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
-use shop_domain::{messages::InventoryCommand, OrderId, ProductId, Units};
-use shop_infra::{orders::view, outbox::Outbox};
-use std::time::Duration;
-use tokio::time::Instant;
+use shop_domain::{messages::InventoryCommand, OrderId, Units};
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-/// How long a restock request waits for the lane before it answers 202.
-const WAIT: Duration = Duration::from_secs(3);
-/// How often it looks meanwhile.
-const LOOK: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct RestockRequest {
@@ -46,7 +41,8 @@ pub(crate) struct RestockRequest {
 pub(crate) enum RestockStatus {
     /// Recorded, not applied yet: the product's lane is busy or down.
     Pending,
-    /// The units were added.
+    /// The units were added (or, for a restock queued before a seller's count that the lane
+    /// applied first, they are in that count).
     Applied,
     /// Nothing was added: the stock would pass 1,000,000,000 units.
     Refused,
@@ -108,16 +104,17 @@ pub(crate) async fn restock(
         return Err(not_seller());
     }
     let restock_id = idempotency::derived_id("restock", user.id, product, key.as_ref());
+    let command = InventoryCommand::restock(OrderId::from_uuid(restock_id), product, quantity);
     // A repeated key whose restock is decided gets its result; nothing is sent again.
     let earlier = match key {
-        Some(_) => decision(&state, restock_id, product).await?,
+        Some(_) => lane::decision(&state, &command).await?,
         None => None,
     };
     let decided = match earlier {
         Some(decided) => Some(decided),
         None => {
-            send(&state, restock_id, product, quantity).await?;
-            wait_for_lane(&state, restock_id, product).await?
+            send(&state, &command).await?;
+            lane::wait_for_lane(&state, &command).await?
         }
     };
     if let Some(earlier) = decided.filter(|d| d.quantity != i32::from(quantity)) {
@@ -150,53 +147,9 @@ pub(crate) async fn restock(
 }
 
 /// Puts the restock command in the outbox, for the product's lane, and wakes the relays.
-async fn send(
-    state: &AppState,
-    restock_id: Uuid,
-    product: ProductId,
-    quantity: Units,
-) -> Result<(), ApiError> {
-    let mut messages = Outbox::default();
-    messages.command(&InventoryCommand::restock(
-        OrderId::from_uuid(restock_id),
-        product,
-        quantity,
-    ))?;
+async fn send(state: &AppState, command: &InventoryCommand) -> Result<(), ApiError> {
     let mut tx = state.db.begin().await?;
-    messages.insert_and_wake(&mut tx).await?;
+    lane::queue(&mut tx, command).await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// What the lane decided about a restock, with the product's stock now.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
-struct Decided {
-    applied: bool,
-    quantity: i32,
-    stock: i32,
-}
-
-/// The lane's decision on the restock, if it has made it (its ledger row).
-async fn decision(
-    state: &AppState,
-    restock_id: Uuid,
-    product: ProductId,
-) -> Result<Option<Decided>, ApiError> {
-    Ok(view::restock(&state.db, restock_id, product).await?)
-}
-
-/// Polls for the lane's decision until it comes or [`WAIT`] passes (`None`).
-async fn wait_for_lane(
-    state: &AppState,
-    restock_id: Uuid,
-    product: ProductId,
-) -> Result<Option<Decided>, ApiError> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let decided = decision(state, restock_id, product).await?;
-        if decided.is_some() || Instant::now() >= deadline {
-            return Ok(decided);
-        }
-        tokio::time::sleep(LOOK).await;
-    }
 }

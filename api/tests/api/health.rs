@@ -123,6 +123,8 @@ async fn the_storefront_is_served_without_a_cdn() {
     );
     for (path, kind) in [
         ("/storefront/app.js", "text/javascript"),
+        ("/storefront/core.js", "text/javascript"),
+        ("/storefront/drops.js", "text/javascript"),
         ("/storefront/style.css", "text/css"),
     ] {
         let asset = app.get(path, None).await;

@@ -206,12 +206,13 @@ async fn reads_are_cached_and_every_write_refreshes_the_cache() {
         "sneaky",
         "served from the cache"
     );
-    // A write through the API replaces the cached copy at once.
+    // A write through the API replaces the cached copy at once. (A new stock goes through the
+    // product's lane: `a_new_stock_is_the_lanes_answer`.)
     let patched = expect_json(
         app.patch(
             &format!("/products/{id}"),
             Some(&seller.token),
-            &json!({"price_cents": 1250, "available_quantity": 40, "expected_version": 1}),
+            &json!({"price_cents": 1250, "expected_version": 1}),
         )
         .await,
         StatusCode::OK,
@@ -224,7 +225,7 @@ async fn reads_are_cached_and_every_write_refreshes_the_cache() {
             after["price_cents"].as_i64(),
             after["available_quantity"].as_i64()
         ),
-        (Some(1250), Some(40))
+        (Some(1250), Some(3))
     );
     assert_eq!(after["version"], 2);
     // With Redis emptied, reads fall back to PostgreSQL once this process's copy has expired
@@ -307,18 +308,7 @@ async fn only_the_seller_may_patch_and_versions_guard_concurrent_edits() {
     )
     .await;
     assert_eq!(product(&app, id).await["name"], "v2");
-    // An absolute stock needs the version it was decided from, and a current one.
-    expect_error(
-        app.patch(
-            &path,
-            Some(&seller.token),
-            &json!({"available_quantity": 9}),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "expected_version_required",
-    )
-    .await;
+    // A stale version refuses the whole change, a new stock included: nothing is queued.
     expect_error(
         app.patch(
             &path,
@@ -330,18 +320,141 @@ async fn only_the_seller_may_patch_and_versions_guard_concurrent_edits() {
         "version_conflict",
     )
     .await;
+    assert!(queued_sets(&app, id).await.is_empty());
+    // A new stock needs no version: it is queued on the product's lane, with the version raised
+    // at once. No worker runs here, so after its wait the request answers 202, the stock as it
+    // was.
     let set = expect_json(
         app.patch(
             &path,
             Some(&seller.token),
-            &json!({"available_quantity": 9, "expected_version": 2}),
+            &json!({"available_quantity": 9}),
         )
         .await,
-        StatusCode::OK,
+        StatusCode::ACCEPTED,
     )
     .await;
     assert_eq!(
-        (set["available_quantity"].as_i64(), set["version"].as_i64()),
-        (Some(9), Some(3))
+        (
+            set["available_quantity"].as_i64(),
+            set["version"].as_i64(),
+            set["stock_update"].as_str()
+        ),
+        (Some(3), Some(3), Some("PENDING"))
+    );
+    assert_eq!(set["name"], "v2", "the product's JSON, as always");
+    assert_eq!(queued_sets(&app, id).await.len(), 1);
+}
+
+/// The set commands queued for product `id` in the outbox, as their JSON.
+async fn queued_sets(app: &TestApp, id: i64) -> Vec<Value> {
+    let payloads: Vec<String> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE stream = 'inventory' AND message_key = $1 ORDER BY id",
+    )
+    .bind(id.to_string())
+    .fetch_all(&app.db)
+    .await
+    .expect("outbox");
+    payloads
+        .iter()
+        .map(|p| serde_json::from_str::<Value>(p).expect("a command"))
+        .filter(|c| c["kind"] == "set")
+        .collect()
+}
+
+/// Plays product `id`'s lane for the one set queued: records it in the ledger and makes the
+/// stock `stock` (what a lane leaves: the count, or more with what was queued after it).
+async fn apply_the_set(app: &TestApp, id: i64, stock: i32) -> Value {
+    let set = eventually(Duration::from_secs(5), "the set queued", || async move {
+        match queued_sets(app, id).await.as_slice() {
+            [one] => Ok(one.clone()),
+            other => Err(other.len()),
+        }
+    })
+    .await;
+    let set_id: uuid::Uuid = set["order_id"].as_str().expect("id").parse().expect("uuid");
+    let mut tx = app.db.begin().await.expect("begin");
+    sqlx::query(
+        "INSERT INTO inventory_ledger (order_id, product_id, kind, quantity, applied, stock_delta)
+         VALUES ($1, $2, 'set', $3, true, 0)",
+    )
+    .bind(set_id)
+    .bind(id)
+    .bind(i32::try_from(set["quantity"].as_i64().expect("count")).expect("i32"))
+    .execute(&mut *tx)
+    .await
+    .expect("ledger");
+    sqlx::query("UPDATE products SET available_quantity = $2, version = version + 1 WHERE id = $1")
+        .bind(id)
+        .bind(stock)
+        .execute(&mut *tx)
+        .await
+        .expect("stock");
+    tx.commit().await.expect("commit");
+    set
+}
+
+#[tokio::test]
+async fn a_new_stock_is_the_lanes_answer() {
+    let app = TestApp::spawn().await;
+    let seller = app.new_user().await;
+    let stranger = app.new_user().await;
+    let id = app.new_product(&seller, "home", 1000, 3).await["id"]
+        .as_i64()
+        .expect("id");
+    let path = format!("/products/{id}");
+    expect_error(
+        app.patch(
+            &path,
+            Some(&stranger.token),
+            &json!({"available_quantity": 0}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "not_seller",
+    )
+    .await;
+    expect_error(
+        app.patch(
+            "/products/999999",
+            Some(&seller.token),
+            &json!({"available_quantity": 0}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert!(queued_sets(&app, id).await.is_empty(), "nothing queued");
+    // The seller counts 0 on the shelf with a new price; the lane leaves 2 (say a restock of 2
+    // was queued after the count and reached the lane first): the answer is the lane's.
+    let count = json!({"available_quantity": 0, "price_cents": 900});
+    let (answer, set) = tokio::join!(
+        app.patch(&path, Some(&seller.token), &count),
+        apply_the_set(&app, id, 2),
+    );
+    assert_eq!(
+        (
+            set["kind"].as_str(),
+            set["quantity"].as_i64(),
+            set["product_id"].as_i64()
+        ),
+        (Some("set"), Some(0), Some(id))
+    );
+    let answer = expect_json(answer, StatusCode::OK).await;
+    assert_eq!(
+        (
+            answer["available_quantity"].as_i64(),
+            answer["price_cents"].as_i64(),
+            answer["version"].as_i64()
+        ),
+        (Some(2), Some(900), Some(3)),
+        "the field change and the lane's write each raised the version"
+    );
+    assert!(answer.get("stock_update").is_none(), "{answer}");
+    assert_eq!(
+        product(&app, id).await["available_quantity"],
+        2,
+        "cached as the lane left it"
     );
 }

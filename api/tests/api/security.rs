@@ -6,7 +6,13 @@ use shop_testkit::TestApp;
 #[tokio::test]
 async fn the_storefront_allows_only_its_own_scripts_and_cannot_be_framed() {
     let app = TestApp::spawn().await;
-    for path in ["/", "/storefront/app.js", "/storefront/style.css"] {
+    for path in [
+        "/",
+        "/storefront/app.js",
+        "/storefront/core.js",
+        "/storefront/drops.js",
+        "/storefront/style.css",
+    ] {
         let response = app.get(path, None).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let headers = response.headers();

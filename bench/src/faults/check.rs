@@ -1,6 +1,7 @@
 //! The checker, pure: from what was observed after a phase ([`Observed`]: PostgreSQL, Redis, the
 //! order events topic and what the shoppers were answered) to the invariants' counts
-//! ([`Checked`]): orders lost, orders or commands duplicated, units oversold. `inspect.rs`
+//! ([`Checked`]): orders lost, orders or commands duplicated, units oversold, shoppers over a
+//! product's limit. `inspect.rs`
 //! gathers the observations.
 
 use shop_domain::OrderStatus;
@@ -13,6 +14,7 @@ pub struct Checked {
     pub lost: u64,
     pub duplicated: u64,
     pub oversold: i64,
+    pub over_limit: u64,
     pub redelivered: u64,
     pub stale_cache: u64,
     pub confirmed: i64,
@@ -28,6 +30,7 @@ impl Checked {
             lost: self.lost.saturating_sub(earlier.lost),
             duplicated: self.duplicated.saturating_sub(earlier.duplicated),
             oversold: (self.oversold - earlier.oversold).max(0),
+            over_limit: self.over_limit.saturating_sub(earlier.over_limit),
             redelivered: self.redelivered.saturating_sub(earlier.redelivered),
             stale_cache: self.stale_cache,
             confirmed: (self.confirmed - earlier.confirmed).max(0),
@@ -52,6 +55,12 @@ pub struct Observed {
     pub torn_lines: i64,
     /// Every product's stock figures.
     pub stock: Vec<StockRow>,
+    /// Shoppers holding more of a product on CONFIRMED orders than its `max_per_shopper`, read
+    /// from the orders (`(shopper, product)` pairs).
+    pub over_limit: u64,
+    /// The lanes' shopper counts that are over a limit or disagree with the ledger
+    /// (`audit::shopper_counts_broken`).
+    pub counts_broken: u64,
     /// What the order events topic holds, per order.
     pub events: HashMap<Uuid, OrderEvents>,
     /// Deliveries of an event already delivered.
@@ -86,7 +95,8 @@ pub struct OrderEvents {
 }
 
 /// The invariants' counts over `observed`: lost orders, cancels and events; duplicated keys,
-/// commands and events; oversold units and torn orders.
+/// commands and events; oversold units and torn orders; shoppers over a limit, by the orders or
+/// by the lanes' counts.
 pub fn judge(observed: &Observed) -> Checked {
     let statuses = &observed.statuses;
     let orders_lost = judge_orders(&observed.acked, statuses, observed.settled)
@@ -98,6 +108,7 @@ pub fn judge(observed: &Observed) -> Checked {
         lost: orders_lost + events_lost,
         duplicated: observed.duplicated_keys + stock_duplicated + events_duplicated,
         oversold: observed.torn_lines + stock_oversold,
+        over_limit: observed.over_limit + observed.counts_broken,
         redelivered: observed.redelivered,
         stale_cache: observed.stale_cache,
         confirmed: count(OrderStatus::Confirmed),
@@ -278,6 +289,17 @@ mod tests {
         let mut observed = clean();
         observed.torn_lines = 2;
         assert_eq!(judge(&observed).oversold, 2);
+    }
+
+    #[test]
+    fn a_shopper_over_a_limit_or_a_broken_count_fires_over_limit() {
+        assert_eq!(judge(&clean()).over_limit, 0);
+        let mut observed = clean();
+        observed.over_limit = 1;
+        assert_eq!(judge(&observed).over_limit, 1);
+        let mut observed = clean();
+        observed.counts_broken = 2;
+        assert_eq!(judge(&observed).over_limit, 2);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What the checker reads once traffic has stopped: waiting for the pipeline to settle, then
-//! PostgreSQL (through `shop_infra::orders::audit`), the Redis stock cache, the order events
+//! PostgreSQL (through `shop_infra::orders::audit`, and the shoppers over a limit), the Redis
+//! stock cache, the order events
 //! topic and what the shoppers were answered, gathered into an [`Observed`]; and how long the
 //! phase's orders took to be decided.
 
@@ -9,6 +10,7 @@ use super::{
     seen::Seen,
 };
 use crate::{env::Environment, error::BenchError, poll, system::System};
+use shop_domain::{LineReason, OrderStatus};
 use shop_infra::orders::audit::{self, ProductStock};
 use std::{collections::HashMap, time::Duration};
 
@@ -49,6 +51,8 @@ pub async fn observe(
         })
         .collect();
     let stale_cache = stale_stock(system, &products).await?;
+    let over_limit = over_limit(system).await?;
+    let counts_broken = audit::shopper_counts_broken(db).await?.len() as u64;
     let (events, redelivered) = order_events(&env.kafka_brokers, &system.name)?;
     Ok(Observed {
         statuses,
@@ -57,10 +61,54 @@ pub async fn observe(
         duplicated_keys: seen.duplicated(),
         torn_lines,
         stock,
+        over_limit,
+        counts_broken,
         events,
         redelivered,
         stale_cache,
         settled,
+    })
+}
+
+/// `(shopper, product)` pairs whose units on CONFIRMED orders exceed the product's
+/// `max_per_shopper`, from the orders alone (not from the lanes' counts, which
+/// `audit::shopper_counts_broken` holds to the ledger).
+async fn over_limit(system: &System) -> Result<u64, BenchError> {
+    let over: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (
+             SELECT o.user_id, i.product_id, sum(i.quantity) AS units
+             FROM orders o JOIN order_items i ON i.order_id = o.id
+             WHERE o.status = $1
+             GROUP BY o.user_id, i.product_id
+         ) held JOIN products p ON p.id = held.product_id
+         WHERE held.units > p.max_per_shopper",
+    )
+    .bind(OrderStatus::Confirmed.as_str())
+    .fetch_one(&system.db)
+    .await?;
+    Ok(u64::try_from(over).unwrap_or(0))
+}
+
+/// The drop so far: units on CONFIRMED orders, and lines refused over the shopper's limit.
+pub struct DropFigures {
+    pub sold: i64,
+    pub over_limit_refused: i64,
+}
+
+pub async fn drop_figures(system: &System, drop: i64) -> Result<DropFigures, BenchError> {
+    let (sold, over_limit_refused): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(sum(i.quantity) FILTER (WHERE o.status = $2), 0)::BIGINT,
+                count(*) FILTER (WHERE i.reason_code = $3)
+         FROM order_items i JOIN orders o ON o.id = i.order_id WHERE i.product_id = $1",
+    )
+    .bind(drop)
+    .bind(OrderStatus::Confirmed.as_str())
+    .bind(LineReason::LimitExceeded.as_str())
+    .fetch_one(&system.db)
+    .await?;
+    Ok(DropFigures {
+        sold,
+        over_limit_refused,
     })
 }
 

@@ -62,7 +62,7 @@ use crate::{env::Environment, error::BenchError, system::System};
 use check::{judge, Checked};
 use fault::Broken;
 use harness::{redis_answers, reports_unhealthy, stall_bound};
-use inspect::{decision_times, observe, settle};
+use inspect::{decision_times, drop_figures, observe, settle};
 use probe::{probe, Probed};
 use seen::Seen;
 use sessions::SessionsLost;
@@ -107,6 +107,13 @@ async fn run_on(
         let settled = settle(system, timing.bound).await?;
         let settle_seconds = stopped.elapsed().as_secs_f64();
         let report = judge(&observe(system, env, &initial, &seen, settled).await?);
+        let drop = drop_figures(system, fixture.drop).await?;
+        eprintln!(
+            "    drop: {} of {} units sold, {} lines refused over the limit",
+            drop.sold,
+            initial.get(&fixture.drop).copied().unwrap_or(0),
+            drop.over_limit_refused
+        );
         let (slowest_decision_seconds, over_bound) =
             decision_times(system, phase_start, stall_bound()).await?;
         let phase = report.since(&checked);
@@ -118,6 +125,7 @@ async fn run_on(
             lost: phase.lost,
             duplicated: phase.duplicated,
             oversold: phase.oversold,
+            over_limit: phase.over_limit,
             redelivered_events: phase.redelivered,
             stale_cache: report.stale_cache,
             recover_seconds: probed.recover_seconds,
@@ -164,6 +172,8 @@ async fn endure(
 ) -> Result<Endured, BenchError> {
     let shoppers = Shoppers::start(fixture, seen);
     tokio::time::sleep(timing.warmup).await;
+    let drop_starts = (fixture.drop_starts_at - chrono::Utc::now()).as_seconds_f64();
+    eprintln!("    the drop's sale starts {drop_starts:+.1} s from the injection");
     let (endured, mended) = if fault.fails_over() {
         fail_over(system, fixture, timing, fault, broken, phase).await?
     } else {

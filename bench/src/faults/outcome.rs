@@ -16,6 +16,9 @@ pub struct Outcome {
     pub duplicated: u64,
     /// Units sold beyond stock, or stock not conserved.
     pub oversold: i64,
+    /// Shoppers holding more of a product than its limit (the drop's), by their CONFIRMED orders
+    /// or by the lanes' counts.
+    pub over_limit: u64,
     /// Terminal events delivered more than once with the same id (harmless to a deduping consumer).
     pub redelivered_events: u64,
     /// Hot-stock entries in Redis that disagree with PostgreSQL at the same version.
@@ -56,6 +59,7 @@ impl Outcome {
         self.lost
             + self.duplicated
             + u64::try_from(self.oversold).unwrap_or(u64::MAX)
+            + self.over_limit
             + self.stale_cache
             + self.stalled
             + self.cart_mismatch
@@ -96,8 +100,8 @@ pub fn sessions(lost: Option<SessionsLost>) -> String {
 /// The faults × outcomes table, in Markdown.
 pub fn table(outcomes: &[Outcome]) -> String {
     let mut out = String::from(
-        "| fault | accepted | confirmed | rejected | cancelled | lost | duplicated | oversold | stale cache | redelivered events | slowest decision | stalled | fenced | probe's cart | time to recover | accepted again | sessions lost | settled in |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n",
+        "| fault | accepted | confirmed | rejected | cancelled | lost | duplicated | oversold | over limit | stale cache | redelivered events | slowest decision | stalled | fenced | probe's cart | time to recover | accepted again | sessions lost | settled in |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n",
     );
     for o in outcomes {
         let fenced = match (o.fenced, o.reported_unhealthy) {
@@ -110,7 +114,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
             None => "–".to_owned(),
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} | {} | {} | {} | {} | {} | {:.1} s |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} | {} | {} | {} | {} | {} | {:.1} s |\n",
             o.fault,
             o.accepted,
             o.confirmed,
@@ -119,6 +123,7 @@ pub fn table(outcomes: &[Outcome]) -> String {
             o.lost,
             o.duplicated,
             o.oversold,
+            o.over_limit,
             o.stale_cache,
             o.redelivered_events,
             o.slowest_decision_seconds,

@@ -4,6 +4,12 @@
 //! some cancel at once. A shopper whose session is gone (401) signs in again by a code mailed to
 //! the development mail sink. Also the restock that puts stock back on the hot products before
 //! each phase.
+//!
+//! A flash-sale drop runs through the first fault: one product limited to [`DROP_LIMIT`] per
+//! shopper, with too little stock for every shopper's limit, whose sale starts about when the
+//! first phase's fault is injected (its warmup after the fixture is ready). Some carts hold it
+//! from the start: checkouts before the sale are answered 409 `not_on_sale_yet`, and once it is on
+//! every shopper keeps trying to buy more than the limit.
 
 use super::{seen::Seen, timing::Timing};
 use crate::{
@@ -40,12 +46,22 @@ pub struct Fixture {
     pub probe: Arc<Shopper>,
     hot: Vec<i64>,
     pub cold: Vec<i64>,
+    /// The drop, and when its sale starts.
+    pub drop: i64,
+    pub drop_starts_at: chrono::DateTime<chrono::Utc>,
     /// Each product's stock when listed.
     pub initial: HashMap<i64, i64>,
 }
 
 const HOT_STOCK: i64 = 40;
 const COLD_STOCK: i64 = 1_000_000;
+/// The drop's limit per shopper; its stock is half of what every shopper's limit adds up to.
+pub const DROP_LIMIT: i64 = 2;
+/// The share of carts that hold the drop.
+const DROP_SHARE: f64 = 0.3;
+/// How long after the fixture is ready the drop's sale starts, beyond the first phase's warmup
+/// (the restock before it takes about this).
+const DROP_STARTS_AFTER: Duration = Duration::from_secs(1);
 
 impl Fixture {
     pub async fn prepare(
@@ -61,9 +77,6 @@ impl Fixture {
         let cold = shop
             .create_products(&seller, "cold", 40, COLD_STOCK)
             .await?;
-        let initial = (hot.iter().map(|&id| (id, HOT_STOCK)))
-            .chain(cold.iter().map(|&id| (id, COLD_STOCK)))
-            .collect();
         let mut shoppers = Vec::new();
         for n in 1..=timing.shoppers + 1 {
             let (_, token) = shop.register(n).await?;
@@ -72,6 +85,15 @@ impl Fixture {
                 token: Mutex::new(token),
             }));
         }
+        let drop_stock = i64::try_from(timing.shoppers).unwrap_or(i64::MAX) * DROP_LIMIT / 2;
+        let starts_at = chrono::Utc::now() + timing.warmup + DROP_STARTS_AFTER;
+        let drop = shop
+            .create_drop(&seller, "drop", drop_stock, DROP_LIMIT, starts_at)
+            .await?;
+        let initial = (hot.iter().map(|&id| (id, HOT_STOCK)))
+            .chain(cold.iter().map(|&id| (id, COLD_STOCK)))
+            .chain([(drop, drop_stock)])
+            .collect();
         let probe = shoppers
             .pop()
             .ok_or_else(|| BenchError::Setup("no probe".into()))?;
@@ -81,6 +103,8 @@ impl Fixture {
             probe,
             hot,
             cold,
+            drop,
+            drop_starts_at: starts_at,
             initial,
         })
     }
@@ -212,7 +236,8 @@ pub async fn checkout(
             {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            // Sold out or an emptied cart: this checkout is over, with no order.
+            // Sold out, the drop not on sale yet, or an emptied cart: this checkout is over,
+            // with no order.
             Some((StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY, _)) => return None,
             // No answer, 401 (signed in again), 5xx: the same request again.
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -253,6 +278,9 @@ async fn shop_until_stopped(
             let mut rng = rand::thread_rng();
             let count = rng.gen_range(1..=3);
             let mut products = HashSet::new();
+            if rng.gen_bool(DROP_SHARE) {
+                products.insert(fixture.drop);
+            }
             while products.len() < count {
                 let pool = if rng.gen_bool(0.3) {
                     &fixture.hot

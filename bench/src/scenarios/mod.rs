@@ -102,15 +102,15 @@ pub struct ScenarioResult {
 }
 
 /// A prepared buyer: user id and session token.
-type Buyer = (i64, String);
+pub(crate) type Buyer = (i64, String);
 
 /// A running system with a seller, a warm catalog and a supply of new user numbers.
 pub struct Bench<'a> {
-    shop: Shop,
+    pub(crate) shop: Shop,
     system: &'a System,
     sizes: &'a Sizes,
     next_user: AtomicU64,
-    seller: String,
+    pub(crate) seller: String,
     /// Every product this run listed, with its initial stock.
     initial: HashMap<i64, i64>,
     catalog: Vec<i64>,
@@ -155,7 +155,7 @@ impl<'a> Bench<'a> {
     }
 
     /// `count` new users, each with the cart `lines(i)` gives.
-    async fn buyers(
+    pub(crate) async fn buyers(
         &self,
         count: usize,
         lines: impl Fn(usize) -> Vec<(i64, i64)>,

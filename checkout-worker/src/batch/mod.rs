@@ -11,8 +11,9 @@
 //! transaction ([`crate::finalize`]): CONFIRMED, or REJECTED (its lines go back to the cart,
 //! which checkout took them from, and release commands for its reserved lines go to the outbox),
 //! with its event in the outbox; an order cancelled meanwhile is left as it is. Releases (of
-//! rejected or cancelled orders) and sellers' restocks are applied on the same lane, so nothing
-//! else writes a product's stock while its commands are decided. Redelivered commands are
+//! rejected or cancelled orders), sellers' restocks and sellers' sets (ordered by their queue
+//! position rather than by arrival, see [`decide`]) are applied on the same lane, so nothing else
+//! writes a product's stock while its commands are decided. Redelivered commands are
 //! recognised by the ledger and change nothing (neither the stock nor a shopper's count: the
 //! ledger records which reserves and releases were counted); two workers racing on one command
 //! (during a rebalance) collide on the ledger's primary key and one of them rolls back and
@@ -28,7 +29,7 @@ use crate::{
     membership::{Fenced, Position},
     received::Received,
 };
-use decide::Decision;
+use decide::{Decision, Queued};
 use shop_infra::orders::settle::Settled;
 use sqlx::PgPool;
 
@@ -71,7 +72,10 @@ pub async fn apply_batch(
     for received in batch {
         match &received.read {
             Ok(command) => {
-                commands.push(*command);
+                commands.push(Queued {
+                    command: *command,
+                    queued: received.queued,
+                });
                 read_from.push(&received.record);
             }
             Err(reason) => letters.push(DeadLetter::unreadable(received.record.clone(), reason)),
@@ -82,11 +86,9 @@ pub async fn apply_batch(
         position.save(&mut tx).await??;
     }
     let (written, refused) = write::apply_commands(&mut tx, &commands).await?;
-    letters.extend(
-        refused
-            .into_iter()
-            .map(|(i, reason)| DeadLetter::refused(read_from[i].clone(), &commands[i], &reason)),
-    );
+    letters.extend(refused.into_iter().map(|(i, reason)| {
+        DeadLetter::refused(read_from[i].clone(), &commands[i].command, &reason)
+    }));
     let dead = dead_letter::park(&mut tx, &letters).await?;
     tx.commit().await?;
     let mut finalized = written.finalized;

@@ -3,6 +3,10 @@
 //! its invariants are checked on (stock per product, units on confirmed orders, the applied
 //! ledger, lines that should hold nothing and do, shoppers' counts of limited products). Read only; every status and ledger kind is
 //! bound from `shop_domain`.
+//!
+//! Conservation, per product: stock when listed + applied restocks ([`applied_restocks`]) +
+//! sellers' adjustments ([`seller_adjustments`]: what their sets changed, less the releases and
+//! restocks their counts absorbed) = available + units on CONFIRMED orders.
 
 use shop_domain::{messages::CommandKind, LineStatus, OrderStatus};
 use sqlx::PgPool;
@@ -146,6 +150,31 @@ pub async fn applied_restocks(pool: &PgPool) -> Result<HashMap<i64, i64>, sqlx::
             "SELECT product_id, SUM(quantity)::BIGINT FROM inventory_ledger
              WHERE kind = $1 AND applied GROUP BY product_id",
         )
+        .bind(CommandKind::Restock.as_str())
+        .fetch_all(pool)
+        .await?,
+    ))
+}
+
+/// What sellers' sets changed, per product (a product whose ledger rows have no delta is
+/// absent): each applied ledger row's stock delta minus what its kind moves when no set is in the
+/// way (a reserve −quantity, a release or restock +quantity, a set nothing). That is each set's
+/// delta (the stock it left minus the stock it found), and −quantity for each release or restock
+/// a set's count absorbed (queued before the set, applied after it: the units were in the
+/// count). Rows without a delta (from before sets, or the API's
+/// synchronous strategies) add nothing.
+pub async fn seller_adjustments(pool: &PgPool) -> Result<HashMap<i64, i64>, sqlx::Error> {
+    Ok(per_product(
+        sqlx::query_as(
+            "SELECT product_id,
+                    SUM(stock_delta - CASE kind WHEN $1 THEN -quantity
+                                                WHEN $2 THEN quantity
+                                                WHEN $3 THEN quantity ELSE 0 END)::BIGINT
+             FROM inventory_ledger WHERE applied AND stock_delta IS NOT NULL
+             GROUP BY product_id",
+        )
+        .bind(CommandKind::Reserve.as_str())
+        .bind(CommandKind::Release.as_str())
         .bind(CommandKind::Restock.as_str())
         .fetch_all(pool)
         .await?,

@@ -1,14 +1,16 @@
-//! The statements of the worker's lanes (see [`super`]): the products' stock and limits (locked,
-//! read in id order, the stock written back with a new version), the inventory ledger (which commands a lane has
-//! seen; its insert is [`crate::orders::ledger::record_ledger`], shared with the API's synchronous
-//! strategies), the order lines commands name and what the lane decided for them, and the line
-//! counters of their orders. An order whose last line is counted here takes the status its caller
+//! The statements of the worker's lanes (see [`super`]): the products' stock, limits and the queue
+//! position of their last seller's set (locked, read in id order, written back with a new
+//! version), the inventory ledger (which commands a lane has seen, with each one's queue position
+//! and stock change; its insert is [`crate::orders::ledger::record_placed`], shared with the API's
+//! synchronous strategies), the stock changes of commands queued after a set ([`queued_after`]),
+//! the order lines commands name and what the lane decided for them, and the line counters of
+//! their orders. An order whose last line is counted here takes the status its caller
 //! decided (`shop_domain::OrderStatus::settled`); [`super::settle`] does what follows.
 //!
 //! Every function runs inside the caller's transaction. Statuses are bound from
 //! [`shop_domain::OrderStatus`] and [`shop_domain::LineStatus`], never spelled in SQL.
 
-use crate::orders::ledger::{self, LedgerEntry};
+use crate::orders::ledger::{self, LedgerEntry, Placement};
 use chrono::{DateTime, Utc};
 use shop_domain::{
     messages::{CommandKind, InventoryCommand},
@@ -18,7 +20,7 @@ use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// One order's line on one product, or one restock of a product.
+/// One order's line on one product, or one restock or set of a product.
 pub type LineKey = (OrderId, ProductId);
 
 /// A value read from the database that the domain refuses (a product id that is not positive,
@@ -32,16 +34,19 @@ pub(crate) fn decode_error(e: impl std::error::Error + Send + Sync + 'static) ->
 #[error("unknown inventory ledger kind {0:?}")]
 pub struct UnknownKind(String);
 
-/// The batch's products as a lane finds them under its lock: their stock, and the per-shopper
-/// limit of those that have one (`max_per_shopper`).
+/// The batch's products as a lane finds them under its lock: their stock, the per-shopper limit
+/// of those that have one (`max_per_shopper`), and the queue position of the last set applied
+/// to those that had one (`stock_set_at_outbox_id`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Locked {
     pub stock: HashMap<ProductId, i64>,
     pub limits: HashMap<ProductId, ShopperLimit>,
+    pub set_at: HashMap<ProductId, i64>,
 }
 
 /// Locks the products in id order (so lanes and the API's strategies never deadlock on them) and
-/// reads their stock and limits. A product that does not exist is missing from the answer.
+/// reads their stock, limits and set positions. A product that does not exist is missing from the
+/// answer.
 pub async fn lock_stock(
     conn: &mut PgConnection,
     products: &[ProductId],
@@ -49,17 +54,20 @@ pub async fn lock_stock(
     let mut ids: Vec<i64> = products.iter().map(|p| p.get()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let rows: Vec<(i64, i32, Option<i32>)> = sqlx::query_as(
-        "SELECT id, available_quantity, max_per_shopper FROM products WHERE id = ANY($1)
-         ORDER BY id FOR NO KEY UPDATE",
+    let rows: Vec<(i64, i32, Option<i32>, Option<i64>)> = sqlx::query_as(
+        "SELECT id, available_quantity, max_per_shopper, stock_set_at_outbox_id
+         FROM products WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
     )
     .bind(&ids)
     .fetch_all(conn)
     .await?;
     let mut locked = Locked::default();
-    for (id, available, limit) in rows {
+    for (id, available, limit, set_at) in rows {
         let id = ProductId::new(id).map_err(decode_error)?;
         locked.stock.insert(id, i64::from(available));
+        if let Some(set_at) = set_at {
+            locked.set_at.insert(id, set_at);
+        }
         if let Some(limit) = limit {
             let limit = ShopperLimit::new(limit.into()).map_err(decode_error)?;
             locked.limits.insert(id, limit);
@@ -68,22 +76,65 @@ pub async fn lock_stock(
     Ok(locked)
 }
 
-/// Writes the stock of the products whose stock changed (`(product, available)`), raising each
-/// one's version. Returns `(product id, available quantity, version)` as written, for the hot
-/// inventory view.
+/// A product's stock as a batch leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockWrite {
+    pub product: ProductId,
+    pub available: i32,
+    /// The queue position of the last set applied, when a set of the batch moved it.
+    pub set_at: Option<i64>,
+}
+
+/// Writes the stock (and set position) of the products a batch changed, raising each one's
+/// version. Returns `(product id, available quantity, version)` as written, for the hot inventory
+/// view.
 pub async fn write_stock(
     conn: &mut PgConnection,
-    changed: &[(ProductId, i32)],
+    changed: &[StockWrite],
 ) -> Result<Vec<(i64, i32, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "UPDATE products p SET available_quantity = v.q, version = p.version + 1, updated_at = now()
-         FROM UNNEST($1::BIGINT[], $2::INT[]) AS v(id, q) WHERE p.id = v.id
+        "UPDATE products p SET available_quantity = v.q,
+                stock_set_at_outbox_id = COALESCE(v.s, p.stock_set_at_outbox_id),
+                version = p.version + 1, updated_at = now()
+         FROM UNNEST($1::BIGINT[], $2::INT[], $3::BIGINT[]) AS v(id, q, s) WHERE p.id = v.id
          RETURNING p.id, p.available_quantity, p.version",
     )
-    .bind(changed.iter().map(|c| c.0.get()).collect::<Vec<_>>())
-    .bind(changed.iter().map(|c| c.1).collect::<Vec<_>>())
+    .bind(changed.iter().map(|c| c.product.get()).collect::<Vec<_>>())
+    .bind(changed.iter().map(|c| c.available).collect::<Vec<_>>())
+    .bind(changed.iter().map(|c| c.set_at).collect::<Vec<_>>())
     .fetch_all(conn)
     .await
+}
+
+/// The stock changes the ledger recorded for commands of each product queued after a position
+/// (`(product, position)`): `(queue position, stock delta)` of its applied rows that have both.
+/// A set needs those queued after it that the lane applied before it.
+pub async fn queued_after(
+    conn: &mut PgConnection,
+    after: &[(ProductId, i64)],
+) -> Result<HashMap<ProductId, Vec<(i64, i64)>>, sqlx::Error> {
+    if after.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i64, i64, i32)> = sqlx::query_as(
+        "SELECT l.product_id, l.queued, l.stock_delta
+         FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS v(p, s)
+         JOIN inventory_ledger l ON l.product_id = v.p AND l.queued > v.s
+         WHERE l.applied AND l.stock_delta IS NOT NULL",
+    )
+    .bind(after.iter().map(|a| a.0.get()).collect::<Vec<_>>())
+    .bind(after.iter().map(|a| a.1).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?;
+    let mut later: HashMap<ProductId, Vec<(i64, i64)>> = HashMap::new();
+    for (product, queued, delta) in rows {
+        let product = ProductId::new(product).map_err(decode_error)?;
+        later
+            .entry(product)
+            .or_default()
+            .push((queued, i64::from(delta)));
+    }
+    Ok(later)
 }
 
 /// One page of every product's stock, after product id `after`, in id order: `(product id,
@@ -109,15 +160,13 @@ pub struct Line {
     pub shopper: UserId,
 }
 
-/// The order lines named by the reserves and releases of `commands` (restocks name none).
+/// The order lines named by the reserves and releases of `commands` (restocks and sets name
+/// none).
 pub async fn order_lines(
     conn: &mut PgConnection,
     commands: &[InventoryCommand],
 ) -> Result<HashMap<LineKey, Line>, sqlx::Error> {
-    let named: Vec<&InventoryCommand> = commands
-        .iter()
-        .filter(|c| c.kind != CommandKind::Restock)
-        .collect();
+    let named: Vec<&InventoryCommand> = commands.iter().filter(|c| c.kind.names_a_line()).collect();
     if named.is_empty() {
         return Ok(HashMap::new());
     }
@@ -166,6 +215,8 @@ pub struct Seen {
     pub kind: CommandKind,
     pub applied: bool,
     pub counted: bool,
+    /// For a reserve, the product's set position when it was applied.
+    pub reserved_under: Option<i64>,
 }
 
 /// What the ledger holds for the lines of `commands`.
@@ -173,8 +224,8 @@ pub async fn seen(
     conn: &mut PgConnection,
     commands: &[InventoryCommand],
 ) -> Result<Vec<Seen>, sqlx::Error> {
-    let rows: Vec<(Uuid, i64, String, bool, bool)> = sqlx::query_as(
-        "SELECT order_id, product_id, kind, applied, counted FROM inventory_ledger
+    let rows: Vec<(Uuid, i64, String, bool, bool, Option<i64>)> = sqlx::query_as(
+        "SELECT order_id, product_id, kind, applied, counted, reserved_under FROM inventory_ledger
          WHERE (order_id, product_id) IN (SELECT * FROM UNNEST($1::UUID[], $2::BIGINT[]))",
     )
     .bind(
@@ -192,7 +243,7 @@ pub async fn seen(
     .fetch_all(conn)
     .await?;
     rows.into_iter()
-        .map(|(order, product, kind, applied, counted)| {
+        .map(|(order, product, kind, applied, counted, reserved_under)| {
             Ok(Seen {
                 line: (
                     OrderId::from_uuid(order),
@@ -201,35 +252,47 @@ pub async fn seen(
                 kind: CommandKind::parse(&kind).ok_or_else(|| decode_error(UnknownKind(kind)))?,
                 applied,
                 counted,
+                reserved_under,
             })
         })
         .collect()
 }
 
-/// A decided command as the ledger records it: whether it changed the stock, and whether it
-/// changed its shopper's count of the product.
+/// A decided command as the ledger records it: whether it was applied, whether it changed its
+/// shopper's count of the product, its queue position and what it did to the stock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     pub command: InventoryCommand,
     pub applied: bool,
     pub counted: bool,
+    pub queued: Option<i64>,
+    pub reserved_under: Option<i64>,
+    pub stock_delta: i32,
 }
 
 /// Records `decided` commands in the ledger. A command recorded before violates the ledger's
 /// primary key: a concurrent lane applying the same command fails here, and rolls back.
 pub async fn record(conn: &mut PgConnection, decided: &[Entry]) -> Result<(), sqlx::Error> {
-    let entries: Vec<LedgerEntry> = decided
+    let entries: Vec<(LedgerEntry, Placement)> = decided
         .iter()
-        .map(|d| LedgerEntry {
-            order_id: d.command.order_id.as_uuid(),
-            product_id: d.command.product_id.get(),
-            kind: d.command.kind,
-            quantity: i32::from(d.command.quantity),
-            applied: d.applied,
-            counted: d.counted,
+        .map(|d| {
+            let entry = LedgerEntry {
+                order_id: d.command.order_id.as_uuid(),
+                product_id: d.command.product_id.get(),
+                kind: d.command.kind,
+                quantity: i32::from(d.command.quantity),
+                applied: d.applied,
+                counted: d.counted,
+            };
+            let placement = Placement {
+                queued: d.queued,
+                reserved_under: d.reserved_under,
+                stock_delta: Some(d.stock_delta),
+            };
+            (entry, placement)
         })
         .collect();
-    ledger::record_ledger(conn, &entries).await
+    ledger::record_placed(conn, &entries).await
 }
 
 /// What a decision writes on its order line: its new status, and for a short line why (its

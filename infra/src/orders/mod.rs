@@ -6,7 +6,7 @@
 //! | module     | written by                 | statements                                              |
 //! |------------|----------------------------|---------------------------------------------------------|
 //! | `place`    | the API's checkout         | new orders and their lines, the cart they came from, Idempotency-Key claims |
-//! | `view`     | the API's order, seller and restock views | reading orders and lines, a restock's ledger entry |
+//! | `view`     | the API's order, seller, restock and stock views | reading orders and lines, a seller's restock or set in the ledger |
 //! | `cancel`   | the API's cancel           | a buyer's cancel: the order, its releases in the outbox |
 //! | `lane`     | the worker's lanes         | the ledger, the stock, the lines' decisions, the orders' line counters (storing the status the worker decided for an order's last line) |
 //! | `ledger`   | the lanes and the API's synchronous strategies | one ledger row per inventory change of an order |

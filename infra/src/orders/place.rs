@@ -12,15 +12,17 @@ use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// One line of a cart as checkout reads it: at today's price.
+/// One line of a cart as checkout reads it: at today's price, with the product's stock as its
+/// lane last committed it.
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub struct CartLine {
     pub product_id: i64,
     pub quantity: i32,
     pub price_cents: i64,
+    pub available_quantity: i32,
 }
 
-/// The cart's lines at today's prices, in product-id order (none when it is empty).
+/// The cart's lines at today's prices and stock, in product-id order (none when it is empty).
 ///
 /// Each line's product is looked up by its key (`OFFSET 0` keeps the planner from turning the
 /// lookup into a join): a plain join let PostgreSQL hash the whole `products` table for every
@@ -28,9 +30,10 @@ pub struct CartLine {
 /// rewrites all the time, 22 buffers a call instead of 6 (`pg_stat_statements`, bench run).
 pub async fn cart_lines(pool: &PgPool, user: UserId) -> Result<Vec<CartLine>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT c.product_id, c.quantity, p.price_cents
+        "SELECT c.product_id, c.quantity, p.price_cents, p.available_quantity
          FROM cart_items c
-         CROSS JOIN LATERAL (SELECT price_cents FROM products WHERE id = c.product_id OFFSET 0) p
+         CROSS JOIN LATERAL (SELECT price_cents, available_quantity FROM products
+                             WHERE id = c.product_id OFFSET 0) p
          WHERE c.user_id = $1 ORDER BY c.product_id",
     )
     .bind(user.get())

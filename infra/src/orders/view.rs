@@ -1,6 +1,6 @@
-//! Reading orders (the API's order and seller views, and the ledger entry of a restock). Each
-//! function names its columns and leaves the row's shape to the caller (any [`sqlx::FromRow`]
-//! with fields of those names), so the API's JSON types are read directly.
+//! Reading orders (the API's order and seller views, and the ledger entry of a seller's restock
+//! or set). Each function names its columns and leaves the row's shape to the caller (any
+//! [`sqlx::FromRow`] with fields of those names), so the API's JSON types are read directly.
 
 use shop_domain::{messages::CommandKind, LineStatus, OrderStatus, ProductId, UserId};
 use sqlx::{postgres::PgRow, FromRow, PgPool};
@@ -125,12 +125,14 @@ where
     .await
 }
 
-/// What a product's lane decided about restock `id` (its ledger entry), with the product's stock
-/// now: `applied, quantity, stock`; `None` until the lane has applied or refused it.
-pub async fn restock<T>(
+/// What a product's lane decided about a seller's command `id` of `kind` on `product` (a
+/// restock or a set: its ledger entry), with the product's stock now: `applied, quantity, stock`;
+/// `None` until the lane has applied or refused it.
+pub async fn seller_command<T>(
     pool: &PgPool,
     id: Uuid,
     product: ProductId,
+    kind: CommandKind,
 ) -> Result<Option<T>, sqlx::Error>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
@@ -142,7 +144,7 @@ where
     )
     .bind(id)
     .bind(product.get())
-    .bind(CommandKind::Restock.as_str())
+    .bind(kind.as_str())
     .fetch_optional(pool)
     .await
 }

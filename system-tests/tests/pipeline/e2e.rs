@@ -128,9 +128,11 @@ async fn an_sse_client_of_any_replica_receives_each_status_until_the_terminal_on
     });
     read.await
         .expect("the stream ends after the terminal status");
+    // The status frames; `place` frames may come between them while the order is PENDING.
     let statuses: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
+        .split("\n\n")
+        .filter(|frame| frame.lines().any(|l| l == "event: status"))
+        .flat_map(|frame| frame.lines().filter_map(|l| l.strip_prefix("data: ")))
         .map(|d| {
             if d.contains("CONFIRMED") {
                 "CONFIRMED"

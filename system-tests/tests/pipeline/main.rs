@@ -7,8 +7,10 @@ mod drops;
 mod e2e;
 mod faults;
 mod mail;
+mod place;
 mod poison;
 mod step;
+mod stock_set;
 mod strategies;
 mod topics;
 

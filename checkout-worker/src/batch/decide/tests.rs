@@ -1,8 +1,8 @@
 //! [`super::decide`]'s unit tests: stock, the ledger's duplicates, releases, restocks, refusals
-//! and the per-shopper limits.
+//! and the per-shopper limits; sellers' sets in [`sets`].
 
 use super::*;
-use shop_domain::{OrderId, Quantity};
+use shop_domain::{OrderId, Quantity, ShopperLimit, UserId};
 
 fn cmd(kind: CommandKind, order: OrderId, product: i64, quantity: i64) -> InventoryCommand {
     InventoryCommand::new(
@@ -11,6 +11,11 @@ fn cmd(kind: CommandKind, order: OrderId, product: i64, quantity: i64) -> Invent
         ProductId::new(product).expect("id"),
         Quantity::new(quantity).expect("quantity"),
     )
+}
+
+/// Commands without queue positions (relayed before positions were carried).
+fn unqueued(commands: &[InventoryCommand]) -> Vec<Queued> {
+    commands.iter().map(|&c| c.into()).collect()
 }
 
 fn pid(id: i64) -> ProductId {
@@ -22,10 +27,16 @@ fn outcomes(
     stock: &mut HashMap<ProductId, i64>,
     recorded: HashMap<LineKey, Recorded>,
 ) -> Vec<Outcome> {
-    decide(commands, stock, recorded, &mut Shoppers::default())
-        .iter()
-        .map(|d| d.outcome)
-        .collect()
+    decide(
+        &unqueued(commands),
+        stock,
+        recorded,
+        &mut Shoppers::default(),
+        &mut Sets::default(),
+    )
+    .iter()
+    .map(|d| d.outcome)
+    .collect()
 }
 
 fn restock(id: OrderId, product: i64, quantity: i64) -> InventoryCommand {
@@ -236,10 +247,16 @@ fn decided(
     recorded: HashMap<LineKey, Recorded>,
     shoppers: &mut Shoppers,
 ) -> Vec<(Outcome, bool)> {
-    decide(commands, stock, recorded, shoppers)
-        .iter()
-        .map(|d| (d.outcome, d.counted))
-        .collect()
+    decide(
+        &unqueued(commands),
+        stock,
+        recorded,
+        shoppers,
+        &mut Sets::default(),
+    )
+    .iter()
+    .map(|d| (d.outcome, d.counted))
+    .collect()
 }
 
 #[test]
@@ -283,8 +300,14 @@ fn one_unit_over_the_limit_refuses_the_whole_line() {
     );
     assert!(outcomes[0].0.refused_line());
     assert_eq!(shoppers.held[&(pid(1), user(7))], 1, "unchanged");
-    let line = line_decision(&decide(&commands[..1], &mut stock, HashMap::new(), &mut shoppers)[0])
-        .expect("the line is decided");
+    let first = decide(
+        &unqueued(&commands[..1]),
+        &mut stock,
+        HashMap::new(),
+        &mut shoppers,
+        &mut Sets::default(),
+    );
+    let line = line_decision(&first[0]).expect("the line is decided");
     assert_eq!(
         (line.status, line.reason_code, line.available),
         (LineStatus::Short, Some(LineReason::LimitExceeded), Some(2))
@@ -385,3 +408,5 @@ fn the_counts_read_are_those_of_limited_reserves_and_of_releases() {
     ]);
     assert_eq!(keys, [(pid(1), user(7)), (pid(2), user(8))]);
 }
+
+mod sets;
