@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use shop_testkit::{eventually, expect_error, expect_json, TestApp};
+use shop_testkit::{eventually, expect_error, expect_json, TestApp, TestUser};
 use std::{collections::HashSet, time::Duration};
 
 #[tokio::test]
@@ -247,15 +247,20 @@ async fn reads_are_cached_and_every_write_refreshes_the_cache() {
     .await;
 }
 
-#[tokio::test]
-async fn only_the_seller_may_patch_and_versions_guard_concurrent_edits() {
-    let app = TestApp::spawn().await;
+/// A seller's product with 3 units, another account, and the product's id and path.
+async fn product_and_stranger(app: &TestApp) -> (TestUser, TestUser, i64, String) {
     let seller = app.new_user().await;
     let stranger = app.new_user().await;
     let id = app.new_product(&seller, "home", 1000, 3).await["id"]
         .as_i64()
         .expect("id");
-    let path = format!("/products/{id}");
+    (seller, stranger, id, format!("/products/{id}"))
+}
+
+#[tokio::test]
+async fn only_the_seller_may_patch_and_versions_guard_concurrent_edits() {
+    let app = TestApp::spawn().await;
+    let (seller, stranger, id, path) = product_and_stranger(&app).await;
     expect_error(
         app.patch(&path, Some(&stranger.token), &json!({"price_cents": 1}))
             .await,
@@ -397,12 +402,7 @@ async fn apply_the_set(app: &TestApp, id: i64, stock: i32) -> Value {
 #[tokio::test]
 async fn a_new_stock_is_the_lanes_answer() {
     let app = TestApp::spawn().await;
-    let seller = app.new_user().await;
-    let stranger = app.new_user().await;
-    let id = app.new_product(&seller, "home", 1000, 3).await["id"]
-        .as_i64()
-        .expect("id");
-    let path = format!("/products/{id}");
+    let (seller, stranger, id, path) = product_and_stranger(&app).await;
     expect_error(
         app.patch(
             &path,

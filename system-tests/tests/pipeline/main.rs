@@ -15,8 +15,40 @@ mod strategies;
 mod topics;
 
 use reqwest::StatusCode;
+use shop_domain::messages::InventoryCommand;
+use shop_infra::outbox;
 use shop_testkit::{expect_json, TestApp, TestUser};
 use std::collections::HashMap;
+
+/// The inventory commands in the outbox, in queue order, each as a lane receives it (with its
+/// row's id as its queue position); the rows are deleted, so no relay sends them.
+pub async fn take_queued(app: &TestApp) -> Vec<(i64, InventoryCommand)> {
+    let rows: Vec<(i64, String, String, String)> =
+        sqlx::query_as("SELECT id, stream, message_key, payload FROM outbox ORDER BY id")
+            .fetch_all(&app.db)
+            .await
+            .expect("outbox");
+    let mut taken = Vec::new();
+    let mut commands = Vec::new();
+    for (id, stream, key, payload) in rows {
+        let held = outbox::unbundle(&stream, &key, &payload).expect("messages");
+        let before = commands.len();
+        commands.extend(
+            held.iter()
+                .filter(|m| m.stream == outbox::INVENTORY)
+                .map(|m| (id, serde_json::from_str(&m.payload).expect("a command"))),
+        );
+        if commands.len() > before {
+            taken.push(id);
+        }
+    }
+    sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+        .bind(taken)
+        .execute(&app.db)
+        .await
+        .expect("delete");
+    commands
+}
 
 /// Lists a product with `stock` units and returns its id.
 pub async fn product(app: &TestApp, seller: &TestUser, stock: i64) -> i64 {

@@ -1,47 +1,22 @@
 //! The worker's step, fed batches directly: no Kafka involved.
 
-use crate::{buyer, product};
+use crate::{buyer, product, take_queued};
 use checkout_worker::{
     batch::{apply_batch, BatchError, Outcome},
     dead_letter::Received,
     membership::{Claim, Membership, Position},
 };
 use shop_domain::messages::{InventoryCommand, OrderStatus};
-use shop_infra::outbox;
 use shop_testkit::TestApp;
 use std::{
     collections::HashMap,
     time::{Duration, Instant},
 };
 
-/// The inventory commands in the outbox, in order; the rows that held them are deleted (so no
-/// relay sends them).
+/// The inventory commands in the outbox, in order, without their queue positions; the rows that
+/// held them are deleted (so no relay sends them).
 async fn take_commands(app: &TestApp) -> Vec<InventoryCommand> {
-    let rows: Vec<(i64, String, String, String)> =
-        sqlx::query_as("SELECT id, stream, message_key, payload FROM outbox ORDER BY id")
-            .fetch_all(&app.db)
-            .await
-            .expect("outbox");
-    let mut taken = Vec::new();
-    let mut commands = Vec::new();
-    for (id, stream, key, payload) in rows {
-        let held = outbox::unbundle(&stream, &key, &payload).expect("messages");
-        let before = commands.len();
-        commands.extend(
-            held.iter()
-                .filter(|m| m.stream == outbox::INVENTORY)
-                .map(|m| serde_json::from_str::<InventoryCommand>(&m.payload).expect("a command")),
-        );
-        if commands.len() > before {
-            taken.push(id);
-        }
-    }
-    sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
-        .bind(taken)
-        .execute(&app.db)
-        .await
-        .expect("delete");
-    commands
+    take_queued(app).await.into_iter().map(|(_, c)| c).collect()
 }
 
 #[tokio::test]

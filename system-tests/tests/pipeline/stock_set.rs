@@ -5,7 +5,7 @@
 //! queued after it and applied first stays on top of it. Conservation then reads initial +
 //! restocks + sellers' adjustments = available + units on CONFIRMED orders.
 
-use crate::{buyer, product};
+use crate::{buyer, product, take_queued};
 use checkout_worker::{
     batch::{apply_batch, Outcome},
     dead_letter::Received,
@@ -13,7 +13,6 @@ use checkout_worker::{
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use shop_domain::{messages::InventoryCommand, OrderId, ProductId, Stock};
-use shop_infra::outbox;
 use shop_testkit::{eventually, expect_error, expect_json, TestApp, TestUser};
 use std::time::Duration;
 
@@ -184,36 +183,6 @@ async fn a_count_answers_with_the_stock_the_lane_left() {
     // 5 listed + (7 - 3) + (0 - 7) = 0 available + 2 confirmed.
     app.assert_invariants(&initial).await;
     worker.stop().await;
-}
-
-/// The inventory commands in the outbox, in queue order, each as a lane receives it (with its
-/// row's id as its queue position); the rows are deleted, so no relay sends them.
-async fn take_queued(app: &TestApp) -> Vec<(i64, InventoryCommand)> {
-    let rows: Vec<(i64, String, String, String)> =
-        sqlx::query_as("SELECT id, stream, message_key, payload FROM outbox ORDER BY id")
-            .fetch_all(&app.db)
-            .await
-            .expect("outbox");
-    let mut taken = Vec::new();
-    let mut commands = Vec::new();
-    for (id, stream, key, payload) in rows {
-        let held = outbox::unbundle(&stream, &key, &payload).expect("messages");
-        let before = commands.len();
-        commands.extend(
-            held.iter()
-                .filter(|m| m.stream == outbox::INVENTORY)
-                .map(|m| (id, serde_json::from_str(&m.payload).expect("a command"))),
-        );
-        if commands.len() > before {
-            taken.push(id);
-        }
-    }
-    sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
-        .bind(taken)
-        .execute(&app.db)
-        .await
-        .expect("delete");
-    commands
 }
 
 /// Applies `commands` as one batch of records that carried their queue positions; the outcomes.
