@@ -14,7 +14,7 @@ command -v npm >/dev/null || apt_install nodejs npm
 # Its shoppers register and sign in from one address: more codes than a stranger may ask for.
 export SIGN_IN_SENDS_PER_IP=50
 start_isolated_system shop_storefront 60
-if ! API="$API" SYSTEM_DB_URL="$SYSTEM_DB_URL" SYSTEM_REDIS_PREFIX="$SYSTEM_REDIS_PREFIX" MAILSINK_HTTP="$MAILSINK_HTTP" node --test storefront/e2e/storefront.test.mjs; then
+if ! API="$API" WORKER_PID="${SYSTEM_PIDS[1]}" SYSTEM_DB_URL="$SYSTEM_DB_URL" SYSTEM_REDIS_PREFIX="$SYSTEM_REDIS_PREFIX" MAILSINK_HTTP="$MAILSINK_HTTP" node --test storefront/e2e/storefront.test.mjs; then
   tail -n 20 "$SYSTEM_WORK/api.log" "$SYSTEM_WORK/worker.log"
   exit 1
 fi
