@@ -298,18 +298,21 @@ pub(crate) async fn create(
     Ok(response)
 }
 
-/// Where a new `available_quantity` stands when `PATCH /products/{id}` answers before the
-/// product's lane applied it.
+/// Where a new `available_quantity` stands when `PATCH /products/{id}` answers without the
+/// product's lane having applied it.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub(crate) enum StockUpdate {
     /// Queued on the product's lane, not applied yet (the lane is busy or down): the stock shown
-    /// is the one before it.
+    /// is the one before it (202).
     Pending,
+    /// The lane did not apply it: a newer count reached the lane first. The stock shown is the
+    /// one the lane left (200).
+    Superseded,
 }
 
-/// `PATCH /products/{id}`'s 202: the product after the other changes, and its new stock still on
-/// its way.
+/// `PATCH /products/{id}` when its new stock was not applied: the product after the other
+/// changes, and where the new stock stands.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct StockPending {
     #[serde(flatten)]
@@ -331,7 +334,8 @@ pub(crate) struct StockPending {
 /// it), and checkouts and restocks queued after it keep their effect on top of it (the stock never
 /// goes below 0). A checkout queued before the count that had not taken its units yet takes them
 /// from the count: the lane cannot know whether the count held them, and never sells a unit twice.
-/// A count queued before another one that the lane applied first changes nothing. No
+/// A count queued before another one that the lane applied first changes nothing: 200 with the
+/// stock the newer count left and `stock_update: SUPERSEDED`. No
 /// `expected_version` is needed for the stock: it guards nothing the lane does not. A repeated
 /// `Idempotency-Key` queues the same count once (adding units is `POST /products/{id}/restock`).
 #[utoipa::path(patch, path = "/products/{id}", tag = "catalog", security(("session" = [])),
@@ -342,7 +346,7 @@ pub(crate) struct StockPending {
                 `available_quantity` with the same key sets the stock once"),
     ),
     request_body = UpdateProduct, responses(
-    (status = 200, description = "The product after the change; with `available_quantity`, after the product's lane applied the new stock (among the checkouts, releases and restocks queued around it)", body = Product),
+    (status = 200, description = "The product after the change; with `available_quantity`, after the product's lane applied the new stock (among the checkouts, releases and restocks queued around it), or with `stock_update: SUPERSEDED` when the lane applied a newer count first and left this one unapplied (the stock shown is the newer count's)", body = Product),
     (status = 202, description = "The other changes are made and the new `available_quantity` is queued on the product's lane, which has not applied it within 3 s: the product as it is now (its stock the one before), with `stock_update: PENDING`", body = StockPending),
     (status = 400, description = "`invalid_idempotency_key`, `malformed_json`", body = ErrorBody),
     crate::error::responses::NoSession,
@@ -394,19 +398,27 @@ pub(crate) async fn update(
     let Some(set) = set else {
         return Ok(json_response(StatusCode::OK, json));
     };
-    if lane::wait_for_lane(&state, &set).await?.is_none() {
+    let Some(decided) = lane::wait_for_lane(&state, &set).await? else {
         let pending = StockPending {
             product,
             stock_update: StockUpdate::Pending,
         };
         return Ok((StatusCode::ACCEPTED, axum::Json(pending)).into_response());
-    }
+    };
     // As the lane left it (the categories' counts may have moved with the stock).
     state.local_categories.remove(CATEGORIES);
     let now = find(&state, id)
         .await?
         .ok_or_else(|| ApiError::not_found("product"))?;
-    Ok(json_response(StatusCode::OK, publish(&state, &now).await?))
+    let json = publish(&state, &now).await?;
+    if decided.applied {
+        return Ok(json_response(StatusCode::OK, json));
+    }
+    let superseded = StockPending {
+        product: now,
+        stock_update: StockUpdate::Superseded,
+    };
+    Ok((StatusCode::OK, axum::Json(superseded)).into_response())
 }
 
 /// Writes the changed fields but the stock (see [`update`]) and raises the version (so two

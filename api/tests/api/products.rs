@@ -367,9 +367,10 @@ async fn queued_sets(app: &TestApp, id: i64) -> Vec<Value> {
         .collect()
 }
 
-/// Plays product `id`'s lane for the one set queued: records it in the ledger and makes the
-/// stock `stock` (what a lane leaves: the count, or more with what was queued after it).
-async fn apply_the_set(app: &TestApp, id: i64, stock: i32) -> Value {
+/// Plays product `id`'s lane for the one set queued: records it in the ledger, `applied` or
+/// not (superseded by a newer count), and makes the stock `stock` (what a lane leaves: the count,
+/// or more with what was queued after it, or the newer count).
+async fn apply_the_set(app: &TestApp, id: i64, stock: i32, applied: bool) -> Value {
     let set = eventually(Duration::from_secs(5), "the set queued", || async move {
         match queued_sets(app, id).await.as_slice() {
             [one] => Ok(one.clone()),
@@ -381,11 +382,12 @@ async fn apply_the_set(app: &TestApp, id: i64, stock: i32) -> Value {
     let mut tx = app.db.begin().await.expect("begin");
     sqlx::query(
         "INSERT INTO inventory_ledger (order_id, product_id, kind, quantity, applied, stock_delta)
-         VALUES ($1, $2, 'set', $3, true, 0)",
+         VALUES ($1, $2, 'set', $3, $4, 0)",
     )
     .bind(set_id)
     .bind(id)
     .bind(i32::try_from(set["quantity"].as_i64().expect("count")).expect("i32"))
+    .bind(applied)
     .execute(&mut *tx)
     .await
     .expect("ledger");
@@ -431,7 +433,7 @@ async fn a_new_stock_is_the_lanes_answer() {
     let count = json!({"available_quantity": 0, "price_cents": 900});
     let (answer, set) = tokio::join!(
         app.patch(&path, Some(&seller.token), &count),
-        apply_the_set(&app, id, 2),
+        apply_the_set(&app, id, 2, true),
     );
     assert_eq!(
         (
@@ -456,5 +458,28 @@ async fn a_new_stock_is_the_lanes_answer() {
         product(&app, id).await["available_quantity"],
         2,
         "cached as the lane left it"
+    );
+}
+
+#[tokio::test]
+async fn a_count_the_lane_found_superseded_says_so() {
+    let app = TestApp::spawn().await;
+    let (seller, _, id, path) = product_and_stranger(&app).await;
+    // The seller counts 4; a newer count of 7 (another tab) reached the lane first, so the lane
+    // records this one as not applied and the stock stays 7. The answer must not pass 7 off as
+    // the result of this count.
+    let count = json!({"available_quantity": 4});
+    let (answer, _) = tokio::join!(
+        app.patch(&path, Some(&seller.token), &count),
+        apply_the_set(&app, id, 7, false),
+    );
+    let answer = expect_json(answer, StatusCode::OK).await;
+    assert_eq!(
+        (
+            answer["available_quantity"].as_i64(),
+            answer["stock_update"].as_str()
+        ),
+        (Some(7), Some("SUPERSEDED")),
+        "{answer}"
     );
 }
