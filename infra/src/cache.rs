@@ -103,8 +103,8 @@ impl Keys {
 
     /// `<prefix>order-lanes:<order id>`: a hash of where a PENDING order's reserves wait, field
     /// the inventory partition (decimal), value the lowest Kafka offset of the order's reserves
-    /// on it; written by the relay once the broker acknowledged them, expires a day after the last
-    /// write (`crate::place`).
+    /// on it; written by the relay once the broker acknowledged them, deleted when the order is
+    /// decided ([`announce_statuses`]), else expires a day after the last write (`crate::place`).
     pub fn order_lanes(&self, order: OrderId) -> String {
         format!("{}order-lanes:{order}", self.prefix)
     }
@@ -124,8 +124,9 @@ impl Keys {
 }
 
 /// Announces order status changes on [`Keys::order_status_channel`], in one round trip, so every
-/// API replica can push them to the clients watching those orders. Best effort for the caller:
-/// watchers also re-read PostgreSQL.
+/// API replica can push them to the clients watching those orders, and drops the place in line
+/// ([`Keys::order_lanes`]) of each order decided: only a PENDING order has one. Best effort for
+/// the caller: watchers also re-read PostgreSQL, and a place left behind expires on its own.
 pub async fn announce_statuses(
     redis: &ConnectionManager,
     keys: &Keys,
@@ -134,6 +135,11 @@ pub async fn announce_statuses(
     let channel = keys.order_status_channel();
     let mut pipe = redis::pipe();
     for update in updates {
+        if update.status.is_decided() {
+            pipe.cmd("DEL")
+                .arg(keys.order_lanes(update.order_id))
+                .ignore();
+        }
         match serde_json::to_string(update) {
             Ok(json) => {
                 pipe.cmd("PUBLISH").arg(&channel).arg(json).ignore();

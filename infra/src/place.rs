@@ -11,7 +11,8 @@
 //!
 //! Their script keeps the lowest offset and the furthest progress, so writes that arrive out of
 //! order (a reserve relayed twice, two owners around a take-over) never move a place back. Both
-//! hashes expire a day after their last write. Reading ([`Places::read`]) is two round trips: the
+//! hashes expire a day after their last write; an order's offsets go sooner, when it is decided
+//! (`crate::cache::announce_statuses`). Reading ([`Places::read`]) is two round trips: the
 //! order's offsets with its products' stock, then the progress of those partitions.
 
 use crate::cache::{Keys, Versioned};

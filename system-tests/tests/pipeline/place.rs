@@ -7,6 +7,8 @@
 use crate::{buyer, product};
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
+use shop_domain::OrderId;
+use shop_infra::Keys;
 use shop_testkit::{eventually, TestApp};
 use std::time::Duration;
 
@@ -164,6 +166,29 @@ async fn a_pending_order_shows_its_place_in_line_until_it_is_decided() {
         assert_eq!(decided["status"], "CONFIRMED", "{decided}");
         assert!(decided["ahead"].is_null(), "{decided}");
         assert!(decided["items"][0]["remaining"].is_null(), "{decided}");
+    }
+    // A decided order's offsets are of no more use: they go with the decision, not a day later
+    // (a drop of a million orders would keep a million hashes in Redis for a day).
+    let keys = Keys::new(&app.settings.redis_key_prefix);
+    for (_, order, _) in &queued {
+        let key = keys.order_lanes(OrderId::from_uuid(order.parse().expect("an order id")));
+        eventually(SETTLE, &format!("{key} gone"), || {
+            let mut redis = app.redis.clone();
+            let key = key.clone();
+            async move {
+                let left: bool = redis::cmd("EXISTS")
+                    .arg(&key)
+                    .query_async(&mut redis)
+                    .await
+                    .expect("EXISTS");
+                if left {
+                    Err(key)
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
     }
     app.wait_until_settled(SETTLE).await;
     app.assert_invariants(&initial).await;
