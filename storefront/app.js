@@ -274,6 +274,13 @@ async function refreshOrders() {
   page.items.filter((o) => o.status === "PENDING").forEach((o) => guarded(watchOrder)(o.id));
 }
 
+// Streams open at once. A browser keeps at most six connections to one host over HTTP/1.1 and an
+// open stream holds one, so more streams would leave the page's own requests waiting until an
+// order is decided. Orders beyond these are polled until a stream is free.
+const MAX_STREAMS = 3;
+const POLL_MS = 1000;
+let streams = 0;
+
 // Follows an order until it is decided (one reader per order: a second call joins the first).
 // A stream that ends before (a replica shutting down, a dropped connection) is opened again, up
 // to 5 times, a second more each time.
@@ -281,14 +288,36 @@ function watchOrder(orderId) {
   if (!state.watching.has(orderId)) {
     const follow = async () => {
       let status = null;
-      for (let tries = 0; !DECIDED.includes(status) && tries <= 5; tries++) {
-        if (tries) await sleep(1000 * tries);
-        status = (await readEvents(orderId)) ?? status;
+      let tries = 0;
+      while (!DECIDED.includes(status) && tries <= 5) {
+        if (streams >= MAX_STREAMS) {
+          status = await pollOrder(orderId);
+          if (!DECIDED.includes(status)) await sleep(POLL_MS);
+          continue;
+        }
+        streams++;
+        try {
+          status = (await readEvents(orderId)) ?? status;
+        } finally {
+          streams--;
+        }
+        tries++;
+        if (!DECIDED.includes(status) && tries <= 5) await sleep(1000 * tries);
       }
     };
     state.watching.set(orderId, follow().finally(() => state.watching.delete(orderId)));
   }
   return state.watching.get(orderId);
+}
+
+// Reads an order once, as its events would tell it: its status, and its place while PENDING.
+async function pollOrder(orderId) {
+  const order = await api(`/orders/${orderId}`);
+  await showStatus(orderId, order.status);
+  if (order.status === "PENDING") {
+    await showPlace(orderId, { ahead: order.ahead, lines: order.items.map((i) => ({ product_id: i.product_id, remaining: i.remaining })) });
+  }
+  return order.status;
 }
 
 // Reads an order's Server-Sent Events: `status`, and `place` (its place in line) while it is

@@ -6,7 +6,8 @@
 // counts, pictures and sold-out products, and a seller listing and restocking a product and a
 // cancelled order giving its units back, each on a desktop and a phone; and a flash-sale drop
 // (a countdown, a limit per shopper, an early checkout refused, the seller's start and limit) on
-// both, and an order's place in line from its events.
+// both, an order's place in line from its events, and eight PENDING orders followed without
+// freezing the page.
 // Needs API (the shop's URL), SYSTEM_DB_URL (its database), SYSTEM_REDIS_PREFIX (its Redis keys)
 // and MAILSINK_HTTP (the mail sink), as scripts/check-storefront.sh sets.
 import { test } from "node:test";
@@ -627,6 +628,53 @@ test("an order's place in line shows while it is PENDING, from its events", asyn
     await statusShown(page, "CONFIRMED");
     await place.waitFor({ state: "hidden" });
     assert.equal(opened.length, 3, `streams opened: ${opened}`);
+  } finally {
+    await browser.close();
+  }
+});
+
+// Many PENDING orders at once (the lanes paused) must not freeze the page. A browser keeps at
+// most six connections to one host and an open stream holds one, so the page follows a few
+// orders over their streams and polls the others; its other requests still go through, and every
+// order is shown decided once the lanes go on.
+test("eight PENDING orders leave the page working, and all are shown decided", async () => {
+  assert.ok(API && WORKER_PID, "API and WORKER_PID must be set");
+  const browser = await launch();
+  try {
+    const n = String(Date.now()).slice(-7);
+    const { session_token: token, user } = await registered(`many${n}@example.com`, `+1562${n}`);
+    const call = (path, body) => fetch(`${API}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: body && JSON.stringify(body),
+    });
+    const listed = await call("/products", { name: `Many ${n}`, price_cents: 100, available_quantity: 50, category: "many" });
+    assert.equal(listed.status, 201);
+    const { id } = await listed.json();
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.addInitScript(([t, email]) => {
+      localStorage.setItem("token", t);
+      localStorage.setItem("email", email);
+    }, [token, user.email]);
+    process.kill(WORKER_PID, "SIGSTOP");
+    try {
+      for (let i = 0; i < 8; i++) {
+        assert.equal((await call("/cart/add", { product_id: id, quantity: 1 })).status, 200);
+        assert.equal((await call("/orders/checkout")).status, 202);
+      }
+      await page.goto(API);
+      await count(page, "order", 8);
+      // The page's own requests still go through: a product into the cart.
+      await page.getByTestId("search").fill(`Many ${n}`);
+      await page.getByTestId("search-go").click();
+      const card = page.locator(`[data-testid=product][data-id="${id}"]`);
+      await card.getByTestId("add").click();
+      await count(page, "cart-line", 1);
+    } finally {
+      process.kill(WORKER_PID, "SIGCONT");
+    }
+    await page.waitForFunction(() => [...document.querySelectorAll("[data-testid=order-status]")]
+      .filter((e) => e.textContent === "CONFIRMED").length === 8, null, { timeout: SETTLE });
   } finally {
     await browser.close();
   }
