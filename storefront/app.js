@@ -274,10 +274,10 @@ async function refreshOrders() {
   page.items.filter((o) => o.status === "PENDING").forEach((o) => guarded(watchOrder)(o.id));
 }
 
-// Streams open at once. A browser keeps at most six connections to one host over HTTP/1.1 and an
-// open stream holds one, so more streams would leave the page's own requests waiting until an
-// order is decided. Orders beyond these are polled until a stream is free.
-const MAX_STREAMS = 3;
+// Streams open at once. A browser keeps at most six connections to one host over HTTP/1.1 (for
+// all its tabs) and an open stream holds one, so more streams would leave the page's own requests
+// waiting until an order is decided. Orders beyond these are polled until a stream is free.
+const MAX_STREAMS = 2;
 const POLL_MS = 1000;
 let streams = 0;
 
@@ -291,7 +291,13 @@ function watchOrder(orderId) {
       let tries = 0;
       while (!DECIDED.includes(status) && tries <= 5) {
         if (streams >= MAX_STREAMS) {
-          status = await pollOrder(orderId);
+          try {
+            status = await pollOrder(orderId);
+          } catch (e) {
+            // Signed out, or not this shopper's order: nothing more to follow. Anything else
+            // (rate limited, a replica restarting, the network) is looked at again.
+            if ([401, 403, 404].includes(e.status)) throw e;
+          }
           if (!DECIDED.includes(status)) await sleep(POLL_MS);
           continue;
         }
@@ -310,12 +316,19 @@ function watchOrder(orderId) {
   return state.watching.get(orderId);
 }
 
+// The least `ahead` shown for each polled order: as on its stream, a place never moves back.
+const leastAhead = new Map();
+
 // Reads an order once, as its events would tell it: its status, and its place while PENDING.
 async function pollOrder(orderId) {
   const order = await api(`/orders/${orderId}`);
   await showStatus(orderId, order.status);
-  if (order.status === "PENDING") {
-    await showPlace(orderId, { ahead: order.ahead, lines: order.items.map((i) => ({ product_id: i.product_id, remaining: i.remaining })) });
+  if (order.status !== "PENDING") {
+    leastAhead.delete(orderId);
+  } else if (order.ahead != null) {
+    const ahead = Math.min(order.ahead, leastAhead.get(orderId) ?? order.ahead);
+    leastAhead.set(orderId, ahead);
+    await showPlace(orderId, { ahead, lines: order.items.map((i) => ({ product_id: i.product_id, remaining: i.remaining })) });
   }
   return order.status;
 }

@@ -635,8 +635,8 @@ test("an order's place in line shows while it is PENDING, from its events", asyn
 
 // Many PENDING orders at once (the lanes paused) must not freeze the page. A browser keeps at
 // most six connections to one host and an open stream holds one, so the page follows a few
-// orders over their streams and polls the others; its other requests still go through, and every
-// order is shown decided once the lanes go on.
+// orders over their streams and polls the others (a failed poll is tried again); its other
+// requests still go through, and every order is shown decided once the lanes go on.
 test("eight PENDING orders leave the page working, and all are shown decided", async () => {
   assert.ok(API && WORKER_PID, "API and WORKER_PID must be set");
   const browser = await launch();
@@ -656,12 +656,20 @@ test("eight PENDING orders leave the page working, and all are shown decided", a
       localStorage.setItem("token", t);
       localStorage.setItem("email", email);
     }, [token, user.email]);
+    let failed = 0;
     process.kill(WORKER_PID, "SIGSTOP");
     try {
       for (let i = 0; i < 8; i++) {
         assert.equal((await call("/cart/add", { product_id: id, quantity: 1 })).status, 200);
         assert.equal((await call("/orders/checkout")).status, 202);
       }
+      // The first two looks at a polled order fail as a restarting replica would answer: its
+      // following goes on.
+      await page.route(/\/orders\/[0-9a-f-]{36}$/, (route) => {
+        if (failed >= 2) return route.continue();
+        failed++;
+        return route.fulfill({ status: 503, contentType: "application/json", body: JSON.stringify({ error: { code: "unavailable", message: "restarting" } }) });
+      });
       await page.goto(API);
       await count(page, "order", 8);
       // The page's own requests still go through: a product into the cart.
@@ -675,6 +683,7 @@ test("eight PENDING orders leave the page working, and all are shown decided", a
     }
     await page.waitForFunction(() => [...document.querySelectorAll("[data-testid=order-status]")]
       .filter((e) => e.textContent === "CONFIRMED").length === 8, null, { timeout: SETTLE });
+    assert.equal(failed, 2, "polls failed on purpose");
   } finally {
     await browser.close();
   }

@@ -335,7 +335,7 @@ pub(crate) struct StockPending {
 /// goes below 0). A checkout queued before the count that had not taken its units yet takes them
 /// from the count: the lane cannot know whether the count held them, and never sells a unit twice.
 /// A count queued before another one that the lane applied first changes nothing: 200 with the
-/// stock the newer count left and `stock_update: SUPERSEDED`. No
+/// stock as the lane left it and `stock_update: SUPERSEDED`. No
 /// `expected_version` is needed for the stock: it guards nothing the lane does not. A repeated
 /// `Idempotency-Key` queues the same count once (adding units is `POST /products/{id}/restock`).
 #[utoipa::path(patch, path = "/products/{id}", tag = "catalog", security(("session" = [])),
@@ -346,7 +346,7 @@ pub(crate) struct StockPending {
                 `available_quantity` with the same key sets the stock once"),
     ),
     request_body = UpdateProduct, responses(
-    (status = 200, description = "The product after the change; with `available_quantity`, after the product's lane applied the new stock (among the checkouts, releases and restocks queued around it), or with `stock_update: SUPERSEDED` when the lane applied a newer count first and left this one unapplied (the stock shown is the newer count's)", body = Product),
+    (status = 200, description = "The product after the change; with `available_quantity`, after the product's lane applied the new stock (among the checkouts, releases and restocks queued around it), or with `stock_update: SUPERSEDED` when the lane applied a newer count first and left this one unapplied (the stock shown is as the lane left it)", body = Product),
     (status = 202, description = "The other changes are made and the new `available_quantity` is queued on the product's lane, which has not applied it within 3 s: the product as it is now (its stock the one before), with `stock_update: PENDING`", body = StockPending),
     (status = 400, description = "`invalid_idempotency_key`, `malformed_json`", body = ErrorBody),
     crate::error::responses::NoSession,
